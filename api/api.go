@@ -1,0 +1,327 @@
+// Package api holds the wire types of the Nexodus coordinator's HTTP API: the JSON request and
+// response bodies, event-stream records and error codes. Both the coordinator and the client
+// import it, so the two sides cannot drift apart.
+//
+// Every route lives under [Prefix]:
+//
+//	POST   /users                          admin: create a user (and its personal organization)
+//	GET    /users                          admin: list users
+//	GET    /users/me                       user: who am I
+//	POST   /users/{id}/tokens              admin: issue a user API token
+//	POST   /organizations                  user: create (caller becomes owner)
+//	GET    /organizations                  user: the caller's organizations
+//	GET    /organizations/{id}             member
+//	DELETE /organizations/{id}             owner (not a personal organization)
+//	GET    /organizations/{id}/members     member
+//	DELETE /organizations/{id}/members/{user_id}  owner, or the member themself
+//	GET    /organizations/{id}/devices     member, or a device of the organization: the peer list
+//	GET    /organizations/{id}/events      member: event stream (SSE)
+//	POST   /invitations                    owner of the organization
+//	GET    /invitations                    user: sent to the caller, or by organizations it owns
+//	GET    /invitations/{id}               invitee or owner
+//	POST   /invitations/{id}/accept        invitee
+//	POST   /invitations/{id}/decline       invitee
+//	DELETE /invitations/{id}               owner: revoke
+//	POST   /reg-keys                       owner of the organization
+//	GET    /reg-keys                       user: keys of organizations it owns
+//	GET    /reg-keys/{id}                  owner
+//	DELETE /reg-keys/{id}                  owner
+//	POST   /devices                        registration key, or user with organization_id
+//	GET    /devices                        user: devices of its organizations
+//	GET    /devices/{id}                   member, or the device itself
+//	PATCH  /devices/{id}                   the device's owner, or the device itself (no move)
+//	DELETE /devices/{id}                   the device's owner, the organization's owner, or the device itself
+//	GET    /devices/{id}/events            the device itself: its event stream (SSE)
+//	POST   /devices/{id}/signal            a device of the same organization
+//
+// Outside the prefix, GET /healthz and GET /readyz report liveness and readiness. Requests authenticate with an "Authorization: Bearer TOKEN"
+// header carrying one of: the admin token, a user API token ([UserTokenPrefix]), a registration
+// key ([RegKeyPrefix]) or a device token ([DeviceTokenPrefix]).
+package api
+
+import (
+	"time"
+)
+
+// Prefix is the path prefix of every API route.
+const Prefix = "/api/v1"
+
+// Token prefixes tell the coordinator which kind of credential a bearer token is, so that it can
+// look it up by ID and compare the secret part in constant time.
+const (
+	UserTokenPrefix   = "nxu_"
+	RegKeyPrefix      = "nxk_"
+	DeviceTokenPrefix = "nxd_"
+)
+
+// Size limits the coordinator enforces. Clients may check them early for a clearer error.
+const (
+	MaxRequestBody    = 64 << 10 // bytes in any JSON request body
+	MaxSignalPayload  = 16 << 10 // bytes in one signaling payload
+	MaxHostnameLength = 63
+	MaxNameLength     = 64
+	MaxEndpoints      = 16
+	MaxChildPrefixes  = 32
+)
+
+// Roles of an organization member.
+const (
+	RoleOwner  = "owner"
+	RoleMember = "member"
+)
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error codes carried in [Error.Code].
+const (
+	CodeBadRequest    = "bad_request"    // 400: malformed or invalid input
+	CodeUnauthorized  = "unauthorized"   // 401: missing or unknown credential
+	CodeForbidden     = "forbidden"      // 403: credential known, action not allowed
+	CodeNotFound      = "not_found"      // 404: no such resource visible to the caller
+	CodeConflict      = "conflict"       // 409: duplicate name, second live invitation, ...
+	CodeGone          = "gone"           // 410: expired, revoked, used or declined
+	CodeTooLarge      = "too_large"      // 413: request body over the limit
+	CodePoolExhausted = "pool_exhausted" // 409: no free address or prefix left
+	CodeInternal      = "internal"       // 500
+	CodeUnavailable   = "unavailable"    // 503: not ready
+)
+
+// User is an account. Every user owns a personal organization with the same name.
+type User struct {
+	ID        string    `json:"id"`
+	Username  string    `json:"username"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// CreateUserRequest is the body of POST /users (admin only).
+type CreateUserRequest struct {
+	Username string `json:"username"`
+}
+
+// CreateUserResponse answers POST /users: the user and the ID of its personal organization.
+type CreateUserResponse struct {
+	User                   User   `json:"user"`
+	PersonalOrganizationID string `json:"personal_organization_id"`
+}
+
+// CreateTokenRequest is the body of POST /users/{id}/tokens (admin only).
+type CreateTokenRequest struct {
+	Description string `json:"description,omitempty"`
+	// ExpiresInSeconds, when positive, limits the token's life.
+	ExpiresInSeconds int64 `json:"expires_in_seconds,omitempty"`
+}
+
+// Token describes a user API token. Secret is set only in the response that created it.
+type Token struct {
+	ID          string     `json:"id"`
+	UserID      string     `json:"user_id"`
+	Description string     `json:"description,omitempty"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	Secret      string     `json:"secret,omitempty"`
+}
+
+// Organization is a group of users and their devices sharing one address space.
+type Organization struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description,omitempty"`
+	OwnerID     string    `json:"owner_id"`
+	IPv4CIDR    string    `json:"ipv4_cidr"`
+	IPv6CIDR    string    `json:"ipv6_cidr"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// CreateOrganizationRequest is the body of POST /organizations. An empty IPv4CIDR takes the next
+// free /16 of the coordinator's pool (100.64.0.0/10 by default).
+type CreateOrganizationRequest struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	IPv4CIDR    string `json:"ipv4_cidr,omitempty"`
+}
+
+// Member is a user's membership of an organization.
+type Member struct {
+	UserID   string    `json:"user_id"`
+	Username string    `json:"username"`
+	Role     string    `json:"role"`
+	JoinedAt time.Time `json:"joined_at"`
+}
+
+// Invitation statuses. An invitation past its ExpiresAt while pending reads as expired.
+const (
+	InvitationPending  = "pending"
+	InvitationAccepted = "accepted"
+	InvitationDeclined = "declined"
+	InvitationRevoked  = "revoked"
+	InvitationExpired  = "expired"
+)
+
+// Invitation asks a user to join an organization with a role until ExpiresAt.
+type Invitation struct {
+	ID               string    `json:"id"`
+	OrganizationID   string    `json:"organization_id"`
+	OrganizationName string    `json:"organization_name"`
+	UserID           string    `json:"user_id"`
+	Username         string    `json:"username"`
+	Role             string    `json:"role"`
+	InviterID        string    `json:"inviter_id"`
+	Status           string    `json:"status"`
+	ExpiresAt        time.Time `json:"expires_at"`
+	CreatedAt        time.Time `json:"created_at"`
+}
+
+// CreateInvitationRequest is the body of POST /invitations. Role defaults to member and
+// ExpiresInSeconds to 7 days.
+type CreateInvitationRequest struct {
+	OrganizationID   string `json:"organization_id"`
+	Username         string `json:"username"`
+	Role             string `json:"role,omitempty"`
+	ExpiresInSeconds int64  `json:"expires_in_seconds,omitempty"`
+}
+
+// RegKey is a registration key: it lets a device join one organization. Secret is set only in
+// the response that created it; the coordinator keeps only its hash.
+type RegKey struct {
+	ID             string     `json:"id"`
+	OrganizationID string     `json:"organization_id"`
+	OwnerID        string     `json:"owner_id"`
+	Description    string     `json:"description,omitempty"`
+	SingleUse      bool       `json:"single_use"`
+	Ephemeral      bool       `json:"ephemeral"`
+	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
+	Used           bool       `json:"used"`
+	CreatedAt      time.Time  `json:"created_at"`
+	Secret         string     `json:"secret,omitempty"`
+}
+
+// CreateRegKeyRequest is the body of POST /reg-keys.
+type CreateRegKeyRequest struct {
+	OrganizationID   string `json:"organization_id"`
+	Description      string `json:"description,omitempty"`
+	SingleUse        bool   `json:"single_use,omitempty"`
+	Ephemeral        bool   `json:"ephemeral,omitempty"`
+	ExpiresInSeconds int64  `json:"expires_in_seconds,omitempty"`
+}
+
+// Endpoint sources.
+const (
+	EndpointLocal     = "local"     // an address of the device's own interfaces
+	EndpointReflexive = "reflexive" // the device's address as a STUN server saw it
+)
+
+// Endpoint is a UDP address at which a device may be reachable.
+type Endpoint struct {
+	Source  string `json:"source"`
+	Address string `json:"address"` // "ip:port" or "[ipv6]:port"
+}
+
+// Device is a node of an organization's mesh.
+type Device struct {
+	ID             string     `json:"id"`
+	OrganizationID string     `json:"organization_id"`
+	OwnerID        string     `json:"owner_id"`
+	PublicKey      string     `json:"public_key"` // WireGuard key, standard base64
+	Hostname       string     `json:"hostname"`
+	TunnelIPv4     string     `json:"tunnel_ipv4"`
+	TunnelIPv6     string     `json:"tunnel_ipv6"`
+	Endpoints      []Endpoint `json:"endpoints"`
+	SymmetricNAT   bool       `json:"symmetric_nat"`
+	ChildPrefixes  []string   `json:"child_prefixes"`
+	Ephemeral      bool       `json:"ephemeral"`
+	Online         bool       `json:"online"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+}
+
+// RegisterDeviceRequest is the body of POST /devices. With a registration key the organization
+// is the key's (OrganizationID may be empty or must match); with a user token OrganizationID
+// names an organization the user belongs to.
+type RegisterDeviceRequest struct {
+	OrganizationID string     `json:"organization_id,omitempty"`
+	PublicKey      string     `json:"public_key"`
+	Hostname       string     `json:"hostname"`
+	Endpoints      []Endpoint `json:"endpoints,omitempty"`
+	SymmetricNAT   bool       `json:"symmetric_nat,omitempty"`
+	ChildPrefixes  []string   `json:"child_prefixes,omitempty"`
+}
+
+// RegisterDeviceResponse answers POST /devices. SealedToken is the device token sealed to the
+// device's WireGuard public key (see package sealbox): only the private-key holder can open it.
+// Registering a public key again returns the same device, addresses and a fresh token.
+type RegisterDeviceResponse struct {
+	Device      Device `json:"device"`
+	SealedToken []byte `json:"sealed_token"`
+}
+
+// UpdateDeviceRequest is the body of PATCH /devices/{id}; nil fields are left unchanged.
+// OrganizationID moves the device (user tokens only: the device's owner must be a member of the
+// target organization); the device gets new addresses there.
+type UpdateDeviceRequest struct {
+	Hostname       *string     `json:"hostname,omitempty"`
+	Endpoints      *[]Endpoint `json:"endpoints,omitempty"`
+	SymmetricNAT   *bool       `json:"symmetric_nat,omitempty"`
+	ChildPrefixes  *[]string   `json:"child_prefixes,omitempty"`
+	OrganizationID *string     `json:"organization_id,omitempty"`
+}
+
+// SignalRequest is the body of POST /devices/{id}/signal: an opaque payload from the caller's
+// device to device {id} in the same organization, delivered on that device's event stream.
+type SignalRequest struct {
+	Payload []byte `json:"payload"`
+}
+
+// Signal is a delivered signaling message.
+type Signal struct {
+	From    string `json:"from"` // sending device ID
+	To      string `json:"to"`   // receiving device ID
+	Payload []byte `json:"payload"`
+}
+
+// Event types on an event stream.
+const (
+	// EventSync carries the full current peer list; it starts every stream that is not resumed
+	// and replaces a resume that reaches back further than the coordinator's event log.
+	EventSync          = "sync"
+	EventDeviceAdded   = "device.added"
+	EventDeviceUpdated = "device.updated"
+	// EventDeviceRemoved is sent when a device is deleted or moved out of the organization.
+	EventDeviceRemoved = "device.removed"
+	EventSignal        = "signal"
+	// EventRelay carries fresh relay credentials for the stream's device.
+	EventRelay = "relay"
+)
+
+// Event is one record of an event stream. Streams are Server-Sent Events: the SSE "id" field is
+// Revision, the "event" field is Type and "data" is this struct as JSON. A client resumes by
+// sending the last revision it saw in the Last-Event-ID header. Revisions increase strictly
+// within one stream. Signal and relay events are addressed to one device and appear only on
+// that device's stream; like the others they are replayed on resume while the log keeps them.
+type Event struct {
+	Revision       int64        `json:"revision"`
+	Type           string       `json:"type"`
+	OrganizationID string       `json:"organization_id"`
+	Device         *Device      `json:"device,omitempty"`  // added, updated, removed
+	Devices        []Device     `json:"devices,omitempty"` // sync
+	Signal         *Signal      `json:"signal,omitempty"`
+	Relay          *RelayConfig `json:"relay,omitempty"`
+	Time           time.Time    `json:"time"`
+}
+
+// RelayConfig tells a device which STUN and TURN servers to use and with which credentials.
+type RelayConfig struct {
+	STUN      []string  `json:"stun,omitempty"` // "host:port"
+	TURN      []string  `json:"turn,omitempty"` // "turn:host:port?transport=udp"
+	Username  string    `json:"username,omitempty"`
+	Password  string    `json:"password,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitempty"`
+}
+
+// Health is the body of /healthz and /readyz.
+type Health struct {
+	Status string `json:"status"`
+}

@@ -1,0 +1,209 @@
+// Package store defines the coordinator's persistence interface and its records. The coordinator's
+// domain layer works only through [Store] and [Tx]; the SQLite engine (package store/sqlite) is
+// the embedded default and a PostgreSQL engine can take its place for several replicas. Every
+// engine must pass the conformance suite in package store/storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors every engine returns (wrapped) so the domain layer can branch with errors.Is.
+var (
+	// ErrNotFound: no row matches.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a uniqueness rule was violated (username, organization name, public key,
+	// tunnel address within an organization, membership, ...).
+	ErrConflict = errors.New("store: conflict")
+)
+
+// User is an account.
+type User struct {
+	ID        string
+	Username  string
+	CreatedAt time.Time
+}
+
+// Token is a user API token; only the hash of its secret is stored.
+type Token struct {
+	ID          string
+	UserID      string
+	Description string
+	SecretHash  []byte
+	ExpiresAt   *time.Time
+	CreatedAt   time.Time
+}
+
+// Organization is a group of users and devices with its own address space.
+// Names are unique across the coordinator.
+type Organization struct {
+	ID          string
+	Name        string
+	Description string
+	OwnerID     string
+	Personal    bool // the organization made with a user; cannot be deleted on its own
+	IPv4CIDR    string
+	IPv6CIDR    string
+	CreatedAt   time.Time
+}
+
+// Membership is a user's role in an organization. Username is filled in by reads.
+type Membership struct {
+	OrganizationID string
+	UserID         string
+	Username       string
+	Role           string
+	JoinedAt       time.Time
+}
+
+// Invitation asks a user to join an organization. Status is one of the api.Invitation*
+// constants except expired, which is derived from ExpiresAt by the domain layer.
+type Invitation struct {
+	ID             string
+	OrganizationID string
+	UserID         string
+	Role           string
+	InviterID      string
+	Status         string
+	ExpiresAt      time.Time
+	CreatedAt      time.Time
+}
+
+// RegKey is a registration key; only the hash of its secret is stored.
+type RegKey struct {
+	ID             string
+	OrganizationID string
+	OwnerID        string
+	Description    string
+	SecretHash     []byte
+	SingleUse      bool
+	Ephemeral      bool
+	ExpiresAt      *time.Time
+	Used           bool
+	CreatedAt      time.Time
+}
+
+// Endpoint is a UDP address at which a device may be reachable (see api.Endpoint).
+type Endpoint struct {
+	Source  string
+	Address string
+}
+
+// Device is a registered node. PublicKey is unique across the coordinator; TunnelIPv4 and
+// TunnelIPv6 are unique within an organization. TokenHash is the hash of the device token's
+// secret; TokenID identifies the token in its bearer form.
+type Device struct {
+	ID             string
+	OrganizationID string
+	OwnerID        string
+	RegKeyID       string // empty when registered with a user token
+	PublicKey      string
+	Hostname       string
+	TunnelIPv4     string
+	TunnelIPv6     string
+	Endpoints      []Endpoint
+	SymmetricNAT   bool
+	ChildPrefixes  []string
+	Ephemeral      bool
+	TokenID        string
+	TokenHash      []byte
+	LastSeenAt     time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Event is one record of an organization's event log. Revision is assigned by AppendEvent and
+// increases strictly across the whole store, so one number orders every organization's log.
+// TargetDeviceID, when set, limits the event to that device's stream (signals, relay credentials).
+// Data is the event's JSON payload as the domain layer encoded it; the store does not read it.
+type Event struct {
+	Revision       int64
+	OrganizationID string
+	TargetDeviceID string
+	Type           string
+	Data           []byte
+	CreatedAt      time.Time
+}
+
+// Store is a coordinator database.
+type Store interface {
+	// Tx runs fn in one transaction that sees a consistent snapshot and commits atomically when
+	// fn returns nil; any error rolls it back and is returned. Concurrent transactions that
+	// conflict are serialized or retried by the engine, never both committed.
+	Tx(ctx context.Context, fn func(Tx) error) error
+	// Subscribe returns a channel that receives a value (coalesced: at most one pending) after
+	// any transaction that appended events commits — in this process or, for shared engines,
+	// in another replica. cancel releases the subscription and closes nothing the caller reads
+	// after it returns.
+	Subscribe() (ch <-chan struct{}, cancel func())
+	// Close releases the database. Calls after Close fail.
+	Close() error
+}
+
+// Tx is the set of operations available inside a transaction. Get* return ErrNotFound when no
+// row matches; Create* return ErrConflict on a uniqueness violation; Update*/Delete* return
+// ErrNotFound when the row does not exist. Lists return an empty (non-nil is not required)
+// slice when nothing matches, ordered by creation time then ID unless stated.
+type Tx interface {
+	CreateUser(ctx context.Context, u User) error
+	GetUser(ctx context.Context, id string) (User, error)
+	GetUserByUsername(ctx context.Context, username string) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+
+	CreateToken(ctx context.Context, t Token) error
+	GetToken(ctx context.Context, id string) (Token, error)
+
+	CreateOrganization(ctx context.Context, o Organization) error
+	GetOrganization(ctx context.Context, id string) (Organization, error)
+	// ListOrganizations lists every organization (for IPAM: which CIDRs are taken).
+	ListOrganizations(ctx context.Context) ([]Organization, error)
+	// ListOrganizationsForUser lists the organizations the user is a member of.
+	ListOrganizationsForUser(ctx context.Context, userID string) ([]Organization, error)
+	// DeleteOrganization removes the organization with its memberships, invitations,
+	// registration keys, devices and events.
+	DeleteOrganization(ctx context.Context, id string) error
+
+	AddMember(ctx context.Context, m Membership) error
+	GetMember(ctx context.Context, orgID, userID string) (Membership, error)
+	ListMembers(ctx context.Context, orgID string) ([]Membership, error)
+	RemoveMember(ctx context.Context, orgID, userID string) error
+
+	CreateInvitation(ctx context.Context, inv Invitation) error
+	GetInvitation(ctx context.Context, id string) (Invitation, error)
+	SetInvitationStatus(ctx context.Context, id, status string) error
+	ListInvitationsForUser(ctx context.Context, userID string) ([]Invitation, error)
+	ListInvitationsForOrganization(ctx context.Context, orgID string) ([]Invitation, error)
+
+	CreateRegKey(ctx context.Context, k RegKey) error
+	GetRegKey(ctx context.Context, id string) (RegKey, error)
+	ListRegKeys(ctx context.Context, orgID string) ([]RegKey, error)
+	MarkRegKeyUsed(ctx context.Context, id string) error
+	DeleteRegKey(ctx context.Context, id string) error
+
+	CreateDevice(ctx context.Context, d Device) error
+	GetDevice(ctx context.Context, id string) (Device, error)
+	GetDeviceByPublicKey(ctx context.Context, publicKey string) (Device, error)
+	ListDevices(ctx context.Context, orgID string) ([]Device, error)
+	// ListDevicesForOwner lists the devices a user registered, across organizations.
+	ListDevicesForOwner(ctx context.Context, ownerID string) ([]Device, error)
+	// UpdateDevice replaces every field of the device with the given ID.
+	UpdateDevice(ctx context.Context, d Device) error
+	DeleteDevice(ctx context.Context, id string) error
+
+	// AppendEvent stores e, assigning and returning its Revision.
+	AppendEvent(ctx context.Context, e Event) (int64, error)
+	// ListEvents returns, in revision order, at most limit events of the organization with a
+	// revision above after. With targetDeviceID empty only untargeted events are returned;
+	// otherwise untargeted events and those targeted at that device.
+	ListEvents(ctx context.Context, orgID, targetDeviceID string, after int64, limit int) ([]Event, error)
+	// LatestRevision is the highest revision ever assigned (0 when none).
+	LatestRevision(ctx context.Context) (int64, error)
+	// PrunedRevision is the highest revision PruneEvents has ever deleted (0 when none): a
+	// stream resuming from below it may have lost events and must start from a full sync.
+	PrunedRevision(ctx context.Context) (int64, error)
+	// PruneEvents deletes events created before the given time, records the highest revision
+	// it deleted for PrunedRevision, and returns how many it deleted.
+	PruneEvents(ctx context.Context, before time.Time) (int64, error)
+}
