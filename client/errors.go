@@ -1,0 +1,81 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/nexodus-sdk/nexodus/api"
+)
+
+// Sentinel errors matched by [APIError] through errors.Is.
+var (
+	ErrBadRequest    = errors.New("bad request")            // 400, api.CodeBadRequest
+	ErrUnauthorized  = errors.New("unauthorized")           // 401, api.CodeUnauthorized
+	ErrForbidden     = errors.New("forbidden")              // 403, api.CodeForbidden
+	ErrNotFound      = errors.New("not found")              // 404, api.CodeNotFound
+	ErrConflict      = errors.New("conflict")               // 409, api.CodeConflict
+	ErrGone          = errors.New("gone")                   // 410, api.CodeGone
+	ErrTooLarge      = errors.New("too large")              // 413, api.CodeTooLarge
+	ErrPoolExhausted = errors.New("address pool exhausted") // 409, api.CodePoolExhausted
+	ErrInternal      = errors.New("internal server error")  // 500, api.CodeInternal
+	ErrUnavailable   = errors.New("unavailable")            // 503, api.CodeUnavailable
+)
+
+var codeSentinels = map[string]error{
+	api.CodeBadRequest:    ErrBadRequest,
+	api.CodeUnauthorized:  ErrUnauthorized,
+	api.CodeForbidden:     ErrForbidden,
+	api.CodeNotFound:      ErrNotFound,
+	api.CodeConflict:      ErrConflict,
+	api.CodeGone:          ErrGone,
+	api.CodeTooLarge:      ErrTooLarge,
+	api.CodePoolExhausted: ErrPoolExhausted,
+	api.CodeInternal:      ErrInternal,
+	api.CodeUnavailable:   ErrUnavailable,
+}
+
+var statusSentinels = map[int]error{
+	http.StatusBadRequest:            ErrBadRequest,
+	http.StatusUnauthorized:          ErrUnauthorized,
+	http.StatusForbidden:             ErrForbidden,
+	http.StatusNotFound:              ErrNotFound,
+	http.StatusConflict:              ErrConflict,
+	http.StatusGone:                  ErrGone,
+	http.StatusRequestEntityTooLarge: ErrTooLarge,
+	http.StatusInternalServerError:   ErrInternal,
+	http.StatusServiceUnavailable:    ErrUnavailable,
+}
+
+// APIError is a non-2xx answer of the coordinator. Code and Message come from the
+// {"code","message"} error body; when the body is not one (a proxy's error page), Code is empty
+// and Message describes the status.
+//
+// errors.Is(err, ErrX) reports whether the error's code is X's code or, when the code is empty
+// or unknown, whether its status is X's status. A pool-exhausted error (code pool_exhausted,
+// status 409) matches both ErrPoolExhausted and ErrConflict.
+type APIError struct {
+	StatusCode int
+	Code       string
+	Message    string
+}
+
+func (e *APIError) Error() string {
+	if e.Code != "" {
+		return fmt.Sprintf("%s (%s, HTTP %d)", e.Message, e.Code, e.StatusCode)
+	}
+	return fmt.Sprintf("%s (HTTP %d)", e.Message, e.StatusCode)
+}
+
+// Is matches the sentinel errors of this package; see [APIError].
+func (e *APIError) Is(target error) bool {
+	if s, ok := codeSentinels[e.Code]; ok {
+		if s == target {
+			return true
+		}
+		// A more specific code still is a case of its status: pool_exhausted is a conflict.
+		return e.Code == api.CodePoolExhausted && target == ErrConflict
+	}
+	s, ok := statusSentinels[e.StatusCode]
+	return ok && s == target
+}

@@ -1,0 +1,267 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/nexodus-sdk/nexodus/api"
+)
+
+// ---- users (admin, except Me) ----
+
+// CreateUser creates a user and its personal organization (admin token).
+func (c *Client) CreateUser(ctx context.Context, req api.CreateUserRequest) (*api.CreateUserResponse, error) {
+	var out api.CreateUserResponse
+	if err := c.do(ctx, "create user", http.MethodPost, c.url("users"), req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListUsers lists every user (admin token).
+func (c *Client) ListUsers(ctx context.Context) ([]api.User, error) {
+	var out []api.User
+	if err := c.do(ctx, "list users", http.MethodGet, c.url("users"), nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Me returns the user the token belongs to.
+func (c *Client) Me(ctx context.Context) (*api.User, error) {
+	var out api.User
+	if err := c.do(ctx, "get current user", http.MethodGet, c.url("users", "me"), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// CreateToken issues an API token for a user (admin token). The returned Token.Secret is the
+// bearer token; it is shown only here.
+func (c *Client) CreateToken(ctx context.Context, userID string, req api.CreateTokenRequest) (*api.Token, error) {
+	var out api.Token
+	if err := c.do(ctx, "create token", http.MethodPost, c.url("users", userID, "tokens"), req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ---- organizations ----
+
+// CreateOrganization creates an organization owned by the caller.
+func (c *Client) CreateOrganization(ctx context.Context, req api.CreateOrganizationRequest) (*api.Organization, error) {
+	var out api.Organization
+	if err := c.do(ctx, "create organization", http.MethodPost, c.url("organizations"), req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListOrganizations lists the organizations the caller belongs to.
+func (c *Client) ListOrganizations(ctx context.Context) ([]api.Organization, error) {
+	var out []api.Organization
+	if err := c.do(ctx, "list organizations", http.MethodGet, c.url("organizations"), nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// GetOrganization returns one organization the caller belongs to.
+func (c *Client) GetOrganization(ctx context.Context, id string) (*api.Organization, error) {
+	var out api.Organization
+	if err := c.do(ctx, "get organization", http.MethodGet, c.url("organizations", id), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteOrganization deletes an organization (owner; not a personal organization).
+func (c *Client) DeleteOrganization(ctx context.Context, id string) error {
+	return c.do(ctx, "delete organization", http.MethodDelete, c.url("organizations", id), nil, nil)
+}
+
+// ListMembers lists the members of an organization.
+func (c *Client) ListMembers(ctx context.Context, orgID string) ([]api.Member, error) {
+	var out []api.Member
+	if err := c.do(ctx, "list members", http.MethodGet, c.url("organizations", orgID, "members"), nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RemoveMember removes a user from an organization (the owner, or the member leaving).
+func (c *Client) RemoveMember(ctx context.Context, orgID, userID string) error {
+	return c.do(ctx, "remove member", http.MethodDelete, c.url("organizations", orgID, "members", userID), nil, nil)
+}
+
+// ListDevicesInOrganization returns an organization's devices: the peer list. Members and the
+// organization's devices may read it.
+func (c *Client) ListDevicesInOrganization(ctx context.Context, orgID string) ([]api.Device, error) {
+	var out []api.Device
+	if err := c.do(ctx, "list organization devices", http.MethodGet, c.url("organizations", orgID, "devices"), nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ---- invitations ----
+
+// CreateInvitation invites a user to an organization (owner).
+func (c *Client) CreateInvitation(ctx context.Context, req api.CreateInvitationRequest) (*api.Invitation, error) {
+	var out api.Invitation
+	if err := c.do(ctx, "create invitation", http.MethodPost, c.url("invitations"), req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListInvitations lists the invitations sent to the caller and those of organizations it owns.
+func (c *Client) ListInvitations(ctx context.Context) ([]api.Invitation, error) {
+	var out []api.Invitation
+	if err := c.do(ctx, "list invitations", http.MethodGet, c.url("invitations"), nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// GetInvitation returns one invitation (invitee or owner).
+func (c *Client) GetInvitation(ctx context.Context, id string) (*api.Invitation, error) {
+	var out api.Invitation
+	if err := c.do(ctx, "get invitation", http.MethodGet, c.url("invitations", id), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// AcceptInvitation accepts an invitation sent to the caller, joining its organization, and
+// returns the invitation in its new state.
+// Accepting an expired, revoked, declined or used invitation fails with [ErrGone].
+func (c *Client) AcceptInvitation(ctx context.Context, id string) (*api.Invitation, error) {
+	var out api.Invitation
+	if err := c.do(ctx, "accept invitation", http.MethodPost, c.url("invitations", id, "accept"), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeclineInvitation declines an invitation sent to the caller and returns it in its new state.
+func (c *Client) DeclineInvitation(ctx context.Context, id string) (*api.Invitation, error) {
+	var out api.Invitation
+	if err := c.do(ctx, "decline invitation", http.MethodPost, c.url("invitations", id, "decline"), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RevokeInvitation revokes an invitation of an organization the caller owns.
+func (c *Client) RevokeInvitation(ctx context.Context, id string) error {
+	return c.do(ctx, "revoke invitation", http.MethodDelete, c.url("invitations", id), nil, nil)
+}
+
+// ---- registration keys ----
+
+// CreateRegKey creates a registration key for an organization (owner). The returned
+// RegKey.Secret is the bearer token a device registers with; it is shown only here.
+func (c *Client) CreateRegKey(ctx context.Context, req api.CreateRegKeyRequest) (*api.RegKey, error) {
+	var out api.RegKey
+	if err := c.do(ctx, "create registration key", http.MethodPost, c.url("reg-keys"), req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListRegKeys lists the registration keys of the organizations the caller owns.
+func (c *Client) ListRegKeys(ctx context.Context) ([]api.RegKey, error) {
+	var out []api.RegKey
+	if err := c.do(ctx, "list registration keys", http.MethodGet, c.url("reg-keys"), nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// GetRegKey returns one registration key (without its secret).
+func (c *Client) GetRegKey(ctx context.Context, id string) (*api.RegKey, error) {
+	var out api.RegKey
+	if err := c.do(ctx, "get registration key", http.MethodGet, c.url("reg-keys", id), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteRegKey deletes a registration key; devices registered with it stay.
+func (c *Client) DeleteRegKey(ctx context.Context, id string) error {
+	return c.do(ctx, "delete registration key", http.MethodDelete, c.url("reg-keys", id), nil, nil)
+}
+
+// ---- devices ----
+
+// RegisterDevice registers a device, authenticated by a registration key (or by a user token
+// with req.OrganizationID set). Open the returned SealedToken with [OpenDeviceToken].
+// Registering the same public key again returns the same device with a fresh token.
+func (c *Client) RegisterDevice(ctx context.Context, req api.RegisterDeviceRequest) (*api.RegisterDeviceResponse, error) {
+	var out api.RegisterDeviceResponse
+	if err := c.do(ctx, "register device", http.MethodPost, c.url("devices"), req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListDevices lists the devices of every organization the caller belongs to.
+func (c *Client) ListDevices(ctx context.Context) ([]api.Device, error) {
+	var out []api.Device
+	if err := c.do(ctx, "list devices", http.MethodGet, c.url("devices"), nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// GetDevice returns one device.
+func (c *Client) GetDevice(ctx context.Context, id string) (*api.Device, error) {
+	var out api.Device
+	if err := c.do(ctx, "get device", http.MethodGet, c.url("devices", id), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateDevice changes a device's hostname, endpoints, NAT flag or child prefixes, or (with a
+// user token) moves it to another organization. Nil fields of req are left unchanged.
+func (c *Client) UpdateDevice(ctx context.Context, id string, req api.UpdateDeviceRequest) (*api.Device, error) {
+	var out api.Device
+	if err := c.do(ctx, "update device", http.MethodPatch, c.url("devices", id), req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteDevice deletes a device and releases its addresses.
+func (c *Client) DeleteDevice(ctx context.Context, id string) error {
+	return c.do(ctx, "delete device", http.MethodDelete, c.url("devices", id), nil, nil)
+}
+
+// Signal sends an opaque payload from the caller's device (device token) to device toID of
+// the same organization; it arrives on that device's event stream as an [api.EventSignal]
+// event. Payloads over [api.MaxSignalPayload] are refused without a request.
+func (c *Client) Signal(ctx context.Context, toID string, payload []byte) error {
+	if len(payload) > api.MaxSignalPayload {
+		return fmt.Errorf("signal: %w", &APIError{StatusCode: http.StatusRequestEntityTooLarge, Code: api.CodeTooLarge,
+			Message: fmt.Sprintf("signal payload is %d bytes, over the limit of %d", len(payload), api.MaxSignalPayload)})
+	}
+	return c.do(ctx, "signal", http.MethodPost, c.url("devices", toID, "signal"), api.SignalRequest{Payload: payload}, nil)
+}
+
+// ---- health ----
+
+// Health reports whether the coordinator process is alive (GET /healthz).
+func (c *Client) Health(ctx context.Context) error {
+	var out api.Health
+	return c.do(ctx, "health", http.MethodGet, c.rawURL("/healthz"), nil, &out)
+}
+
+// Ready reports whether the coordinator is ready to serve (GET /readyz); a coordinator that is
+// not yields an error matching [ErrUnavailable].
+func (c *Client) Ready(ctx context.Context) error {
+	var out api.Health
+	return c.do(ctx, "ready", http.MethodGet, c.rawURL("/readyz"), nil, &out)
+}
