@@ -248,6 +248,10 @@ type RegisterDeviceRequest struct {
 	Endpoints      []Endpoint `json:"endpoints,omitempty"`
 	SymmetricNAT   bool       `json:"symmetric_nat,omitempty"`
 	ChildPrefixes  []string   `json:"child_prefixes,omitempty"`
+	// Ephemeral asks the coordinator to remove the device once its event stream has been gone
+	// for the grace period (a node without saved state will never come back as the same
+	// device). A key created with ephemeral set makes every device it registers ephemeral.
+	Ephemeral bool `json:"ephemeral,omitempty"`
 }
 
 // RegisterDeviceResponse answers POST /devices. SealedToken is the device token sealed to the

@@ -1,0 +1,269 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/nexodus-sdk/nexodus/api"
+	"github.com/nexodus-sdk/nexodus/coordinator/store"
+)
+
+// PrincipalKind says what kind of credential authenticated a request.
+type PrincipalKind string
+
+// Principal kinds.
+const (
+	KindAdmin  PrincipalKind = "admin"  // the bootstrap admin token
+	KindUser   PrincipalKind = "user"   // a user API token (or an external identity, e.g. OIDC)
+	KindRegKey PrincipalKind = "regkey" // a registration key
+	KindDevice PrincipalKind = "device" // a device token
+)
+
+// Principal is the authenticated caller of a request.
+type Principal struct {
+	Kind PrincipalKind
+	// UserID is the user (KindUser), the key's owner (KindRegKey) or the device's owner
+	// (KindDevice).
+	UserID string
+	// OrganizationID is the key's organization (KindRegKey) or the device's (KindDevice).
+	OrganizationID string
+	// RegKeyID is set for KindRegKey.
+	RegKeyID string
+	// DeviceID is set for KindDevice.
+	DeviceID string
+}
+
+// Authenticator turns a request's credentials into a Principal. It returns an error wrapping
+// [ErrUnauthorized] when the credential is missing or invalid. [Config.Authenticator] plugs an
+// external scheme (such as OIDC bearer tokens) in beside the built-in tokens: it is consulted
+// for bearer tokens that are neither the admin token nor carry one of the coordinator's token
+// prefixes, and it must return a KindUser principal naming an existing user.
+type Authenticator interface {
+	Authenticate(r *http.Request) (Principal, error)
+}
+
+// AuthenticatorFunc adapts a function to [Authenticator].
+type AuthenticatorFunc func(r *http.Request) (Principal, error)
+
+// Authenticate calls f(r).
+func (f AuthenticatorFunc) Authenticate(r *http.Request) (Principal, error) { return f(r) }
+
+var errBadCredential = errorf(ErrUnauthorized, "invalid or expired credential")
+
+// bearerToken extracts the token of an "Authorization: Bearer" header.
+func bearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// splitToken splits "<prefix><id>.<secret>" into id and secret, validating their shape.
+func splitToken(tok, prefix string) (id, secret string, ok bool) {
+	rest, ok := strings.CutPrefix(tok, prefix)
+	if !ok {
+		return "", "", false
+	}
+	id, secret, ok = strings.Cut(rest, ".")
+	if !ok || !validID(id) || secret == "" || len(secret) > 128 {
+		return "", "", false
+	}
+	return id, secret, true
+}
+
+// formatToken builds the bearer form of a credential.
+func formatToken(prefix, id, secret string) string { return prefix + id + "." + secret }
+
+func secretMatches(secret string, hash []byte) bool {
+	return subtle.ConstantTimeCompare(hashSecret(secret), hash) == 1
+}
+
+// tokenAuthenticator is the built-in scheme: admin token, user tokens, registration keys and
+// device tokens.
+type tokenAuthenticator struct{ s *Server }
+
+func (a tokenAuthenticator) Authenticate(r *http.Request) (Principal, error) {
+	s := a.s
+	tok, ok := bearerToken(r)
+	if !ok {
+		return Principal{}, errorf(ErrUnauthorized, "missing bearer token")
+	}
+	switch {
+	case strings.HasPrefix(tok, api.UserTokenPrefix):
+		return s.authUserToken(r.Context(), tok)
+	case strings.HasPrefix(tok, api.RegKeyPrefix):
+		return s.authRegKey(r.Context(), tok)
+	case strings.HasPrefix(tok, api.DeviceTokenPrefix):
+		return s.authDeviceToken(r.Context(), tok)
+	}
+	if s.adminHash != nil {
+		h := sha256.Sum256([]byte(tok))
+		if subtle.ConstantTimeCompare(h[:], s.adminHash) == 1 {
+			return Principal{Kind: KindAdmin}, nil
+		}
+	}
+	if s.cfg.Authenticator != nil {
+		p, err := s.cfg.Authenticator.Authenticate(r)
+		if err != nil {
+			return Principal{}, err
+		}
+		if p.Kind != KindUser || !validID(p.UserID) {
+			return Principal{}, errBadCredential
+		}
+		err = s.store.Tx(r.Context(), func(tx store.Tx) error {
+			_, err := tx.GetUser(r.Context(), p.UserID)
+			return err
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			return Principal{}, errBadCredential
+		}
+		return Principal{Kind: KindUser, UserID: p.UserID}, err
+	}
+	return Principal{}, errBadCredential
+}
+
+func (s *Server) authUserToken(ctx context.Context, tok string) (Principal, error) {
+	id, secret, ok := splitToken(tok, api.UserTokenPrefix)
+	if !ok {
+		return Principal{}, errBadCredential
+	}
+	var p Principal
+	err := s.store.Tx(ctx, func(tx store.Tx) error {
+		t, err := tx.GetToken(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !secretMatches(secret, t.SecretHash) {
+			return errBadCredential
+		}
+		if t.ExpiresAt != nil && !s.now().Before(*t.ExpiresAt) {
+			return errBadCredential
+		}
+		if _, err := tx.GetUser(ctx, t.UserID); err != nil {
+			return err
+		}
+		p = Principal{Kind: KindUser, UserID: t.UserID}
+		return nil
+	})
+	return p, authErr(err)
+}
+
+func (s *Server) authRegKey(ctx context.Context, tok string) (Principal, error) {
+	id, secret, ok := splitToken(tok, api.RegKeyPrefix)
+	if !ok {
+		return Principal{}, errBadCredential
+	}
+	var p Principal
+	err := s.store.Tx(ctx, func(tx store.Tx) error {
+		k, err := tx.GetRegKey(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !secretMatches(secret, k.SecretHash) {
+			return errBadCredential
+		}
+		if err := s.regKeyUsable(k); err != nil {
+			return err
+		}
+		p = Principal{Kind: KindRegKey, UserID: k.OwnerID, OrganizationID: k.OrganizationID, RegKeyID: k.ID}
+		return nil
+	})
+	return p, authErr(err)
+}
+
+// regKeyUsable reports whether a registration key may still register a device.
+func (s *Server) regKeyUsable(k store.RegKey) error {
+	if k.ExpiresAt != nil && !s.now().Before(*k.ExpiresAt) {
+		return errorf(ErrUnauthorized, "registration key expired")
+	}
+	if k.SingleUse && k.Used {
+		return errorf(ErrUnauthorized, "registration key already used")
+	}
+	return nil
+}
+
+func (s *Server) authDeviceToken(ctx context.Context, tok string) (Principal, error) {
+	id, secret, ok := splitToken(tok, api.DeviceTokenPrefix)
+	if !ok {
+		return Principal{}, errBadCredential
+	}
+	var p Principal
+	err := s.store.Tx(ctx, func(tx store.Tx) error {
+		d, err := tx.GetDevice(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !secretMatches(secret, d.TokenHash) {
+			return errBadCredential
+		}
+		p = Principal{Kind: KindDevice, UserID: d.OwnerID, OrganizationID: d.OrganizationID, DeviceID: d.ID}
+		return nil
+	})
+	return p, authErr(err)
+}
+
+// authErr turns "no such credential" into 401 and passes store failures through.
+func authErr(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errBadCredential
+	}
+	return err
+}
+
+// Authorization helpers: the credential kind is checked before any resource is looked up, so
+// a 403 for the wrong kind of credential reveals nothing about the resource.
+
+func (p Principal) requireAdmin() error {
+	if p.Kind != KindAdmin {
+		return errorf(ErrForbidden, "this route needs the admin token")
+	}
+	return nil
+}
+
+func (p Principal) requireUser() error {
+	if p.Kind != KindUser {
+		return errorf(ErrForbidden, "this route needs a user token")
+	}
+	return nil
+}
+
+// memberOf loads an organization for a user who must be a member of it; for anybody else the
+// organization does not exist (404).
+func memberOf(ctx context.Context, tx store.Tx, orgID, userID string) (store.Organization, store.Membership, error) {
+	o, err := tx.GetOrganization(ctx, orgID)
+	if err != nil {
+		return o, store.Membership{}, notFound(err, "organization not found")
+	}
+	m, err := tx.GetMember(ctx, orgID, userID)
+	if err != nil {
+		return o, m, notFound(err, "organization not found")
+	}
+	return o, m, nil
+}
+
+// ownerOf is memberOf for routes that need the owner role: members get 403.
+func ownerOf(ctx context.Context, tx store.Tx, orgID, userID string) (store.Organization, store.Membership, error) {
+	o, m, err := memberOf(ctx, tx, orgID, userID)
+	if err != nil {
+		return o, m, err
+	}
+	if m.Role != api.RoleOwner {
+		return o, m, errorf(ErrForbidden, "only an owner of the organization may do this")
+	}
+	return o, m, nil
+}
+
+// notFound replaces store.ErrNotFound with a domain 404 carrying msg.
+func notFound(err error, msg string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(ErrNotFound, "%s", msg)
+	}
+	return err
+}

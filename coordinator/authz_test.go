@@ -1,0 +1,232 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/nexodus-sdk/nexodus/api"
+)
+
+// world is a fresh set of users, organizations and devices for one authorization check.
+//
+//	alice: owner of org "acme" (and of her personal org)
+//	bob:   member of acme
+//	carol: outsider, with her own personal org, key and device
+//	dave:  outsider with a pending invitation to acme
+//	d1:    acme device registered with acme's key (owned by alice)
+//	d2:    acme device registered by bob with his user token
+//	x1:    device in carol's personal org
+type world struct {
+	alice, bob, carol, dave user
+	acme                    api.Organization
+	acmeKey, carolKey       api.RegKey
+	d1, d2, x1              device
+	inv                     api.Invitation
+	creds                   map[string]string
+}
+
+// Principal columns of the matrix.
+var principals = []string{"admin", "owner", "member", "outsider", "invitee", "regkey", "device", "otherdev"}
+
+func (e *env) newWorld() *world {
+	e.t.Helper()
+	w := &world{}
+	w.alice = e.newUser(e.uniq("alice"))
+	w.bob = e.newUser(e.uniq("bob"))
+	w.carol = e.newUser(e.uniq("carol"))
+	w.dave = e.newUser(e.uniq("dave"))
+	w.acme = e.newOrg(w.alice, e.uniq("acme"), "")
+	var inv api.Invitation
+	e.call("POST", "/api/v1/invitations", w.alice.Token, api.CreateInvitationRequest{OrganizationID: w.acme.ID, Username: w.bob.Name}, 201, &inv)
+	e.call("POST", "/api/v1/invitations/"+inv.ID+"/accept", w.bob.Token, nil, 200, nil)
+	e.call("POST", "/api/v1/invitations", w.alice.Token, api.CreateInvitationRequest{OrganizationID: w.acme.ID, Username: w.dave.Name}, 201, &w.inv)
+	w.acmeKey = e.newRegKey(w.alice, w.acme.ID, api.CreateRegKeyRequest{})
+	w.carolKey = e.newRegKey(w.carol, w.carol.PersonalOrg, api.CreateRegKeyRequest{})
+	w.d1 = e.register(w.acmeKey.Secret, "", "d1", newKey(e.t), 201)
+	w.d2 = e.register(w.bob.Token, w.acme.ID, "d2", newKey(e.t), 201)
+	w.x1 = e.register(w.carolKey.Secret, "", "x1", newKey(e.t), 201)
+	w.creds = map[string]string{
+		"admin": adminToken, "owner": w.alice.Token, "member": w.bob.Token, "outsider": w.carol.Token,
+		"invitee": w.dave.Token, "regkey": w.acmeKey.Secret, "device": w.d1.Token, "otherdev": w.x1.Token,
+	}
+	return w
+}
+
+type route struct {
+	name   string
+	method string
+	path   func(w *world) string
+	body   func(e *env, w *world) any
+	sse    bool
+	want   [8]int // per principals
+}
+
+func p(s string) func(*world) string { return func(*world) string { return s } }
+
+var matrix = []route{
+	{"create user", "POST", p("/users"), func(e *env, w *world) any { return api.CreateUserRequest{Username: e.uniq("newuser")} }, false,
+		[8]int{201, 403, 403, 403, 403, 403, 403, 403}},
+	{"list users", "GET", p("/users"), nil, false,
+		[8]int{200, 403, 403, 403, 403, 403, 403, 403}},
+	{"me", "GET", p("/users/me"), nil, false,
+		[8]int{403, 200, 200, 200, 200, 403, 403, 403}},
+	{"issue token", "POST", func(w *world) string { return "/users/" + w.bob.ID + "/tokens" }, nil, false,
+		[8]int{201, 403, 403, 403, 403, 403, 403, 403}},
+	{"create org", "POST", p("/organizations"), func(e *env, w *world) any { return api.CreateOrganizationRequest{Name: e.uniq("org")} }, false,
+		[8]int{403, 201, 201, 201, 201, 403, 403, 403}},
+	{"list orgs", "GET", p("/organizations"), nil, false,
+		[8]int{403, 200, 200, 200, 200, 403, 403, 403}},
+	{"get org", "GET", func(w *world) string { return "/organizations/" + w.acme.ID }, nil, false,
+		[8]int{403, 200, 200, 404, 404, 403, 403, 403}},
+	{"delete org", "DELETE", func(w *world) string { return "/organizations/" + w.acme.ID }, nil, false,
+		[8]int{403, 204, 403, 404, 404, 403, 403, 403}},
+	{"delete other org", "DELETE", func(w *world) string { return "/organizations/" + w.carol.PersonalOrg }, nil, false,
+		[8]int{403, 404, 404, 403, 404, 403, 403, 403}},
+	{"list members", "GET", func(w *world) string { return "/organizations/" + w.acme.ID + "/members" }, nil, false,
+		[8]int{403, 200, 200, 404, 404, 403, 403, 403}},
+	{"remove member bob", "DELETE", func(w *world) string { return "/organizations/" + w.acme.ID + "/members/" + w.bob.ID }, nil, false,
+		[8]int{403, 204, 204, 404, 404, 403, 403, 403}},
+	{"remove owner alice", "DELETE", func(w *world) string { return "/organizations/" + w.acme.ID + "/members/" + w.alice.ID }, nil, false,
+		[8]int{403, 403, 403, 404, 404, 403, 403, 403}},
+	{"remove non-member", "DELETE", func(w *world) string { return "/organizations/" + w.acme.ID + "/members/" + w.carol.ID }, nil, false,
+		[8]int{403, 404, 403, 404, 404, 403, 403, 403}},
+	{"peer list", "GET", func(w *world) string { return "/organizations/" + w.acme.ID + "/devices" }, nil, false,
+		[8]int{403, 200, 200, 404, 404, 403, 200, 404}},
+	{"org events", "GET", func(w *world) string { return "/organizations/" + w.acme.ID + "/events" }, nil, true,
+		[8]int{403, 200, 200, 404, 404, 403, 403, 403}},
+	{"create invitation", "POST", p("/invitations"), func(e *env, w *world) any {
+		return api.CreateInvitationRequest{OrganizationID: w.acme.ID, Username: w.carol.Name}
+	}, false,
+		[8]int{403, 201, 403, 404, 404, 403, 403, 403}},
+	{"list invitations", "GET", p("/invitations"), nil, false,
+		[8]int{403, 200, 200, 200, 200, 403, 403, 403}},
+	{"get invitation", "GET", func(w *world) string { return "/invitations/" + w.inv.ID }, nil, false,
+		[8]int{403, 200, 403, 404, 200, 403, 403, 403}},
+	{"accept invitation", "POST", func(w *world) string { return "/invitations/" + w.inv.ID + "/accept" }, nil, false,
+		[8]int{403, 403, 403, 404, 200, 403, 403, 403}},
+	{"decline invitation", "POST", func(w *world) string { return "/invitations/" + w.inv.ID + "/decline" }, nil, false,
+		[8]int{403, 403, 403, 404, 200, 403, 403, 403}},
+	{"revoke invitation", "DELETE", func(w *world) string { return "/invitations/" + w.inv.ID }, nil, false,
+		[8]int{403, 204, 403, 404, 403, 403, 403, 403}},
+	{"create reg key", "POST", p("/reg-keys"), func(e *env, w *world) any { return api.CreateRegKeyRequest{OrganizationID: w.acme.ID} }, false,
+		[8]int{403, 201, 403, 404, 404, 403, 403, 403}},
+	{"list reg keys", "GET", p("/reg-keys"), nil, false,
+		[8]int{403, 200, 200, 200, 200, 403, 403, 403}},
+	{"get reg key", "GET", func(w *world) string { return "/reg-keys/" + w.acmeKey.ID }, nil, false,
+		[8]int{403, 200, 403, 404, 404, 403, 403, 403}},
+	{"get other org's reg key", "GET", func(w *world) string { return "/reg-keys/" + w.carolKey.ID }, nil, false,
+		[8]int{403, 404, 404, 200, 404, 403, 403, 403}},
+	{"delete reg key", "DELETE", func(w *world) string { return "/reg-keys/" + w.acmeKey.ID }, nil, false,
+		[8]int{403, 204, 403, 404, 404, 403, 403, 403}},
+	{"register device in acme", "POST", p("/devices"), func(e *env, w *world) any {
+		return api.RegisterDeviceRequest{OrganizationID: w.acme.ID, PublicKey: newKey(e.t).Pub, Hostname: "new"}
+	}, false,
+		[8]int{403, 201, 201, 404, 404, 201, 403, 403}},
+	{"register device in carol's org", "POST", p("/devices"), func(e *env, w *world) any {
+		return api.RegisterDeviceRequest{OrganizationID: w.carol.PersonalOrg, PublicKey: newKey(e.t).Pub, Hostname: "new"}
+	}, false,
+		[8]int{403, 404, 404, 201, 404, 403, 403, 403}},
+	{"list devices", "GET", p("/devices"), nil, false,
+		[8]int{403, 200, 200, 200, 200, 403, 403, 403}},
+	{"get device d1", "GET", func(w *world) string { return "/devices/" + w.d1.ID }, nil, false,
+		[8]int{403, 200, 200, 404, 404, 403, 200, 404}},
+	{"get device d2", "GET", func(w *world) string { return "/devices/" + w.d2.ID }, nil, false,
+		[8]int{403, 200, 200, 404, 404, 403, 403, 404}},
+	{"get device x1", "GET", func(w *world) string { return "/devices/" + w.x1.ID }, nil, false,
+		[8]int{403, 404, 404, 200, 404, 403, 404, 200}},
+	{"update device d1", "PATCH", func(w *world) string { return "/devices/" + w.d1.ID }, func(e *env, w *world) any {
+		h := "renamed"
+		return api.UpdateDeviceRequest{Hostname: &h}
+	}, false,
+		[8]int{403, 200, 403, 404, 404, 403, 200, 404}},
+	{"update device d2", "PATCH", func(w *world) string { return "/devices/" + w.d2.ID }, func(e *env, w *world) any {
+		h := "renamed"
+		return api.UpdateDeviceRequest{Hostname: &h}
+	}, false,
+		[8]int{403, 403, 200, 404, 404, 403, 403, 404}},
+	{"move device d1", "PATCH", func(w *world) string { return "/devices/" + w.d1.ID }, func(e *env, w *world) any {
+		return api.UpdateDeviceRequest{OrganizationID: &w.alice.PersonalOrg}
+	}, false,
+		[8]int{403, 200, 403, 404, 404, 403, 403, 404}},
+	{"move device d2", "PATCH", func(w *world) string { return "/devices/" + w.d2.ID }, func(e *env, w *world) any {
+		return api.UpdateDeviceRequest{OrganizationID: &w.bob.PersonalOrg}
+	}, false,
+		[8]int{403, 403, 200, 404, 404, 403, 403, 404}},
+	{"delete device d1", "DELETE", func(w *world) string { return "/devices/" + w.d1.ID }, nil, false,
+		[8]int{403, 204, 403, 404, 404, 403, 204, 404}},
+	{"delete device d2", "DELETE", func(w *world) string { return "/devices/" + w.d2.ID }, nil, false,
+		[8]int{403, 204, 204, 404, 404, 403, 403, 404}},
+	{"device events d1", "GET", func(w *world) string { return "/devices/" + w.d1.ID + "/events" }, nil, true,
+		[8]int{403, 403, 403, 403, 403, 403, 200, 404}},
+	{"device events d2", "GET", func(w *world) string { return "/devices/" + w.d2.ID + "/events" }, nil, true,
+		[8]int{403, 403, 403, 403, 403, 403, 403, 404}},
+	{"signal d2", "POST", func(w *world) string { return "/devices/" + w.d2.ID + "/signal" }, func(e *env, w *world) any {
+		return api.SignalRequest{Payload: []byte("offer")}
+	}, false,
+		[8]int{403, 403, 403, 403, 403, 403, 204, 404}},
+	{"signal x1", "POST", func(w *world) string { return "/devices/" + w.x1.ID + "/signal" }, func(e *env, w *world) any {
+		return api.SignalRequest{Payload: []byte("offer")}
+	}, false,
+		[8]int{403, 403, 403, 403, 403, 403, 404, 204}},
+}
+
+// TestAuthorizationMatrix tries every route as every kind of caller and asserts the exact
+// status; after a request that changed state the next caller gets a fresh world. Unauthenticated and garbage credentials get 401 everywhere.
+func TestAuthorizationMatrix(t *testing.T) {
+	e := newEnv(t)
+	for _, rt := range matrix {
+		t.Run(rt.name, func(t *testing.T) {
+			e.t = t
+			defer func() { e.t = nil }()
+			// A world is reused until a request succeeds on a route that changes state.
+			w := e.newWorld()
+			for i, who := range principals {
+				var body any
+				if rt.body != nil {
+					body = rt.body(e, w)
+				}
+				path := api.Prefix + rt.path(w)
+				got := e.status(rt.method, path, w.creds[who], body, rt.sse)
+				if got != rt.want[i] {
+					t.Errorf("%s %s as %s: status %d, want %d", rt.method, rt.path(w), who, got, rt.want[i])
+				}
+				if got < 300 && rt.method != "GET" {
+					w = e.newWorld()
+				}
+			}
+			for _, cred := range []string{"", "garbage", "nxu_nope", api.UserTokenPrefix + w.alice.ID + ".secret", api.DeviceTokenPrefix + w.d1.ID + ".wrong", adminToken + "x"} {
+				var body any
+				if rt.body != nil {
+					body = rt.body(e, w)
+				}
+				if got := e.status(rt.method, api.Prefix+rt.path(w), cred, body, rt.sse); got != 401 {
+					t.Errorf("%s %s with credential %q: status %d, want 401", rt.method, rt.path(w), cred, got)
+				}
+			}
+		})
+	}
+}
+
+// status sends a request and returns its status; event streams are closed once the status
+// is known.
+func (e *env) status(method, path, token string, body any, stream bool) int {
+	e.t.Helper()
+	if !stream {
+		st, _ := e.do(method, path, token, body)
+		return st
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, method, e.srv.URL+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatal(fmt.Errorf("%s %s: %w", method, path, err))
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}

@@ -1,0 +1,163 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nexodus-sdk/nexodus/api"
+)
+
+// FuzzHandler throws arbitrary methods, paths, bodies, credentials and headers at the whole
+// handler of a populated coordinator and requires that nothing answers 5xx (or panics) and
+// every error body is an api.Error. Placeholders in the path ({org}, {dev}, {peer}, {user},
+// {inv}, {key}, {other}) are replaced with real IDs so inputs reach deep into the handlers.
+func FuzzHandler(f *testing.F) {
+	e := newEnv(f)
+	w := e.newWorld()
+	creds := []string{"", adminToken, w.alice.Token, w.bob.Token, w.carol.Token, w.dave.Token, w.acmeKey.Secret, w.d1.Token, w.x1.Token}
+	repl := strings.NewReplacer("{org}", w.acme.ID, "{dev}", w.d1.ID, "{peer}", w.d2.ID, "{user}", w.bob.ID,
+		"{inv}", w.inv.ID, "{key}", w.acmeKey.ID, "{other}", w.x1.ID, "{pub}", w.d1.Key.Pub)
+
+	seeds := []struct {
+		method, path, body string
+		cred               uint8
+	}{
+		{"POST", "/users", `{"username":"zed"}`, 1},
+		{"POST", "/users/{user}/tokens", `{"expires_in_seconds":99999999999999}`, 1},
+		{"POST", "/organizations", `{"name":"o1","ipv4_cidr":"10.0.0.0/30"}`, 2},
+		{"POST", "/organizations", `{"name":"o1","ipv4_cidr":"::/0"}`, 2},
+		{"DELETE", "/organizations/{org}/members/{user}", ``, 3},
+		{"POST", "/invitations", `{"organization_id":"{org}","username":"x","role":"owner"}`, 2},
+		{"POST", "/invitations/{inv}/accept", `garbage`, 5},
+		{"POST", "/reg-keys", `{"organization_id":"{org}","single_use":true,"expires_in_seconds":-1}`, 2},
+		{"POST", "/devices", `{"public_key":"{pub}","hostname":"h","endpoints":[{"source":"local","address":"[fe80::1%eth0]:1"}],"child_prefixes":["10.0.0.0/8"]}`, 6},
+		{"POST", "/devices", `{"public_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","hostname":"h"}`, 6},
+		{"PATCH", "/devices/{dev}", `{"hostname":"-bad-","organization_id":"{org}"}`, 7},
+		{"PATCH", "/devices/{dev}", `{"child_prefixes":["192.168.0.0/16","fd00::/8"],"endpoints":[]}`, 2},
+		{"POST", "/devices/{peer}/signal", `{"payload":"aGk="}`, 7},
+		{"POST", "/devices/{other}/signal", `{"payload":"aGk="} {}`, 7},
+		{"GET", "/devices/{dev}/events", ``, 7},
+		{"GET", "/organizations/{org}/events", ``, 2},
+		{"GET", "/organizations/..%2f/devices", ``, 2},
+		{"PUT", "/users", `{}`, 1},
+		{"GET", "/nothing/here", ``, 0},
+	}
+	for _, s := range seeds {
+		f.Add(s.method, s.path, []byte(s.body), s.cred, "")
+	}
+	f.Add("GET", "/organizations/{org}/events", []byte(nil), uint8(2), "7")
+	f.Add("GET", "/devices/{dev}/events", []byte(nil), uint8(7), "-5")
+
+	f.Fuzz(func(t *testing.T, method, path string, body []byte, cred uint8, lastID string) {
+		e.t = t
+		req, err := http.NewRequest(method, "http://coord"+api.Prefix+repl.Replace(path), bytes.NewReader(body))
+		if err != nil {
+			return
+		}
+		if c := creds[int(cred)%len(creds)]; c != "" {
+			req.Header.Set("Authorization", "Bearer "+c)
+		} else if cred >= 128 {
+			req.Header.Set("Authorization", "Bearer "+string(body))
+		}
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		rec := httptest.NewRecorder()
+		e.coord.ServeHTTP(rec, req.WithContext(ctx))
+		if rec.Code >= 500 {
+			t.Fatalf("%s %s -> %d: %s", method, path, rec.Code, rec.Body.Bytes())
+		}
+		if rec.Code >= 400 {
+			var ae api.Error
+			if err := json.Unmarshal(rec.Body.Bytes(), &ae); err != nil || ae.Code == "" || ae.Message == "" {
+				t.Fatalf("%s %s -> %d with body %q", method, path, rec.Code, rec.Body.Bytes())
+			}
+		}
+	})
+}
+
+func FuzzDecodeJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"public_key":"x","hostname":"h"}`, `{}`, ``, `null`, `{"hostname":"a"}{}`, `{"unknown":1}`,
+		`{"endpoints":[{"source":"local","address":"1.2.3.4:5"}]}`, `[1,2]`, `{"symmetric_nat":"yes"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req api.RegisterDeviceRequest
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest("POST", "/", bytes.NewReader(b))
+		err := decodeJSON(rec, r, &req, false)
+		if err != nil {
+			if st, _ := statusOf(err); st != 400 && st != 413 {
+				t.Fatalf("decode error maps to %d: %v", st, err)
+			}
+			return
+		}
+		if len(b) > api.MaxRequestBody {
+			t.Fatalf("accepted %d bytes", len(b))
+		}
+		if _, err := json.Marshal(req); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func FuzzValidators(f *testing.F) {
+	for _, s := range []string{
+		"host-1", "-x", "a.b", strings.Repeat("a", 64), "1.2.3.4:80", "[::1]:443", "[fe80::1%eth0]:1",
+		"0.0.0.0:1", "10.0.0.0/8", "10.0.0.1/8", "fd00::/64", "::ffff:10.0.0.0/104", "nxu_x.y",
+		"nxd_00000000-0000-4000-8000-000000000000.s", "00000000-0000-4000-8000-000000000000",
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "42", "-1", "",
+	} {
+		f.Add(s)
+	}
+	org4 := netip.MustParsePrefix("100.64.0.0/16")
+	org6 := netip.MustParsePrefix("fd12:3456:789a::/64")
+	f.Fuzz(func(t *testing.T, s string) {
+		if validHostname(s) == nil {
+			if len(s) == 0 || len(s) > 63 || strings.HasPrefix(s, "-") || strings.HasSuffix(s, "-") || strings.ContainsAny(s, "._ /") {
+				t.Fatalf("bad hostname %q accepted", s)
+			}
+		}
+		if validName("name", s) == nil && (len(s) == 0 || len(s) > api.MaxNameLength || strings.ContainsAny(s, " /%")) {
+			t.Fatalf("bad name %q accepted", s)
+		}
+		if k, err := parsePublicKey(s); err == nil && base64.StdEncoding.EncodeToString(k[:]) != s {
+			t.Fatalf("non-canonical key %q accepted", s)
+		}
+		if ap, err := parseAddrPort(s); err == nil {
+			if again, err := parseAddrPort(ap.String()); err != nil || again != ap {
+				t.Fatalf("endpoint %q does not round-trip: %v", s, err)
+			}
+		}
+		if ps, err := parseChildPrefixes([]string{s}, org4, org6); err == nil {
+			p := netip.MustParsePrefix(ps[0])
+			if p != p.Masked() || p.Overlaps(org4) || p.Overlaps(org6) {
+				t.Fatalf("child prefix %q accepted as %s", s, p)
+			}
+		}
+		if p, err := parseOrgCIDR(s); err == nil && (!p.Addr().Is4() || p.Bits() > 30 || p != p.Masked()) {
+			t.Fatalf("org cidr %q accepted", s)
+		}
+		if rev, ok, err := parseLastEventID(s); err == nil && ok && rev < 0 {
+			t.Fatalf("negative revision from %q", s)
+		}
+		for _, prefix := range []string{api.UserTokenPrefix, api.RegKeyPrefix, api.DeviceTokenPrefix} {
+			if id, secret, ok := splitToken(s, prefix); ok && (!validID(id) || secret == "") {
+				t.Fatalf("token %q split into %q %q", s, id, secret)
+			}
+		}
+		_ = checkID("id", s)
+	})
+}

@@ -1,0 +1,107 @@
+// Command coordinator runs the reference Nexodus coordinator on a SQLite database.
+//
+//	go run ./examples/coordinator -listen 127.0.0.1:8080 -db nexodus.db -admin-token SECRET
+//
+// The admin token may also come from NEXODUS_ADMIN_TOKEN. The database file is created (and its
+// schema migrated) if missing. SIGINT or SIGTERM shuts the server down gracefully.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nexodus-sdk/nexodus/coordinator"
+	"github.com/nexodus-sdk/nexodus/coordinator/store/sqlite"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "coordinator:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	listen := flag.String("listen", "127.0.0.1:8080", "address to listen on")
+	dbPath := flag.String("db", "nexodus.db", "SQLite database file (created if missing)")
+	adminToken := flag.String("admin-token", "", "admin bearer token (default $NEXODUS_ADMIN_TOKEN)")
+	pool := flag.String("ipv4-pool", "100.64.0.0/10", "IPv4 pool organizations get their blocks from")
+	retention := flag.Duration("event-retention", 24*time.Hour, "how long events are kept for stream resumption")
+	debug := flag.Bool("debug", false, "log every request")
+	flag.Parse()
+
+	if *adminToken == "" {
+		*adminToken = os.Getenv("NEXODUS_ADMIN_TOKEN")
+	}
+	if *adminToken == "" {
+		return errors.New("an admin token is required: pass -admin-token or set NEXODUS_ADMIN_TOKEN")
+	}
+	prefix, err := netip.ParsePrefix(*pool)
+	if err != nil {
+		return fmt.Errorf("-ipv4-pool: %w", err)
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	st, err := sqlite.Open(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	srv, err := coordinator.New(ctx, coordinator.Config{
+		Store: st, AdminToken: *adminToken, Logger: logger, IPv4Pool: prefix, EventRetention: *retention,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// No WriteTimeout: event streams are long-lived; the coordinator bounds each write.
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	logger.Info("coordinator listening", "addr", ln.Addr().String(), "db", *dbPath)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	// End event streams first so that Shutdown does not wait for them.
+	_ = srv.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
