@@ -1,0 +1,76 @@
+// Package natt is the NAT-traversal layer of the Nexodus SDK: STUN discovery, NAT-type
+// detection, and one ICE agent (pion/ice) per peer, all running over the data plane's single
+// UDP socket, so that the NAT mapping STUN discovers and ICE validates is the very mapping
+// WireGuard then uses.
+//
+// natt imports no other package of the module; the root package wires it to mesh and to the
+// coordinator client.
+//
+// # The shared socket
+//
+// natt does not own a socket. A Socket is a net.PacketConn whose writes go to a function (the
+// mesh's WriteTo) and whose reads return what the owner of the real socket hands to Deliver
+// (the mesh's OnPacket: every datagram that is not a WireGuard message). Only STUN messages
+// are kept; the queue is bounded and drops, counting, when full. STUN responses to a Discover
+// call in progress are routed to it by transaction ID before queueing, so Discover and NAT
+// detection work while a Manager reads the Socket.
+//
+// # STUN and NAT type
+//
+// Discover sends a Binding request over the Socket and retransmits it per RFC 5389 (RTO
+// 500 ms doubling, 7 requests, a final 16×RTO wait) until an answer or the context's end.
+// DetectNAT asks two or more servers (differing in address or port) at once: different
+// mappings mean a symmetric NAT (address-dependent mapping), equal ones an
+// endpoint-independent NAT, or no NAT if the mapping is one of the socket's own addresses.
+// A Monitor repeats detection periodically, whenever the host's interface addresses change,
+// and on Recheck, and reports changes: a laptop that moves networks is noticed while running.
+//
+// # ICE
+//
+// A Manager runs one pion/ice agent per peer, all on one ice.UniversalUDPMux built on the
+// Socket, so host and server-reflexive candidates and every connectivity and consent check use
+// WireGuard's port. Host candidates are the socket's address, or, for a socket bound to an
+// unspecified address, the interface addresses that pass the configured filters.
+//
+// Roles are fixed by key order: the peer with the lexicographically smaller WireGuard public
+// key is the controlling agent, whoever offered. Each peer is an actor: one goroutine owns
+// its agent and state and consumes, in order, signals from HandleSignal, events from pion's
+// callbacks (through a non-blocking queue) and its timers. Signals go out through a second
+// goroutine per peer, in order, so a slow coordinator never stalls ICE.
+//
+// # Sessions and signaling
+//
+// A session is one agent with one set of credentials, named by a random ID the offerer picks.
+// Both sides offer when a peer is added (neither knows whether the other is there). Glare —
+// two offers crossing — is resolved by role: the controlling side keeps its offer (and resends
+// it at once), the controlled side drops its own and answers. Unanswered offers are resent
+// with their candidates, with backoff, and replaced by a fresh session after a while. Messages
+// of ended sessions are ignored; candidates that arrive before their session's offer or
+// answer are held (bounded) until it does. Candidates trickle: each is signaled as pion
+// gathers it, then end-of-candidates. See SignalMessage for the wire format; DecodeSignal is
+// strict and fuzzed.
+//
+// # Paths
+//
+// When ICE selects a pair, OnPath reports it (Path: local and remote address and candidate
+// types, and since when); the root then points the peer's WireGuard traffic at Path.Remote
+// (mesh.SetPeerPath). While connected, pion's consent checks run on the pair every
+// KeepaliveInterval. If they go unanswered the session is Disconnected: the path is reported
+// lost (the zero Path) and a new session is scheduled after an exponential backoff (jittered,
+// capped at BackoffMax), unless the old one recovers first; a Failed session is replaced the
+// same way. A peer that is removed or shuts down sends "restart" for its session, so the other
+// side notices at once rather than by consent failure. RestartAll starts new sessions with
+// every peer at once, for network changes; working paths stay in use until the new sessions
+// select theirs.
+//
+// # Relayed candidates (later)
+//
+// The relay work adds TURN: the Manager gains TURN server URLs with short-lived credentials
+// (refreshed through a setter that applies to the next session), agents gather relayed
+// candidates (CandidateRelay), and ICE prefers direct pairs by priority, so a relayed pair is
+// selected only when no direct one works; RestartAll or a periodic restart while relayed lets
+// a direct pair replace it. A relayed pair's Remote is not reachable from the shared socket:
+// Path.Relayed reports it, and the root must then send that peer's WireGuard packets through
+// the TURN allocation (a per-peer packet pipe natt will expose), not through mesh.SetPeerPath.
+// The signaling format needs no change: relay candidates are ordinary candidate lines.
+package natt

@@ -1,0 +1,416 @@
+package natt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/stun/v4"
+)
+
+// Sentinel errors of the Manager.
+var (
+	// ErrUnknownPeer: a signal came from, or an operation named, a peer that was not added.
+	ErrUnknownPeer = errors.New("natt: unknown peer")
+	// ErrPeerExists: AddPeer for a peer ID that is already there with another key.
+	ErrPeerExists = errors.New("natt: peer already added with another key")
+	// ErrSignalQueueFull: a peer sends signals faster than they are processed; the message was
+	// dropped.
+	ErrSignalQueueFull = errors.New("natt: signal queue full")
+)
+
+// CandidateType is the kind of an ICE candidate.
+type CandidateType string
+
+// Candidate types.
+const (
+	CandidateHost  CandidateType = "host"  // an address of a local interface
+	CandidateSrflx CandidateType = "srflx" // server-reflexive: the NAT's public mapping, learned by STUN
+	CandidatePrflx CandidateType = "prflx" // peer-reflexive: learned from a connectivity check
+	CandidateRelay CandidateType = "relay" // relayed through a TURN server
+)
+
+func candidateType(t ice.CandidateType) CandidateType {
+	switch t {
+	case ice.CandidateTypeHost:
+		return CandidateHost
+	case ice.CandidateTypeServerReflexive:
+		return CandidateSrflx
+	case ice.CandidateTypePeerReflexive:
+		return CandidatePrflx
+	case ice.CandidateTypeRelay:
+		return CandidateRelay
+	default:
+		return CandidateType(t.String())
+	}
+}
+
+// Path is the candidate pair ICE selected for a peer. The zero Path (Valid false) means no path.
+type Path struct {
+	// Local is the local candidate's address: the shared socket's address for a host candidate,
+	// the NAT's public mapping for srflx, the TURN allocation for relay.
+	Local netip.AddrPort
+	// Remote is where the peer's traffic goes: for a direct pair (local type host, srflx or
+	// prflx) WireGuard sends to Remote on the shared socket.
+	Remote     netip.AddrPort
+	LocalType  CandidateType
+	RemoteType CandidateType
+	Since      time.Time // when the pair was selected
+}
+
+// Valid reports whether p is a path (not the "no path" zero value).
+func (p Path) Valid() bool { return p.Remote.IsValid() }
+
+// Relayed reports whether the path goes through a TURN relay on either side.
+func (p Path) Relayed() bool { return p.LocalType == CandidateRelay || p.RemoteType == CandidateRelay }
+
+func (p Path) String() string {
+	if !p.Valid() {
+		return "none"
+	}
+	return fmt.Sprintf("%s %v -> %s %v", p.LocalType, p.Local, p.RemoteType, p.Remote)
+}
+
+func (p Path) samePair(o Path) bool {
+	return p.Local == o.Local && p.Remote == o.Remote && p.LocalType == o.LocalType && p.RemoteType == o.RemoteType
+}
+
+// PeerState is where a peer's ICE session stands.
+type PeerState string
+
+// Peer states.
+const (
+	StateOffering     PeerState = "offering"     // our offer is out, waiting for the answer
+	StateChecking     PeerState = "checking"     // credentials exchanged, connectivity checks running
+	StateConnected    PeerState = "connected"    // a pair is selected; consent checks keep it alive
+	StateDisconnected PeerState = "disconnected" // consent checks stopped getting answers
+	StateWaiting      PeerState = "waiting"      // the session failed or ended; a new one starts after a backoff
+	StateClosed       PeerState = "closed"
+)
+
+// PathStatus describes one peer's ICE state.
+type PathStatus struct {
+	PeerID      string
+	PeerKey     [32]byte
+	Controlling bool // this side is the controlling agent (its public key is the smaller)
+	State       PeerState
+	Session     string // current session ID, "" while waiting
+	Path        Path   // the selected pair; zero when none
+	Sessions    int    // sessions started with this peer so far (offers made or answered)
+	Failures    int    // sessions that failed, were disconnected or were ended by the peer
+	Reason      string // why the last session was lost; "" once connected again
+	Changed     time.Time
+}
+
+// Config configures a Manager.
+type Config struct {
+	// LocalKey is this node's WireGuard public key; key order decides ICE roles.
+	LocalKey [32]byte
+	// Socket is the shared socket (required). The Manager is its only reader (Discover,
+	// DetectNAT and a Monitor may share it: they do not read it). Close leaves it open.
+	Socket *Socket
+	// STUNServers are "host:port" STUN servers for server-reflexive candidates.
+	STUNServers []string
+	// Logger receives diagnostics; nil discards them.
+	Logger *slog.Logger
+	// Signal sends a signaling payload to a peer through the coordinator (required). It is
+	// called from one goroutine per peer, in order; an error is logged and recovered from by
+	// retransmission.
+	Signal func(ctx context.Context, peerID string, payload []byte) error
+	// OnPath is called when a peer's selected pair changes, and with the zero Path when the
+	// path is lost. Calls for one peer are serialized; they must not block for long nor call
+	// Close. No call is made after Close returns, nor, bar one racing call, after RemovePeer.
+	OnPath func(peerID string, peerKey [32]byte, p Path)
+
+	// Host candidates: loopback addresses are left out unless IncludeLoopback; InterfaceFilter
+	// (by interface name) and IPFilter further restrict them; IPv6 adds udp6 (udp4 only
+	// otherwise).
+	IncludeLoopback bool
+	InterfaceFilter func(name string) bool
+	IPFilter        func(netip.Addr) bool
+	IPv6            bool
+
+	// Timing; zero values take the defaults in brackets.
+	KeepaliveInterval   time.Duration // consent checks on the selected pair [2s]
+	DisconnectedTimeout time.Duration // no answer for this long: disconnected [5s]
+	FailedTimeout       time.Duration // then failed after this much more [10s]
+	CheckInterval       time.Duration // connectivity-check pacing [200ms]
+	OfferTimeout        time.Duration // first retransmission of an unanswered offer [3s]
+	BackoffMin          time.Duration // first delay before restarting a failed session [500ms]
+	BackoffMax          time.Duration // cap for restart and retransmission delays [30s]
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.KeepaliveInterval, 2*time.Second)
+	def(&c.DisconnectedTimeout, 5*time.Second)
+	def(&c.FailedTimeout, 10*time.Second)
+	def(&c.CheckInterval, 200*time.Millisecond)
+	def(&c.OfferTimeout, 3*time.Second)
+	def(&c.BackoffMin, 500*time.Millisecond)
+	def(&c.BackoffMax, 30*time.Second)
+}
+
+// Manager runs one ICE agent per peer, all over one shared Socket through one pion UDP mux.
+type Manager struct {
+	cfg  Config
+	log  *slog.Logger
+	view *sockView
+	mux  *iceMux
+	urls []*stun.URI
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	peers  map[string]*peer
+	closed bool
+}
+
+// New starts a Manager reading cfg.Socket.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Socket == nil {
+		return nil, errors.New("natt: Config.Socket is required")
+	}
+	if cfg.Signal == nil {
+		return nil, errors.New("natt: Config.Signal is required")
+	}
+	cfg.setDefaults()
+	urls := make([]*stun.URI, 0, len(cfg.STUNServers))
+	for _, s := range cfg.STUNServers {
+		raw := s
+		if !strings.HasPrefix(raw, "stun:") {
+			raw = "stun:" + raw
+		}
+		u, err := stun.ParseURI(raw)
+		if err != nil {
+			return nil, fmt.Errorf("natt: STUN server %q: %w", s, err)
+		}
+		urls = append(urls, u)
+	}
+	log := loggerOrDiscard(cfg.Logger).With("component", "natt")
+	view := newSockView(cfg.Socket)
+	mux := &iceMux{
+		UniversalUDPMuxDefault: ice.NewUniversalUDPMuxDefault(ice.UniversalUDPMuxParams{
+			Logger:                pionLoggerFactory{log}.NewLogger("udpmux"),
+			UDPConn:               view,
+			XORMappedAddrCacheTTL: 5 * time.Second,
+		}),
+		local: cfg.Socket.LocalAddrPort(),
+		filter: hostFilter{
+			includeLoopback: cfg.IncludeLoopback,
+			ipv6:            cfg.IPv6,
+			iface:           cfg.InterfaceFilter,
+			ip:              cfg.IPFilter,
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{
+		cfg:    cfg,
+		log:    log,
+		view:   view,
+		mux:    mux,
+		urls:   urls,
+		ctx:    ctx,
+		cancel: cancel,
+		peers:  make(map[string]*peer),
+	}, nil
+}
+
+// AddPeer starts ICE with a peer: this side offers at once (the other side, if it offers too,
+// is reconciled by key order). Adding a peer that is already there with the same key does
+// nothing.
+func (m *Manager) AddPeer(peerID string, key [32]byte) error {
+	if peerID == "" {
+		return errors.New("natt: AddPeer: empty peer ID")
+	}
+	if key == m.cfg.LocalKey {
+		return errors.New("natt: AddPeer: peer has our own key")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return fmt.Errorf("natt: AddPeer: %w", net.ErrClosed)
+	}
+	if p, ok := m.peers[peerID]; ok {
+		if p.key == key {
+			return nil
+		}
+		return fmt.Errorf("natt: AddPeer %s: %w", peerID, ErrPeerExists)
+	}
+	p := newPeer(m, peerID, key)
+	m.peers[peerID] = p
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		p.run()
+	}()
+	return nil
+}
+
+// RemovePeer stops ICE with a peer and tells it so (a "restart" signal for the current
+// session). It does not wait for the peer's goroutines; Close does.
+func (m *Manager) RemovePeer(peerID string) {
+	m.mu.Lock()
+	p, ok := m.peers[peerID]
+	delete(m.peers, peerID)
+	m.mu.Unlock()
+	if ok {
+		p.cancel()
+	}
+}
+
+// HandleSignal processes a signaling payload that peer fromPeerID sent us. Malformed payloads
+// are rejected with an error wrapping ErrBadSignal or ErrSignalVersion; signals from peers that
+// were not added, with ErrUnknownPeer. Processing is asynchronous: a nil error means accepted.
+func (m *Manager) HandleSignal(fromPeerID string, payload []byte) error {
+	msg, err := DecodeSignal(payload)
+	if err != nil {
+		return fmt.Errorf("natt: signal from %s: %w", fromPeerID, err)
+	}
+	m.mu.Lock()
+	p, ok := m.peers[fromPeerID]
+	closed := m.closed
+	m.mu.Unlock()
+	switch {
+	case closed:
+		return fmt.Errorf("natt: signal from %s: %w", fromPeerID, net.ErrClosed)
+	case !ok:
+		return fmt.Errorf("natt: signal from %s: %w", fromPeerID, ErrUnknownPeer)
+	}
+	select {
+	case p.inbox <- msg:
+		return nil
+	default:
+		return fmt.Errorf("natt: signal from %s: %w", fromPeerID, ErrSignalQueueFull)
+	}
+}
+
+// RestartAll starts a new ICE session with every peer now, without backoff: call it when the
+// network changed (a Monitor reported a new NAT mapping, or the host's addresses changed), so
+// that fresh candidates are gathered and exchanged. Working paths stay in use until the new
+// sessions select theirs.
+func (m *Manager) RestartAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.peers {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Restart starts a new ICE session with one peer now, without backoff (for example when the
+// coordinator reports that the peer's endpoints changed).
+func (m *Manager) Restart(peerID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.peers[peerID]
+	if !ok {
+		return fmt.Errorf("natt: restart %s: %w", peerID, ErrUnknownPeer)
+	}
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Paths returns the state of every peer, sorted by peer ID.
+func (m *Manager) Paths() []PathStatus {
+	m.mu.Lock()
+	ps := make([]*peer, 0, len(m.peers))
+	for _, p := range m.peers {
+		ps = append(ps, p)
+	}
+	m.mu.Unlock()
+	out := make([]PathStatus, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.statusSnapshot())
+	}
+	slices.SortFunc(out, func(a, b PathStatus) int { return strings.Compare(a.PeerID, b.PeerID) })
+	return out
+}
+
+// Close stops every agent and goroutine of the Manager and tells the peers (best effort, about a
+// second at most). The Socket stays open: it belongs to the caller. A second Close returns an
+// error wrapping net.ErrClosed.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return fmt.Errorf("natt: close: %w", net.ErrClosed)
+	}
+	m.closed = true
+	peers := m.peers
+	m.peers = map[string]*peer{}
+	m.mu.Unlock()
+	for _, p := range peers {
+		p.cancel()
+	}
+	m.wg.Wait()
+	m.cancel()
+	err := m.mux.Close() // closes the view, which ends the mux's reader
+	if err != nil {
+		return fmt.Errorf("natt: close mux: %w", err)
+	}
+	return nil
+}
+
+func (m *Manager) controlling(remote [32]byte) bool {
+	return bytes.Compare(m.cfg.LocalKey[:], remote[:]) < 0
+}
+
+func (m *Manager) newAgent() (*ice.Agent, error) {
+	networks := []ice.NetworkType{ice.NetworkTypeUDP4}
+	if m.cfg.IPv6 {
+		networks = append(networks, ice.NetworkTypeUDP6)
+	}
+	opts := []ice.AgentOption{
+		ice.WithNetworkTypes(networks),
+		ice.WithCandidateTypes([]ice.CandidateType{ice.CandidateTypeHost, ice.CandidateTypeServerReflexive}),
+		ice.WithUDPMux(m.mux),
+		ice.WithUDPMuxSrflx(m.mux),
+		ice.WithUrls(m.urls),
+		ice.WithMulticastDNSMode(ice.MulticastDNSModeDisabled),
+		ice.WithKeepaliveInterval(m.cfg.KeepaliveInterval),
+		ice.WithDisconnectedTimeout(m.cfg.DisconnectedTimeout),
+		ice.WithFailedTimeout(m.cfg.FailedTimeout),
+		ice.WithCheckInterval(m.cfg.CheckInterval),
+		ice.WithSTUNGatherTimeout(5 * time.Second),
+		ice.WithLoggerFactory(pionLoggerFactory{m.log}),
+	}
+	if m.cfg.IncludeLoopback {
+		opts = append(opts, ice.WithIncludeLoopback())
+	}
+	if m.cfg.IPFilter != nil {
+		f := m.cfg.IPFilter
+		opts = append(opts, ice.WithIPFilter(func(ip net.IP) bool {
+			a, ok := netip.AddrFromSlice(ip)
+			return ok && f(a.Unmap())
+		}))
+	}
+	if m.cfg.InterfaceFilter != nil {
+		opts = append(opts, ice.WithInterfaceFilter(m.cfg.InterfaceFilter))
+	}
+	a, err := ice.NewAgentWithOptions(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("natt: new ICE agent: %w", err)
+	}
+	return a, nil
+}

@@ -1,0 +1,712 @@
+package natt
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"math/big"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/ice/v4"
+)
+
+// Bounds on what one peer may make us hold.
+const (
+	inboxSize         = 128 // queued signals
+	earlySessions     = 4   // sessions whose candidates arrived before their offer/answer
+	earlyCandidates   = 32  // candidates kept per such session
+	maxSessionCands   = 64  // remote candidates accepted per session
+	staleSessionsKept = 32  // ended session IDs remembered, to ignore late messages
+	finalSignalWait   = time.Second
+	offerRenewAfter   = 8 // transmissions of one offer before a fresh session replaces it
+)
+
+// peer is the actor that owns all ICE state for one remote peer. Its goroutine (run) is the only
+// one touching the fields below the line; pion callbacks, HandleSignal and RestartAll reach it
+// through queues.
+type peer struct {
+	m           *Manager
+	id          string
+	key         [32]byte
+	controlling bool
+	log         *slog.Logger
+	ctx         context.Context
+	cancel      context.CancelFunc
+	inbox       chan SignalMessage
+	kick        chan struct{}
+	events      eventQueue
+	out         *sender
+
+	statusMu sync.Mutex
+	status   PathStatus
+	handled  atomic.Uint64 // signals processed, for tests
+
+	// ---- owned by run ----
+	sess      *session
+	stale     []string            // recently ended sessions, oldest first
+	early     map[string][]string // session -> candidates that arrived before it
+	earlyIDs  []string            // order of early, for eviction
+	attempt   int                 // consecutive failures, for backoff
+	timer     *time.Timer
+	timerKind timerKind
+	path      Path // as last reported through OnPath
+}
+
+type timerKind int
+
+const (
+	timerNone    timerKind = iota
+	timerOffer             // retransmit our unanswered offer
+	timerRestart           // start a new session
+)
+
+// session is one ICE session: one agent with one set of credentials.
+type session struct {
+	id         string
+	agent      *ice.Agent
+	offerer    bool
+	started    bool     // remote credentials set, checks running
+	hello      []byte   // our offer or answer, for retransmission
+	localCands [][]byte // our candidate messages, for retransmission
+	eoc        []byte   // our end-of-candidates message, once gathering completed
+	pending    []string // remote candidates received before checks started
+	remote     int      // remote candidates accepted
+	tries      int      // offer transmissions
+	state      ice.ConnectionState
+}
+
+func newPeer(m *Manager, id string, key [32]byte) *peer {
+	ctx, cancel := context.WithCancel(m.ctx)
+	p := &peer{
+		m:           m,
+		id:          id,
+		key:         key,
+		controlling: m.controlling(key),
+		log:         m.log.With("peer", id),
+		ctx:         ctx,
+		cancel:      cancel,
+		inbox:       make(chan SignalMessage, inboxSize),
+		kick:        make(chan struct{}, 1),
+		early:       map[string][]string{},
+	}
+	p.events.notify = make(chan struct{}, 1)
+	p.out = newSender(p)
+	p.status = PathStatus{PeerID: id, PeerKey: key, Controlling: p.controlling, State: StateWaiting, Changed: time.Now()}
+	return p
+}
+
+func (p *peer) statusSnapshot() PathStatus {
+	p.statusMu.Lock()
+	defer p.statusMu.Unlock()
+	return p.status
+}
+
+func (p *peer) setStatus(f func(*PathStatus)) {
+	p.statusMu.Lock()
+	f(&p.status)
+	p.status.Changed = time.Now()
+	p.statusMu.Unlock()
+}
+
+func (p *peer) run() {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.out.run()
+	}()
+	defer wg.Wait()
+
+	p.timer = time.NewTimer(time.Hour)
+	p.timer.Stop()
+	defer p.timer.Stop()
+
+	p.log.Debug("peer added", "controlling", p.controlling)
+	p.offer()
+	for {
+		select {
+		case <-p.ctx.Done():
+			p.shutdown()
+			return
+		case msg := <-p.inbox:
+			p.onSignal(msg)
+			p.handled.Add(1)
+		case <-p.events.notify:
+			for _, ev := range p.events.drain() {
+				p.onEvent(ev)
+			}
+		case <-p.timer.C:
+			kind := p.timerKind
+			p.timerKind = timerNone
+			p.onTimer(kind)
+		case <-p.kick:
+			p.log.Info("restarting ICE on request")
+			p.attempt = 0
+			p.offer()
+		}
+	}
+}
+
+func (p *peer) shutdown() {
+	var final []byte
+	if p.sess != nil {
+		final = p.encode(SignalMessage{Type: SignalRestart, Session: p.sess.id})
+		p.endSession()
+	}
+	p.setStatus(func(s *PathStatus) { s.State = StateClosed; s.Session = ""; s.Path = Path{} })
+	p.out.stop(final)
+}
+
+func (p *peer) setTimer(kind timerKind, d time.Duration) {
+	p.timer.Stop()
+	p.timerKind = kind
+	p.timer.Reset(d)
+}
+
+func (p *peer) clearTimer() {
+	p.timer.Stop()
+	p.timerKind = timerNone
+}
+
+// backoff returns the delay before restart number attempt (0-based): BackoffMin doubled per
+// attempt up to BackoffMax, with ±10 % jitter so that both sides do not restart in lockstep.
+func (p *peer) backoff(attempt int) time.Duration {
+	d := p.m.cfg.BackoffMin
+	for i := 0; i < attempt && d < p.m.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, p.m.cfg.BackoffMax)
+	if n, err := rand.Int(rand.Reader, big.NewInt(int64(d/5)+1)); err == nil {
+		d = d - d/10 + time.Duration(n.Int64())
+	}
+	return d
+}
+
+func newSessionID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (p *peer) encode(m SignalMessage) []byte {
+	m.V = SignalVersion
+	b, err := m.Encode()
+	if err != nil {
+		p.log.Error("encode signal", "type", m.Type, "err", err)
+		return nil
+	}
+	return b
+}
+
+func (p *peer) send(b []byte) {
+	if b != nil {
+		p.out.push(b)
+	}
+}
+
+// newSession creates an agent for session id and wires its callbacks to the event queue.
+func (p *peer) newSession(id string, offerer bool) (*session, error) {
+	a, err := p.m.newAgent()
+	if err != nil {
+		return nil, err
+	}
+	s := &session{id: id, agent: a, offerer: offerer}
+	err = a.OnCandidate(func(c ice.Candidate) {
+		if c == nil {
+			p.events.push(agentEvent{sess: id, kind: evGathered})
+			return
+		}
+		p.events.push(agentEvent{sess: id, kind: evCandidate, cand: c.Marshal()})
+	})
+	if err == nil {
+		err = a.OnConnectionStateChange(func(st ice.ConnectionState) {
+			p.events.push(agentEvent{sess: id, kind: evState, state: st})
+		})
+	}
+	if err == nil {
+		err = a.OnSelectedCandidatePairChange(func(local, remote ice.Candidate) {
+			p.events.push(agentEvent{sess: id, kind: evPair, path: pathOf(local, remote)})
+		})
+	}
+	if err != nil {
+		_ = a.GracefulClose()
+		return nil, err
+	}
+	return s, nil
+}
+
+func pathOf(local, remote ice.Candidate) Path {
+	addr := func(c ice.Candidate) netip.AddrPort {
+		ip, err := netip.ParseAddr(c.Address())
+		if err != nil || c.Port() <= 0 || c.Port() > 65535 {
+			return netip.AddrPort{}
+		}
+		return netip.AddrPortFrom(ip.Unmap(), uint16(c.Port()))
+	}
+	return Path{
+		Local:      addr(local),
+		Remote:     addr(remote),
+		LocalType:  candidateType(local.Type()),
+		RemoteType: candidateType(remote.Type()),
+		Since:      time.Now(),
+	}
+}
+
+// offer ends the current session, if any, and offers a new one.
+func (p *peer) offer() {
+	p.endSession()
+	s, err := p.newSession(newSessionID(), true)
+	if err != nil {
+		p.log.Warn("cannot start ICE session", "err", err)
+		p.scheduleRestart()
+		return
+	}
+	p.sess = s
+	cred := p.creds(s)
+	s.hello = p.encode(SignalMessage{Type: SignalOffer, Session: s.id, Ufrag: cred[0], Pwd: cred[1]})
+	s.tries = 1
+	p.send(s.hello)
+	p.gather(s)
+	p.setTimer(timerOffer, p.m.cfg.OfferTimeout)
+	p.setStatus(func(st *PathStatus) { st.State = StateOffering; st.Session = s.id; st.Sessions++ })
+	p.log.Debug("offered", "session", s.id)
+}
+
+func (p *peer) creds(s *session) [2]string {
+	ufrag, pwd, err := s.agent.GetLocalUserCredentials()
+	if err != nil {
+		p.log.Warn("local credentials", "err", err)
+	}
+	return [2]string{ufrag, pwd}
+}
+
+func (p *peer) gather(s *session) {
+	if err := s.agent.GatherCandidates(); err != nil {
+		p.log.Warn("gather candidates", "session", s.id, "err", err)
+	}
+}
+
+// endSession closes the current agent and remembers its session as stale. It does not report
+// the path as lost: a new session may keep it, and WireGuard keeps using it meanwhile.
+func (p *peer) endSession() {
+	s := p.sess
+	if s == nil {
+		return
+	}
+	p.sess = nil
+	p.markStale(s.id)
+	if p.timerKind == timerOffer {
+		p.clearTimer()
+	}
+	if err := s.agent.GracefulClose(); err != nil {
+		p.log.Debug("close agent", "session", s.id, "err", err)
+	}
+}
+
+func (p *peer) markStale(id string) {
+	for _, s := range p.stale {
+		if s == id {
+			return
+		}
+	}
+	p.stale = append(p.stale, id)
+	if len(p.stale) > staleSessionsKept {
+		p.stale = p.stale[1:]
+	}
+	delete(p.early, id)
+}
+
+func (p *peer) isStale(id string) bool {
+	for _, s := range p.stale {
+		if s == id {
+			return true
+		}
+	}
+	return false
+}
+
+// fail records a failed or ended session: the path is reported lost and a new session is
+// scheduled after a backoff.
+func (p *peer) fail(reason string) {
+	p.log.Info("ICE path lost", "reason", reason, "retry", p.attempt+1)
+	p.endSession()
+	p.reportPath(Path{})
+	p.setStatus(func(st *PathStatus) {
+		if st.State != StateDisconnected { // already counted
+			st.Failures++
+		}
+		st.State, st.Session, st.Reason = StateWaiting, "", reason
+	})
+	p.scheduleRestart()
+}
+
+func (p *peer) scheduleRestart() {
+	d := p.backoff(p.attempt)
+	p.attempt++
+	p.setTimer(timerRestart, d)
+}
+
+func (p *peer) reportPath(path Path) {
+	if path.Valid() == p.path.Valid() && (!path.Valid() || path.samePair(p.path)) {
+		return
+	}
+	p.path = path
+	p.setStatus(func(st *PathStatus) { st.Path = path })
+	if path.Valid() {
+		p.log.Info("ICE path selected", "path", path.String())
+	}
+	if p.m.cfg.OnPath != nil && p.ctx.Err() == nil {
+		p.m.cfg.OnPath(p.id, p.key, path)
+	}
+}
+
+func (p *peer) onTimer(kind timerKind) {
+	switch kind {
+	case timerOffer:
+		s := p.sess
+		if s == nil || !s.offerer || s.started {
+			return
+		}
+		if s.tries >= offerRenewAfter {
+			// Unanswered for long: its server-reflexive candidates may be stale by now.
+			p.offer()
+			return
+		}
+		s.tries++
+		p.resendBundle(s)
+		d := p.m.cfg.OfferTimeout
+		for i := 1; i < s.tries && d < p.m.cfg.BackoffMax; i++ {
+			d *= 2
+		}
+		p.setTimer(timerOffer, min(d, p.m.cfg.BackoffMax))
+	case timerRestart:
+		p.offer()
+	}
+}
+
+// resendBundle sends our offer or answer again with every candidate gathered so far: the
+// previous transmission may have reached nobody (the peer was not registered yet).
+func (p *peer) resendBundle(s *session) {
+	p.send(s.hello)
+	for _, c := range s.localCands {
+		p.send(c)
+	}
+	p.send(s.eoc)
+}
+
+func (p *peer) onSignal(msg SignalMessage) {
+	if p.isStale(msg.Session) {
+		p.log.Debug("ignoring signal for an ended session", "type", msg.Type, "session", msg.Session)
+		return
+	}
+	s := p.sess
+	cur := s != nil && s.id == msg.Session
+	switch msg.Type {
+	case SignalOffer:
+		switch {
+		case cur && !s.offerer:
+			p.resendBundle(s) // a retransmitted offer: our answer was lost
+		case cur:
+			// Our own session ID coming back: cannot happen with random IDs.
+		case s != nil && s.offerer && !s.started && p.controlling:
+			// Glare: both sides offered. The controlling side's offer wins; the peer will
+			// answer ours. Resend it now in case the first copy reached nobody.
+			p.log.Debug("glare: keeping our offer", "ours", s.id, "theirs", msg.Session)
+			p.markStale(msg.Session)
+			p.resendBundle(s)
+		default:
+			p.answer(msg)
+		}
+	case SignalAnswer:
+		if !cur || !s.offerer || s.started {
+			return
+		}
+		p.clearTimer()
+		p.start(s, msg.Ufrag, msg.Pwd)
+	case SignalCandidate:
+		if cur {
+			if s.started {
+				p.addRemote(s, msg.Candidate)
+			} else if len(s.pending) < maxSessionCands {
+				s.pending = append(s.pending, msg.Candidate)
+			}
+			return
+		}
+		p.keepEarly(msg.Session, msg.Candidate)
+	case SignalEndOfCandidates:
+		// Informational: pion keeps checking until it fails or connects either way.
+	case SignalRestart:
+		if cur {
+			p.markStale(msg.Session)
+			p.fail("peer ended the session")
+		}
+	}
+}
+
+// answer accepts a peer's offer, replacing whatever session we had.
+func (p *peer) answer(offer SignalMessage) {
+	p.endSession()
+	if p.timerKind == timerRestart {
+		p.clearTimer()
+	}
+	s, err := p.newSession(offer.Session, false)
+	if err != nil {
+		p.log.Warn("cannot answer ICE offer", "err", err)
+		p.scheduleRestart()
+		return
+	}
+	p.sess = s
+	cred := p.creds(s)
+	s.hello = p.encode(SignalMessage{Type: SignalAnswer, Session: s.id, Ufrag: cred[0], Pwd: cred[1]})
+	p.send(s.hello)
+	s.pending = append(s.pending, p.early[s.id]...)
+	delete(p.early, s.id)
+	p.setStatus(func(st *PathStatus) { st.Session = s.id; st.Sessions++ })
+	p.start(s, offer.Ufrag, offer.Pwd)
+	p.gather(s)
+	p.log.Debug("answered", "session", s.id)
+}
+
+// start begins connectivity checks once both credential sets are known. ICE roles follow key
+// order, whoever offered.
+func (p *peer) start(s *session, ufrag, pwd string) {
+	var err error
+	if p.controlling {
+		_, err = s.agent.StartDial(ufrag, pwd)
+	} else {
+		_, err = s.agent.StartAccept(ufrag, pwd)
+	}
+	if err != nil {
+		p.log.Warn("start connectivity checks", "session", s.id, "err", err)
+		p.fail("cannot start checks")
+		return
+	}
+	s.started = true
+	p.setStatus(func(st *PathStatus) { st.State = StateChecking })
+	for _, c := range s.pending {
+		p.addRemote(s, c)
+	}
+	s.pending = nil
+	for _, c := range p.early[s.id] {
+		p.addRemote(s, c)
+	}
+	delete(p.early, s.id)
+}
+
+func (p *peer) addRemote(s *session, raw string) {
+	if s.remote >= maxSessionCands {
+		return
+	}
+	c, err := parseCandidate(raw)
+	if err != nil {
+		p.log.Debug("bad remote candidate", "err", err)
+		return
+	}
+	if c.NetworkType().IsIPv6() && !p.m.cfg.IPv6 {
+		return
+	}
+	if err := s.agent.AddRemoteCandidate(c); err != nil {
+		p.log.Debug("add remote candidate", "session", s.id, "err", err)
+		return
+	}
+	s.remote++
+}
+
+// keepEarly holds candidates of a session we have not heard of yet: signaling may deliver them
+// before the offer or answer.
+func (p *peer) keepEarly(session, cand string) {
+	if _, ok := p.early[session]; !ok {
+		if len(p.earlyIDs) >= earlySessions {
+			delete(p.early, p.earlyIDs[0])
+			p.earlyIDs = p.earlyIDs[1:]
+		}
+		p.earlyIDs = append(p.earlyIDs, session)
+		p.early[session] = nil
+	}
+	if len(p.early[session]) < earlyCandidates {
+		p.early[session] = append(p.early[session], cand)
+	}
+}
+
+func (p *peer) onEvent(ev agentEvent) {
+	s := p.sess
+	if s == nil || s.id != ev.sess {
+		return // an event of an agent we already closed
+	}
+	switch ev.kind {
+	case evCandidate:
+		b := p.encode(SignalMessage{Type: SignalCandidate, Session: s.id, Candidate: ev.cand})
+		if b != nil {
+			s.localCands = append(s.localCands, b)
+			p.send(b)
+		}
+	case evGathered:
+		s.eoc = p.encode(SignalMessage{Type: SignalEndOfCandidates, Session: s.id})
+		p.send(s.eoc)
+	case evPair:
+		if s.state == ice.ConnectionStateDisconnected || s.state == ice.ConnectionStateFailed {
+			return
+		}
+		p.reportPath(ev.path)
+	case evState:
+		p.onState(s, ev.state)
+	}
+}
+
+func (p *peer) onState(s *session, st ice.ConnectionState) {
+	s.state = st
+	p.log.Debug("ICE state", "session", s.id, "state", st.String())
+	switch st {
+	case ice.ConnectionStateConnected, ice.ConnectionStateCompleted:
+		p.attempt = 0
+		if p.timerKind == timerRestart {
+			p.clearTimer() // recovered from Disconnected
+		}
+		p.setStatus(func(ps *PathStatus) { ps.State = StateConnected; ps.Reason = "" })
+		if pair, err := s.agent.GetSelectedCandidatePair(); err == nil && pair != nil {
+			path := pathOf(pair.Local, pair.Remote)
+			if p.path.Valid() && path.samePair(p.path) {
+				path.Since = p.path.Since
+			}
+			p.reportPath(path)
+		}
+	case ice.ConnectionStateDisconnected:
+		// Consent checks get no answers. Report the path lost now; give the session until the
+		// restart backoff to recover before replacing it (pion moves it to Failed later anyway).
+		p.reportPath(Path{})
+		p.setStatus(func(ps *PathStatus) {
+			ps.State = StateDisconnected
+			ps.Failures++
+			ps.Reason = "consent checks unanswered"
+		})
+		p.scheduleRestart()
+	case ice.ConnectionStateFailed:
+		p.fail("ICE failed: no candidate pair works")
+	}
+}
+
+// ---- queues ----
+
+type eventKind int
+
+const (
+	evCandidate eventKind = iota
+	evGathered
+	evState
+	evPair
+)
+
+type agentEvent struct {
+	sess  string
+	kind  eventKind
+	cand  string
+	state ice.ConnectionState
+	path  Path
+}
+
+// eventQueue is an unbounded queue from pion's callbacks to the actor: callbacks must never
+// block (closing an agent waits for them). It holds what one agent produces: a few candidates
+// and state changes.
+type eventQueue struct {
+	mu     sync.Mutex
+	q      []agentEvent
+	notify chan struct{}
+}
+
+func (e *eventQueue) push(ev agentEvent) {
+	e.mu.Lock()
+	e.q = append(e.q, ev)
+	e.mu.Unlock()
+	select {
+	case e.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (e *eventQueue) drain() []agentEvent {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.q
+	e.q = nil
+	return q
+}
+
+// sender sends one peer's signals in order from its own goroutine, so that a slow coordinator
+// never blocks ICE.
+type sender struct {
+	p        *peer
+	mu       sync.Mutex
+	q        [][]byte
+	stopping bool
+	notify   chan struct{}
+}
+
+const maxOutbox = 256
+
+func newSender(p *peer) *sender { return &sender{p: p, notify: make(chan struct{}, 1)} }
+
+func (s *sender) push(b []byte) {
+	s.mu.Lock()
+	if !s.stopping {
+		if len(s.q) >= maxOutbox {
+			s.q = s.q[1:] // the oldest is the least useful; retransmission repairs the loss
+		}
+		s.q = append(s.q, b)
+	}
+	s.mu.Unlock()
+	s.wake()
+}
+
+func (s *sender) wake() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// stop discards what is queued, queues final (if not nil), and lets run exit once it is sent.
+func (s *sender) stop(final []byte) {
+	s.mu.Lock()
+	s.stopping = true
+	s.q = nil
+	if final != nil {
+		s.q = [][]byte{final}
+	}
+	s.mu.Unlock()
+	s.wake()
+}
+
+func (s *sender) run() {
+	for {
+		s.mu.Lock()
+		var b []byte
+		if len(s.q) > 0 {
+			b = s.q[0]
+			s.q = s.q[1:]
+		}
+		stopping := s.stopping
+		s.mu.Unlock()
+		switch {
+		case b != nil && stopping:
+			ctx, cancel := context.WithTimeout(context.Background(), finalSignalWait)
+			s.signal(ctx, b)
+			cancel()
+		case b != nil:
+			s.signal(s.p.ctx, b)
+		case stopping:
+			return
+		default:
+			<-s.notify
+		}
+	}
+}
+
+func (s *sender) signal(ctx context.Context, b []byte) {
+	if err := s.p.m.cfg.Signal(ctx, s.p.id, b); err != nil {
+		s.p.log.Debug("signal not delivered", "err", err)
+	}
+}
