@@ -33,6 +33,7 @@
 //	DELETE /devices/{id}                   the device's owner, the organization's owner, or the device itself
 //	GET    /devices/{id}/events            the device itself: its event stream (SSE)
 //	POST   /devices/{id}/signal            a device of the same organization
+//	GET    /devices/{id}/relay             the device itself: STUN and TURN servers, fresh credentials
 //
 // Outside the prefix, GET /healthz and GET /readyz report liveness and readiness. Requests authenticate with an "Authorization: Bearer TOKEN"
 // header carrying one of: the admin token, a user API token ([UserTokenPrefix]), a registration
@@ -316,7 +317,11 @@ type Event struct {
 	Time           time.Time    `json:"time"`
 }
 
-// RelayConfig tells a device which STUN and TURN servers to use and with which credentials.
+// RelayConfig tells a device which STUN and TURN servers to use and with which credentials
+// (the TURN REST scheme: Username is "expiry-unix-seconds:device-id", Password the base64
+// HMAC-SHA1 of Username under the secret the coordinator shares with its relays). It answers
+// GET /devices/{id}/relay and is pushed again on the device's event stream as an EventRelay
+// before the credentials expire.
 type RelayConfig struct {
 	STUN      []string  `json:"stun,omitempty"` // "host:port"
 	TURN      []string  `json:"turn,omitempty"` // "turn:host:port?transport=udp"
