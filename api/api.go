@@ -297,7 +297,8 @@ const (
 	// EventDeviceRemoved is sent when a device is deleted or moved out of the organization.
 	EventDeviceRemoved = "device.removed"
 	EventSignal        = "signal"
-	// EventRelay carries fresh relay credentials for the stream's device.
+	// EventRelay is reserved for pushing fresh relay credentials to the stream's device; the
+	// coordinator does not send it yet (devices re-fetch GET /devices/{id}/relay).
 	EventRelay = "relay"
 )
 
@@ -320,8 +321,8 @@ type Event struct {
 // RelayConfig tells a device which STUN and TURN servers to use and with which credentials
 // (the TURN REST scheme: Username is "expiry-unix-seconds:device-id", Password the base64
 // HMAC-SHA1 of Username under the secret the coordinator shares with its relays). It answers
-// GET /devices/{id}/relay and is pushed again on the device's event stream as an EventRelay
-// before the credentials expire.
+// GET /devices/{id}/relay; a device fetches it again before ExpiresAt. (EventRelay is reserved
+// for pushing it on the event stream; the coordinator does not send it yet.)
 type RelayConfig struct {
 	STUN      []string  `json:"stun,omitempty"` // "host:port"
 	TURN      []string  `json:"turn,omitempty"` // "turn:host:port?transport=udp"

@@ -209,6 +209,13 @@ func (c *Client) WithToken(token string) *Client {
 	return &cp
 }
 
+// CloseIdleConnections closes the idle keep-alive connections of the client's pool (shared
+// with the copies WithToken made). Call it when done with the client, so that no connection
+// and no goroutine of the HTTP transport outlives its user.
+func (c *Client) CloseIdleConnections() {
+	c.hc.CloseIdleConnections()
+}
+
 // BaseURL returns the coordinator URL the client talks to.
 func (c *Client) BaseURL() string { return c.base.String() }
 

@@ -55,6 +55,12 @@
 //     move appends a sync addressed to the device in the new organization's log. A stream ends
 //     when its device is deleted (after delivering its own device.removed) or its user stops
 //     being a member; access is re-checked on every wake-up and every heartbeat.
+//   - GET /devices/{id}/relay answers the device itself (its own token; a user token or another
+//     device's gets 403, a device of another organization 404) with Config.STUNServers,
+//     Config.TURNServers and TURN REST credentials minted from Config.RelaySecret, valid for
+//     Config.RelayCredentialTTL. They are not pushed on the event stream (the event log is
+//     persistent and replayed, no place for credentials): devices fetch fresh ones before
+//     ExpiresAt. A deleted device's token stops working, so it gets no more credentials.
 //   - Advertised child prefixes must be canonical and must not overlap the organization's own
 //     IPv4 CIDR or IPv6 prefix; overlaps between devices' child prefixes are not checked.
 package coordinator
@@ -108,6 +114,19 @@ type Config struct {
 	SweepInterval time.Duration
 	// Now is the clock; nil means time.Now. Tests inject a fake clock to test expiry.
 	Now func() time.Time
+
+	// STUNServers are the "host:port" STUN servers devices are told to use (the relays' UDP
+	// listeners; two ports on one host let devices detect a symmetric NAT).
+	STUNServers []string
+	// TURNServers are the TURN URLs devices are told to use, e.g.
+	// "turn:198.51.100.10:3478?transport=udp", "turns:relay.example.com:5349?transport=tcp".
+	// They need RelaySecret.
+	TURNServers []string
+	// RelaySecret is the secret shared with the relays; TURN credentials are minted from it.
+	// Empty: devices get STUN servers only.
+	RelaySecret []byte
+	// RelayCredentialTTL is how long minted TURN credentials are valid. Default 12h.
+	RelayCredentialTTL time.Duration
 }
 
 // Server is a coordinator. It is an http.Handler serving the whole API.
@@ -170,6 +189,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if err := validateRelayConfig(&cfg); err != nil {
+		return nil, err
 	}
 	s := &Server{
 		cfg:     cfg,
@@ -267,6 +289,7 @@ func (s *Server) routes() {
 	handle(p("DELETE", "/devices/{id}"), s.handleDeleteDevice)
 	handle(p("GET", "/devices/{id}/events"), s.handleDeviceEvents)
 	handle(p("POST", "/devices/{id}/signal"), s.handleSignal)
+	handle(p("GET", "/devices/{id}/relay"), s.handleDeviceRelay)
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, api.Health{Status: "ok"})

@@ -2,6 +2,9 @@
 //
 //	go run ./examples/coordinator -listen 127.0.0.1:8080 -db nexodus.db -admin-token SECRET
 //
+// Devices learn their STUN and TURN servers from -stun-servers and -turn-servers, with TURN
+// credentials minted from -relay-secret (or NEXODUS_RELAY_SECRET), the secret the relays share.
+//
 // The admin token may also come from NEXODUS_ADMIN_TOKEN. The database file is created (and its
 // schema migrated) if missing. SIGINT or SIGTERM shuts the server down gracefully.
 package main
@@ -17,6 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,6 +42,10 @@ func run() error {
 	pool := flag.String("ipv4-pool", "100.64.0.0/10", "IPv4 pool organizations get their blocks from")
 	retention := flag.Duration("event-retention", 24*time.Hour, "how long events are kept for stream resumption")
 	debug := flag.Bool("debug", false, "log every request")
+	stunServers := flag.String("stun-servers", "", "comma-separated host:port STUN servers advertised to devices (e.g. both UDP ports of a relay)")
+	turnServers := flag.String("turn-servers", "", "comma-separated TURN URLs advertised to devices, e.g. turn:198.51.100.10:3478?transport=udp")
+	relaySecret := flag.String("relay-secret", "", "secret shared with the relays (default $NEXODUS_RELAY_SECRET)")
+	relayTTL := flag.Duration("relay-credential-ttl", 12*time.Hour, "how long minted TURN credentials are valid")
 	flag.Parse()
 
 	if *adminToken == "" {
@@ -45,6 +53,12 @@ func run() error {
 	}
 	if *adminToken == "" {
 		return errors.New("an admin token is required: pass -admin-token or set NEXODUS_ADMIN_TOKEN")
+	}
+	if *relaySecret == "" {
+		*relaySecret = os.Getenv("NEXODUS_RELAY_SECRET")
+	}
+	if *turnServers != "" && *relaySecret == "" {
+		return errors.New("-turn-servers needs a relay secret: pass -relay-secret or set NEXODUS_RELAY_SECRET")
 	}
 	prefix, err := netip.ParsePrefix(*pool)
 	if err != nil {
@@ -66,6 +80,8 @@ func run() error {
 	defer st.Close()
 	srv, err := coordinator.New(ctx, coordinator.Config{
 		Store: st, AdminToken: *adminToken, Logger: logger, IPv4Pool: prefix, EventRetention: *retention,
+		STUNServers: splitList(*stunServers), TURNServers: splitList(*turnServers),
+		RelaySecret: []byte(*relaySecret), RelayCredentialTTL: *relayTTL,
 	})
 	if err != nil {
 		return err
@@ -104,4 +120,15 @@ func run() error {
 		return err
 	}
 	return nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -1,0 +1,486 @@
+// Package relay is the Nexodus relay: a standard STUN and TURN server (RFC 8489, RFC 8656) for
+// devices that cannot reach each other directly, built on pion/turn.
+//
+// The relay forwards WireGuard ciphertext. A node behind a symmetric NAT allocates a relayed
+// address here and its peers send their (already encrypted) WireGuard packets to that address;
+// the relay never holds a key and never sees plaintext.
+//
+// # Credentials
+//
+// The relay shares a secret with the coordinator and accepts the time-limited credentials the
+// coordinator mints for each device (the TURN REST scheme, see internal/turncred): the username
+// is "<unix-expiry>:<device-id>" and the password base64(HMAC-SHA1(secret, username)). The relay
+// keeps no user database; an expired credential, a password not derived from the secret and a
+// realm other than [Config.Realm] are refused. Because the scheme is standard, coturn configured
+// with use-auth-secret, static-auth-secret and the same realm can stand in for this relay.
+//
+// An allocation keeps working while its owner refreshes it; TURN refreshes are authenticated
+// too, so once a credential expires its allocations end at their next refresh (at most the
+// allocation lifetime, 10 minutes, later). Nodes fetch fresh credentials from the coordinator
+// (GET /api/v1/devices/{id}/relay) before the old ones expire and allocate again.
+//
+// # STUN and NAT-type detection
+//
+// Every listener also answers STUN binding requests, so the relay is the deployment's STUN
+// server. Telling a symmetric NAT (whose mapping changes with the destination) from a cone NAT
+// needs two STUN addresses: give [Config.UDPListen] two entries (e.g. ":3478" and ":3479") and
+// advertise both to devices (the coordinator's STUNServers, the example coordinator's
+// -stun-servers flag).
+//
+// # Limits
+//
+// [Config.QuotaPerUser] bounds the live allocations of one device (the device ID in the
+// credential's username, so minting fresh credentials does not reset it); a request over the
+// quota is refused with 486 Allocation Quota Reached. [Config.BandwidthLimit] polices each
+// allocation's traffic in each direction with a token bucket; datagrams over the limit are
+// dropped, as a congested link would drop them, and counted in [Stats].
+//
+// Allocations may not send to the unspecified, multicast, link-local or (unless the relay
+// itself is on loopback) loopback addresses, nor to [Config.DeniedPeers], so the relay cannot
+// be used to reach the network it runs in.
+//
+// Only UDP relayed addresses are offered (REQUESTED-TRANSPORT UDP, over any client transport:
+// UDP, TCP or TLS); TCP allocations (RFC 6062) are refused, since WireGuard is datagrams.
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/turn/v5"
+
+	"github.com/nexodus-sdk/nexodus/internal/turncred"
+)
+
+// DefaultRealm is the realm used when [Config.Realm] is empty.
+const DefaultRealm = "nexodus"
+
+// Errors. Configuration errors from [New] wrap ErrInvalidConfig.
+var (
+	// ErrInvalidConfig means a [Config] field is missing or inconsistent.
+	ErrInvalidConfig = errors.New("relay: invalid config")
+	// ErrQuotaExceeded is why an allocation over [Config.QuotaPerUser] is refused.
+	ErrQuotaExceeded = errors.New("relay: allocation quota exceeded")
+	// ErrUnsupportedTransport is why a TCP allocation (RFC 6062) is refused.
+	ErrUnsupportedTransport = errors.New("relay: only UDP relayed addresses are offered")
+	// ErrAddressFamily is why an allocation in the other IP family than [Config.PublicIP] is
+	// refused.
+	ErrAddressFamily = errors.New("relay: requested address family not served")
+)
+
+// Config configures a relay.
+type Config struct {
+	// Realm is the TURN realm; credentials for another realm are refused. Default "nexodus".
+	Realm string
+	// Secret is shared with the coordinator, which mints credentials from it. Required.
+	Secret []byte
+	// PublicIP is the IP announced as the relayed address of allocations: the relay's public
+	// address. Defaults to RelayAddress when that is a specific address; required otherwise.
+	PublicIP netip.Addr
+	// RelayAddress is where allocations' relay sockets bind. Default: the unspecified address
+	// of PublicIP's family (all interfaces).
+	RelayAddress netip.Addr
+	// MinRelayPort and MaxRelayPort restrict relay sockets to a port range (for firewalls).
+	// Zero for both lets the system choose.
+	MinRelayPort, MaxRelayPort uint16
+	// UDPListen lists "ip:port" addresses to serve STUN and TURN on over UDP. Two addresses
+	// (two ports) let devices detect a symmetric NAT.
+	UDPListen []string
+	// TCPListen lists "ip:port" addresses to serve STUN and TURN on over TCP, for devices whose
+	// network blocks UDP.
+	TCPListen []string
+	// TLSListen, with TLSConfig, serves STUN and TURN over TLS ("turns:").
+	TLSListen string
+	TLSConfig *tls.Config
+	// QuotaPerUser is the maximum number of live allocations of one device. Zero means no
+	// limit.
+	QuotaPerUser int
+	// BandwidthLimit is the maximum bytes per second relayed by one allocation in each
+	// direction (peer to client, client to peer). Zero means no limit.
+	BandwidthLimit int64
+	// DeniedPeers are networks allocations may not send to (in addition to the unspecified,
+	// multicast and link-local addresses, and loopback unless PublicIP is a loopback address,
+	// which are always refused). Operators add their private ranges here so that the relay
+	// cannot be used to reach their internal network. PublicIP itself is always allowed, so
+	// that two allocations of this relay can reach each other.
+	DeniedPeers []netip.Prefix
+	// AllocationLifetime is the default lifetime of an allocation without refresh. Default
+	// 10 minutes (RFC 8656).
+	AllocationLifetime time.Duration
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock credentials are checked against; nil means time.Now.
+	Now func() time.Time
+}
+
+// Addrs are the addresses a relay actually listens on.
+type Addrs struct {
+	UDP []netip.AddrPort // in the order of Config.UDPListen
+	TCP []netip.AddrPort // in the order of Config.TCPListen
+	TLS netip.AddrPort   // zero without a TLS listener
+}
+
+// Stats are a relay's counters since it started.
+type Stats struct {
+	Allocations      int64 // live allocations
+	AllocationsTotal int64 // allocations ever made
+	// BytesRelayed and PacketsRelayed count the payload the allocations' relay sockets sent to
+	// and received from peers.
+	BytesRelayed   int64
+	PacketsRelayed int64
+	// PacketsDropped counts datagrams dropped for exceeding Config.BandwidthLimit.
+	PacketsDropped int64
+	// AuthFailures counts requests refused for their credentials: malformed, expired, wrong
+	// realm or a message integrity that does not match (a forged password).
+	AuthFailures int64
+	// QuotaRejections counts allocations refused for Config.QuotaPerUser.
+	QuotaRejections int64
+	// PeersRefused counts permissions refused for a denied peer address.
+	PeersRefused int64
+}
+
+// Server is a running relay.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	turn      *turn.Server
+	addrs     Addrs
+	listeners []*trackedListener
+	bindIP    netip.Addr
+
+	mu      sync.Mutex
+	closed  bool
+	perUser map[string]int // live allocations by device ID
+
+	active    atomic.Int64 // reads in progress on any socket the relay owns
+	relays    atomic.Int64 // open relay sockets (live allocations)
+	allocs    atomic.Int64
+	bytes     atomic.Int64
+	packets   atomic.Int64
+	dropped   atomic.Int64
+	authFails atomic.Int64
+	quotaRej  atomic.Int64
+	peersRef  atomic.Int64
+}
+
+// New validates cfg, opens every listener and starts serving. ctx bounds the setup only; the
+// relay runs until Close.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, perUser: map[string]int{}}
+	s.bindIP = cfg.RelayAddress
+
+	var (
+		pcs    []turn.PacketConnConfig
+		lns    []turn.ListenerConfig
+		opened []func() error
+	)
+	fail := func(err error) (*Server, error) {
+		for _, c := range opened {
+			_ = c()
+		}
+		return nil, err
+	}
+	gen := &relayGenerator{s: s}
+	lc := net.ListenConfig{}
+	for _, a := range cfg.UDPListen {
+		pc, err := lc.ListenPacket(ctx, "udp", a)
+		if err != nil {
+			return fail(fmt.Errorf("relay: listen udp %s: %w", a, err))
+		}
+		opened = append(opened, pc.Close)
+		if uc, ok := pc.(*net.UDPConn); ok {
+			_ = uc.SetReadBuffer(4 << 20) // best effort: the kernel may cap it
+			_ = uc.SetWriteBuffer(4 << 20)
+		}
+		s.addrs.UDP = append(s.addrs.UDP, addrPort(pc.LocalAddr()))
+		pcs = append(pcs, turn.PacketConnConfig{PacketConn: &listenConn{PacketConn: pc, s: s}, RelayAddressGenerator: gen, PermissionHandler: s.permit})
+	}
+	listenTCP := func(a string) (*trackedListener, error) {
+		l, err := lc.Listen(ctx, "tcp", a)
+		if err != nil {
+			return nil, err
+		}
+		opened = append(opened, l.Close)
+		tl := &trackedListener{Listener: l, s: s, conns: map[*trackedConn]struct{}{}}
+		s.listeners = append(s.listeners, tl)
+		return tl, nil
+	}
+	for _, a := range cfg.TCPListen {
+		tl, err := listenTCP(a)
+		if err != nil {
+			return fail(fmt.Errorf("relay: listen tcp %s: %w", a, err))
+		}
+		s.addrs.TCP = append(s.addrs.TCP, addrPort(tl.Addr()))
+		lns = append(lns, turn.ListenerConfig{Listener: tl, RelayAddressGenerator: gen, PermissionHandler: s.permit})
+	}
+	if cfg.TLSListen != "" {
+		tl, err := listenTCP(cfg.TLSListen)
+		if err != nil {
+			return fail(fmt.Errorf("relay: listen tls %s: %w", cfg.TLSListen, err))
+		}
+		s.addrs.TLS = addrPort(tl.Addr())
+		lns = append(lns, turn.ListenerConfig{Listener: tls.NewListener(tl, cfg.TLSConfig), RelayAddressGenerator: gen, PermissionHandler: s.permit})
+	}
+
+	ts, err := turn.NewServer(turn.ServerConfig{
+		PacketConnConfigs:  pcs,
+		ListenerConfigs:    lns,
+		LoggerFactory:      pionLoggerFactory{log: s.log},
+		Realm:              cfg.Realm,
+		AuthHandler:        s.authenticate,
+		QuotaHandler:       s.quotaAllows,
+		AllocationLifetime: cfg.AllocationLifetime,
+		EventHandler: turn.EventHandler{
+			OnAuth: func(src, _ net.Addr, _, username, _ string, method string, verdict bool) {
+				if !verdict {
+					s.authFails.Add(1)
+					s.log.Debug("turn request refused: message integrity does not match (wrong password)",
+						"src", src.String(), "username", username, "method", method)
+				}
+			},
+			OnAllocationCreated: func(src, _ net.Addr, proto, userID, _ string, relayAddr net.Addr, _ int) {
+				s.allocs.Add(1)
+				s.log.Debug("allocation created", "src", src.String(), "transport", proto, "device_id", userID, "relay_addr", relayAddr.String())
+			},
+			OnAllocationDeleted: func(src, _ net.Addr, proto, userID, _ string) {
+				s.log.Debug("allocation deleted", "src", src.String(), "transport", proto, "device_id", userID)
+			},
+		},
+	})
+	if err != nil {
+		return fail(fmt.Errorf("relay: start turn server: %w", err))
+	}
+	s.turn = ts
+	s.log.Info("relay listening", "udp", s.addrs.UDP, "tcp", s.addrs.TCP, "tls", s.addrs.TLS,
+		"public_ip", cfg.PublicIP, "realm", cfg.Realm)
+	return s, nil
+}
+
+func (c *Config) normalize() error {
+	if len(c.Secret) == 0 {
+		return fmt.Errorf("%w: Secret is required", ErrInvalidConfig)
+	}
+	if c.Realm == "" {
+		c.Realm = DefaultRealm
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if len(c.UDPListen) == 0 && len(c.TCPListen) == 0 && c.TLSListen == "" {
+		return fmt.Errorf("%w: no listener (UDPListen, TCPListen or TLSListen)", ErrInvalidConfig)
+	}
+	if c.TLSListen != "" && (c.TLSConfig == nil || len(c.TLSConfig.Certificates) == 0 && c.TLSConfig.GetCertificate == nil && c.TLSConfig.GetConfigForClient == nil) {
+		return fmt.Errorf("%w: TLSListen needs a TLSConfig with a certificate", ErrInvalidConfig)
+	}
+	c.PublicIP, c.RelayAddress = c.PublicIP.Unmap(), c.RelayAddress.Unmap()
+	if !c.PublicIP.IsValid() {
+		if !c.RelayAddress.IsValid() || c.RelayAddress.IsUnspecified() {
+			return fmt.Errorf("%w: PublicIP is required unless RelayAddress is a specific address", ErrInvalidConfig)
+		}
+		c.PublicIP = c.RelayAddress
+	}
+	if c.PublicIP.IsUnspecified() || c.PublicIP.IsMulticast() || c.PublicIP.Zone() != "" {
+		return fmt.Errorf("%w: PublicIP %s is not a unicast address", ErrInvalidConfig, c.PublicIP)
+	}
+	if !c.RelayAddress.IsValid() {
+		if c.PublicIP.Is4() {
+			c.RelayAddress = netip.IPv4Unspecified()
+		} else {
+			c.RelayAddress = netip.IPv6Unspecified()
+		}
+	}
+	if c.RelayAddress.Is4() != c.PublicIP.Is4() {
+		return fmt.Errorf("%w: RelayAddress %s and PublicIP %s are of different families", ErrInvalidConfig, c.RelayAddress, c.PublicIP)
+	}
+	if c.MinRelayPort > c.MaxRelayPort || (c.MinRelayPort == 0) != (c.MaxRelayPort == 0) {
+		return fmt.Errorf("%w: relay port range %d-%d", ErrInvalidConfig, c.MinRelayPort, c.MaxRelayPort)
+	}
+	if c.QuotaPerUser < 0 {
+		return fmt.Errorf("%w: QuotaPerUser %d is negative", ErrInvalidConfig, c.QuotaPerUser)
+	}
+	if c.BandwidthLimit < 0 {
+		return fmt.Errorf("%w: BandwidthLimit %d is negative", ErrInvalidConfig, c.BandwidthLimit)
+	}
+	for _, p := range c.DeniedPeers {
+		if !p.IsValid() {
+			return fmt.Errorf("%w: invalid DeniedPeers prefix", ErrInvalidConfig)
+		}
+	}
+	if c.AllocationLifetime < 0 {
+		return fmt.Errorf("%w: AllocationLifetime %s is negative", ErrInvalidConfig, c.AllocationLifetime)
+	}
+	return nil
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// Addrs returns the addresses the relay listens on, with the ports the system chose for ":0".
+func (s *Server) Addrs() Addrs {
+	a := s.addrs
+	a.UDP = append([]netip.AddrPort(nil), a.UDP...)
+	a.TCP = append([]netip.AddrPort(nil), a.TCP...)
+	return a
+}
+
+// Stats returns the relay's counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Allocations:      s.relays.Load(),
+		AllocationsTotal: s.allocs.Load(),
+		BytesRelayed:     s.bytes.Load(),
+		PacketsRelayed:   s.packets.Load(),
+		PacketsDropped:   s.dropped.Load(),
+		AuthFailures:     s.authFails.Load(),
+		QuotaRejections:  s.quotaRej.Load(),
+		PeersRefused:     s.peersRef.Load(),
+	}
+}
+
+// closeWait bounds how long Close waits for pion's goroutines to notice their sockets closed.
+const closeWait = 10 * time.Second
+
+// Close stops the relay: it closes every listener, connection and allocation and waits until
+// the goroutines serving them have returned. Calling it again does nothing and returns nil.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+
+	var errs []error
+	if err := s.turn.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("relay: close listeners: %w", err))
+	}
+	// pion closes listeners but not the connections they accepted.
+	for _, l := range s.listeners {
+		l.closeConns()
+	}
+	// pion's read loops close their allocations (and so the relay sockets) after their socket
+	// fails; wait for that, so that no goroutine outlives Close.
+	deadline := time.Now().Add(closeWait)
+	for s.active.Load() > 0 || s.relays.Load() > 0 {
+		if time.Now().After(deadline) {
+			errs = append(errs, fmt.Errorf("relay: %d reads and %d relay sockets still open after %s",
+				s.active.Load(), s.relays.Load(), closeWait))
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	s.log.Info("relay closed", "allocations_total", s.allocs.Load(), "bytes_relayed", s.bytes.Load())
+	return errors.Join(errs...)
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// authenticate is pion's AuthHandler: it returns the device ID as the allocation's user ID and
+// the long-term key of the username's password, which pion checks the message integrity with.
+func (s *Server) authenticate(ra *turn.RequestAttributes) (userID string, key []byte, ok bool) {
+	src := ""
+	if ra.SrcAddr != nil {
+		src = ra.SrcAddr.String()
+	}
+	if ra.Realm != s.cfg.Realm {
+		s.authFails.Add(1)
+		s.log.Debug("turn request refused: wrong realm", "src", src, "realm", ra.Realm)
+		return "", nil, false
+	}
+	deviceID, password, err := turncred.Check(s.cfg.Secret, ra.Username, s.cfg.Now())
+	if err != nil {
+		s.authFails.Add(1)
+		s.log.Debug("turn request refused", "src", src, "username", ra.Username, "err", err)
+		return "", nil, false
+	}
+	return deviceID, turn.GenerateAuthKey(ra.Username, ra.Realm, password), true
+}
+
+// permit is pion's PermissionHandler: it decides which peers an allocation may exchange
+// datagrams with (CreatePermission and ChannelBind).
+func (s *Server) permit(client net.Addr, peerIP net.IP) bool {
+	ip, ok := netip.AddrFromSlice(peerIP)
+	ip = ip.Unmap()
+	allowed := ok && (ip == s.cfg.PublicIP || !(ip.IsUnspecified() || ip.IsMulticast() ||
+		ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsLoopback() && !s.cfg.PublicIP.IsLoopback()))
+	for _, p := range s.cfg.DeniedPeers {
+		if allowed && ip != s.cfg.PublicIP && p.Contains(ip) {
+			allowed = false
+		}
+	}
+	if !allowed {
+		s.peersRef.Add(1)
+		s.log.Info("permission refused: denied peer address", "src", client.String(), "peer", peerIP.String())
+	}
+	return allowed
+}
+
+// quotaAllows is pion's QuotaHandler, called with the user ID authenticate returned. The count
+// is only reserved when the relay socket is opened (see reserve), so this is the early check
+// that answers 486.
+func (s *Server) quotaAllows(userID, _ string, src net.Addr) bool {
+	if s.cfg.QuotaPerUser == 0 {
+		return true
+	}
+	s.mu.Lock()
+	n := s.perUser[userID]
+	s.mu.Unlock()
+	if n >= s.cfg.QuotaPerUser {
+		s.quotaRej.Add(1)
+		s.log.Info("allocation refused: quota reached", "device_id", userID, "src", src.String(), "quota", s.cfg.QuotaPerUser)
+		return false
+	}
+	return true
+}
+
+// reserve counts a new allocation of userID, refusing it over the quota or after Close.
+func (s *Server) reserve(userID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return net.ErrClosed
+	}
+	if s.cfg.QuotaPerUser > 0 && s.perUser[userID] >= s.cfg.QuotaPerUser {
+		s.quotaRej.Add(1)
+		return ErrQuotaExceeded
+	}
+	s.perUser[userID]++
+	s.relays.Add(1)
+	return nil
+}
+
+func (s *Server) release(userID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perUser[userID]--; s.perUser[userID] <= 0 {
+		delete(s.perUser, userID)
+	}
+	s.relays.Add(-1)
+}
