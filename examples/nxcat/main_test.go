@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/nexodus-sdk/nexodus"
+	"github.com/nexodus-sdk/nexodus/internal/devcoord"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func noEnv(string) string { return "" }
+
+func TestListenDialStatus(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	coord, err := devcoord.Start(ctx, filepath.Join(t.TempDir(), "c.db"), devcoord.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coord.Close()
+	tenant, err := coord.NewTenant(ctx, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := tenant.RegKey(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"-control", coord.URL, "-authkey", key}
+
+	// The server runs until its context is cancelled.
+	srvCtx, stopSrv := context.WithCancel(ctx)
+	var srvOut, srvErr syncBuffer
+	srvDone := make(chan int, 1)
+	go func() {
+		args := append(append([]string{}, common...), "-hostname", "srv", "listen", "-echo", "7000")
+		srvDone <- run(srvCtx, args, strings.NewReader(""), &srvOut, &srvErr, noEnv)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(srvErr.String(), "listening on") {
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start: %s", srvErr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	var out, errOut bytes.Buffer
+	args := append(append([]string{}, common...), "-hostname", "cli", "dial", "srv:7000")
+	if code := run(ctx, args, strings.NewReader("hello mesh\n"), &out, &errOut, noEnv); code != 0 {
+		t.Fatalf("dial exited %d: %s", code, errOut.String())
+	}
+	if out.String() != "hello mesh\n" {
+		t.Fatalf("dial got %q, want the echo", out.String())
+	}
+	if !strings.Contains(srvOut.String(), "hello mesh") {
+		t.Fatalf("server printed %q", srvOut.String())
+	}
+
+	out.Reset()
+	args = append(append([]string{}, common...), "-hostname", "ops", "status", "-o", "json", "-wait", "1")
+	if code := run(ctx, args, nil, &out, &errOut, noEnv); code != 0 {
+		t.Fatalf("status exited %d: %s", code, errOut.String())
+	}
+	var st nexodus.Status
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, out.String())
+	}
+	if len(st.Peers) != 1 || st.Peers[0].Hostname != "srv" || st.Peers[0].Path != nexodus.PathDirect {
+		t.Fatalf("status peers: %+v", st.Peers)
+	}
+
+	stopSrv()
+	if code := <-srvDone; code != 0 {
+		t.Fatalf("server exited %d: %s", code, srvErr.String())
+	}
+}
+
+func TestErrorsExitNonZero(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	coord, err := devcoord.Start(ctx, filepath.Join(t.TempDir(), "c.db"), devcoord.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coord.Close()
+	tenant, _ := coord.NewTenant(ctx, "ops")
+	key, _ := tenant.RegKey(ctx, "")
+
+	cases := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no command", []string{"-control", coord.URL, "-authkey", key}, 2, "usage"},
+		{"bad key", []string{"-control", coord.URL, "-authkey", "nxk_x.y", "-hostname", "a", "status"}, 1, "unauthorized"},
+		{"bad url", []string{"-control", "nope", "-authkey", key, "-hostname", "a", "status"}, 1, "ControlURL"},
+		{"unknown peer", []string{"-control", coord.URL, "-authkey", key, "-hostname", "a", "dial", "ghost:1"}, 1, "no such peer"},
+		{"bad port", []string{"-control", coord.URL, "-authkey", key, "-hostname", "a", "listen", "99999"}, 2, "bad port"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := run(ctx, tc.args, strings.NewReader(""), &out, &errOut, noEnv)
+			if code != tc.code || !strings.Contains(strings.ToLower(errOut.String()), strings.ToLower(tc.msg)) {
+				t.Fatalf("exit %d (want %d), stderr %q (want %q in it)", code, tc.code, errOut.String(), tc.msg)
+			}
+		})
+	}
+}
