@@ -2,6 +2,7 @@ package natt
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -149,6 +150,12 @@ func (m *Monitor) check(parent context.Context) {
 	}
 	if parent.Err() != nil {
 		return // closing
+	}
+	if errors.Is(err, ErrNotEnoughServers) && info.Reflexive.IsValid() {
+		// One server answered: the NAT type stays unknown, but the public address is worth
+		// publishing (deployments with a single STUN server are common).
+		m.log.Debug("NAT type unknown: one STUN server answered", "reflexive", info.Reflexive)
+		err = nil
 	}
 	m.mu.Lock()
 	old := m.cur

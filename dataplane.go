@@ -1,0 +1,244 @@
+package nexodus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nexodus-sdk/nexodus/api"
+	"github.com/nexodus-sdk/nexodus/mesh"
+	"github.com/nexodus-sdk/nexodus/natt"
+)
+
+// dataplane is everything on the node's one UDP socket: the WireGuard mesh, and NAT traversal
+// (STUN and one ICE agent per peer) reading the non-WireGuard packets the mesh hands over. It is
+// built and torn down as a unit, because a change of tunnel addresses rebuilds the mesh and
+// with it the socket ICE runs on.
+type dataplane struct {
+	log  *slog.Logger
+	mesh *mesh.Mesh
+	sock *natt.Socket
+	ice  *natt.Manager
+	mon  *natt.Monitor
+
+	mu    sync.Mutex
+	keys  map[string][32]byte  // device ID → key of the peers handed to ICE
+	paths map[string]natt.Path // device ID → the pair ICE selected
+	nat   natt.NATInfo
+}
+
+type dataplaneConfig struct {
+	key    [32]byte
+	addrs  []netip.Addr
+	port   uint16
+	stun   []string // "host:port"
+	logger *slog.Logger
+	// signal sends an ICE message to a peer through the coordinator.
+	signal func(ctx context.Context, deviceID string, payload []byte) error
+	// onNAT learns of a changed NAT situation (public address or type).
+	onNAT func(natt.NATInfo)
+}
+
+func newDataplane(ctx context.Context, cfg dataplaneConfig) (*dataplane, error) {
+	dp := &dataplane{
+		log:   cfg.logger,
+		keys:  map[string][32]byte{},
+		paths: map[string]natt.Path{},
+	}
+	// The mesh delivers STUN/ICE packets from its receive path; the socket they go to exists
+	// only once the mesh (which owns the UDP socket) does.
+	var sock atomic.Pointer[natt.Socket]
+	m, err := mesh.New(ctx, mesh.Config{
+		PrivateKey: cfg.key,
+		Addresses:  cfg.addrs,
+		ListenAddr: netip.AddrPortFrom(netip.Addr{}, cfg.port), // dual-stack, any address
+		Logger:     cfg.logger.With("component", "mesh"),
+		OnPacket: func(b []byte, from netip.AddrPort) {
+			if s := sock.Load(); s != nil {
+				s.Deliver(b, from)
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start tunnel: %w", err)
+	}
+	dp.mesh = m
+	dp.sock = natt.NewSocket(m.LocalAddr(), m.WriteTo)
+	sock.Store(dp.sock)
+
+	dp.ice, err = natt.New(natt.Config{
+		LocalKey:    m.PublicKey(),
+		Socket:      dp.sock,
+		STUNServers: cfg.stun,
+		Logger:      cfg.logger.With("component", "ice"),
+		Signal:      cfg.signal,
+		OnPath:      dp.onPath,
+		// Loopback candidates let nodes on one machine find each other; ICE's checks are
+		// authenticated, so a stranger on the same port cannot answer them.
+		IncludeLoopback: true,
+	})
+	if err != nil {
+		dp.sock.Close()
+		m.Close()
+		return nil, fmt.Errorf("start NAT traversal: %w", err)
+	}
+	if len(cfg.stun) > 0 {
+		dp.mon = natt.NewMonitor(natt.MonitorConfig{
+			Socket: dp.sock,
+			Servers: func(ctx context.Context) ([]netip.AddrPort, error) {
+				return natt.ResolveServers(ctx, nil, cfg.stun)
+			},
+			Logger: cfg.logger.With("component", "nat-monitor"),
+			OnChange: func(old, cur natt.NATInfo) {
+				dp.mu.Lock()
+				dp.nat = cur
+				dp.mu.Unlock()
+				if old.Type != natt.NATUnknown || old.Reflexive.IsValid() {
+					// The network changed under us: every path may be stale.
+					dp.ice.RestartAll()
+				}
+				if cfg.onNAT != nil {
+					cfg.onNAT(cur)
+				}
+			},
+		})
+	}
+	return dp, nil
+}
+
+// onPath follows ICE's choice: a direct pair becomes the peer's WireGuard path; a lost one
+// unpins it, so WireGuard tries every published endpoint until ICE finds a pair again.
+func (dp *dataplane) onPath(deviceID string, key [32]byte, p natt.Path) {
+	dp.mu.Lock()
+	if _, ok := dp.keys[deviceID]; !ok {
+		dp.mu.Unlock()
+		return // removed meanwhile
+	}
+	if p.Valid() {
+		dp.paths[deviceID] = p
+	} else {
+		delete(dp.paths, deviceID)
+	}
+	dp.mu.Unlock()
+	target := netip.AddrPort{}
+	if p.Valid() && !p.Relayed() {
+		target = p.Remote
+	}
+	if err := dp.mesh.SetPeerPath(key, target); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, mesh.ErrUnknownPeer) {
+		dp.log.Warn("set peer path", "device", deviceID, "err", err)
+	}
+	dp.log.Debug("path", "device", deviceID, "path", p.String())
+}
+
+// setPeers makes the tunnel and ICE follow the organization's device list.
+func (dp *dataplane) setPeers(ctx context.Context, devices map[string]api.Device) {
+	peers := make([]mesh.Peer, 0, len(devices))
+	want := make(map[string][32]byte, len(devices))
+	for id, d := range devices {
+		p, err := meshPeer(d)
+		if err != nil {
+			dp.log.Warn("ignoring peer with bad data", "device", id, "err", err)
+			continue
+		}
+		peers = append(peers, p)
+		want[id] = p.PublicKey
+	}
+	if err := dp.mesh.SetPeers(ctx, peers); err != nil && !errors.Is(err, net.ErrClosed) {
+		dp.log.Error("configure peers", "err", err)
+	}
+
+	dp.mu.Lock()
+	var added, removed []string
+	for id, key := range want {
+		if old, ok := dp.keys[id]; ok && old == key {
+			continue
+		} else if ok {
+			removed = append(removed, id) // new key: a new ICE peer
+		}
+		added = append(added, id)
+	}
+	for id := range dp.keys {
+		if _, ok := want[id]; !ok {
+			removed = append(removed, id)
+		}
+	}
+	for _, id := range removed {
+		delete(dp.keys, id)
+		delete(dp.paths, id)
+	}
+	for _, id := range added {
+		dp.keys[id] = want[id]
+	}
+	// Re-pin the pairs ICE already chose: a peer whose endpoints changed was reset by the mesh.
+	pins := map[[32]byte]netip.AddrPort{}
+	for id, p := range dp.paths {
+		if p.Valid() && !p.Relayed() {
+			pins[dp.keys[id]] = p.Remote
+		}
+	}
+	dp.mu.Unlock()
+
+	for _, id := range removed {
+		dp.ice.RemovePeer(id)
+	}
+	for _, id := range added {
+		if err := dp.ice.AddPeer(id, want[id]); err != nil && !errors.Is(err, natt.ErrPeerExists) {
+			dp.log.Warn("start ICE", "device", id, "err", err)
+		}
+	}
+	for key, addr := range pins {
+		dp.mesh.SetPeerPath(key, addr)
+	}
+}
+
+func (dp *dataplane) handleSignal(from string, payload []byte) {
+	if err := dp.ice.HandleSignal(from, payload); err != nil {
+		dp.log.Debug("signal dropped", "from", from, "err", err)
+	}
+}
+
+func (dp *dataplane) path(deviceID string) natt.Path {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	return dp.paths[deviceID]
+}
+
+func (dp *dataplane) natInfo() natt.NATInfo {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	return dp.nat
+}
+
+// close stops NAT traversal before the socket under it.
+func (dp *dataplane) close() error {
+	var errs []error
+	if dp.mon != nil {
+		dp.mon.Close()
+	}
+	if err := dp.ice.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		errs = append(errs, err)
+	}
+	dp.sock.Close()
+	if err := dp.mesh.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func natType(t natt.NATType) NATType {
+	switch t {
+	case natt.NATNone:
+		return NATNone
+	case natt.NATEndpointIndependent:
+		return NATCone
+	case natt.NATSymmetric:
+		return NATSymmetric
+	default:
+		return NATUnknown
+	}
+}
