@@ -208,6 +208,19 @@ func (dp *dataplane) path(deviceID string) natt.Path {
 	return dp.paths[deviceID]
 }
 
+// traversal describes each peer's ICE state, by device ID.
+func (dp *dataplane) traversal() map[string]string {
+	out := map[string]string{}
+	for _, ps := range dp.ice.Paths() {
+		s := string(ps.State)
+		if ps.Reason != "" && !ps.Path.Valid() {
+			s += ": " + ps.Reason
+		}
+		out[ps.PeerID] = s
+	}
+	return out
+}
+
 func (dp *dataplane) natInfo() natt.NATInfo {
 	dp.mu.Lock()
 	defer dp.mu.Unlock()

@@ -231,6 +231,9 @@ func TestThreeNodesReachEachOther(t *testing.T) {
 				(p.RemoteCandidate != nexodus.CandidateHost && p.RemoteCandidate != nexodus.CandidatePeerRefl) {
 				t.Errorf("%s: peer %s: ICE pair %s→%s, want host pairs", name, p.Hostname, p.LocalCandidate, p.RemoteCandidate)
 			}
+			if p.Traversal != "connected" {
+				t.Errorf("%s: peer %s: traversal %q, want connected", name, p.Hostname, p.Traversal)
+			}
 		}
 		if len(st.Peers) != 2 {
 			t.Errorf("%s has %d peers, want 2", name, len(st.Peers))

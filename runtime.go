@@ -556,6 +556,7 @@ func (rt *runtime) status() *Status {
 		stats[ps.PublicKey] = ps
 	}
 	now := time.Now()
+	traversal := rt.dp.traversal()
 	for _, d := range rt.peers {
 		p := peerFromDevice(d)
 		if key, err := decodeKey(d.PublicKey); err == nil {
@@ -569,6 +570,7 @@ func (rt *runtime) status() *Status {
 				}
 			}
 		}
+		p.Traversal = traversal[d.ID]
 		if ice := rt.dp.path(d.ID); ice.Valid() {
 			p.LocalCandidate = CandidateType(ice.LocalType)
 			p.RemoteCandidate = CandidateType(ice.RemoteType)

@@ -85,9 +85,12 @@ type Peer struct {
 	LocalCandidate  CandidateType
 	RemoteCandidate CandidateType
 	PathSince       time.Time
-	LastHandshake   time.Time
-	RxBytes         uint64
-	TxBytes         uint64
+	// Traversal is NAT traversal's state for the peer ("checking", "connected", "waiting",
+	// ...) and, when it has no pair, why: e.g. "waiting: all candidate pairs failed".
+	Traversal     string
+	LastHandshake time.Time
+	RxBytes       uint64
+	TxBytes       uint64
 }
 
 // PeerEventType says what happened to a peer.
