@@ -572,7 +572,7 @@ func (rt *runtime) status() *Status {
 		}
 		p.Traversal = traversal[d.ID]
 		if ice := rt.dp.path(d.ID); ice.Valid() {
-			p.LocalCandidate = CandidateType(ice.LocalType)
+			p.LocalCandidate = localCandidateType(ice.LocalType)
 			p.RemoteCandidate = CandidateType(ice.RemoteType)
 			p.PathSince = ice.Since
 		}
@@ -607,4 +607,14 @@ func (rt *runtime) close() error {
 		return fmt.Errorf("nexodus: close: %w", err)
 	}
 	return nil
+}
+
+// localCandidateType reports the local end of a pair as RFC 8445 (6.1.2.4) pairs it: a
+// server-reflexive candidate is replaced by its base. Every candidate but a relayed one sends
+// from the node's one socket, so pion's "srflx" local end is the host candidate in fact.
+func localCandidateType(t natt.CandidateType) CandidateType {
+	if t == natt.CandidateSrflx {
+		return CandidateHost
+	}
+	return CandidateType(t)
 }

@@ -204,13 +204,20 @@ func status(ctx context.Context, node *nexodus.Node, args []string, stdout, stde
 	if *format != "table" && *format != "json" {
 		return usageError{fmt.Sprintf("unknown output format %q", *format)}
 	}
+	var waitErr error
 	if *wait > 0 {
-		if err := waitPeers(ctx, node, *wait, *waitFor); err != nil {
-			return err
-		}
+		// On a timeout the table is still printed: which peers have no path, and why, is
+		// what the caller needs then.
+		waitErr = waitPeers(ctx, node, *wait, *waitFor)
 	}
-	st := node.Status()
-	if *format == "json" {
+	if err := printStatus(node.Status(), *format, stdout); err != nil {
+		return err
+	}
+	return waitErr
+}
+
+func printStatus(st *nexodus.Status, format string, stdout io.Writer) error {
+	if format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
