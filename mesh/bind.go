@@ -22,6 +22,7 @@ const (
 	maxObservedPerPeer = 16   // per peer: source addresses seen but not (yet) its path
 	indicesPerPeer     = 32   // per peer: our handshake indices remembered (>= 18 retries + 3 keypairs)
 	maxHeldInitiations = 64   // initiations from keys that are not (yet) peers, kept for replay
+	injectQueue        = 512  // datagrams waiting for the injection ReceiveFunc (relayed traffic)
 
 	// heldInitiationTTL is how long an initiation from a not-yet-known key is kept for replay:
 	// wireguard-go's REKEY_TIMEOUT, after which the initiator sends a fresh one anyway.
@@ -33,6 +34,30 @@ const (
 )
 
 var errNoPath = errors.New("mesh: peer has no endpoint to send to")
+
+// relayPrefix is where the source addresses of relayed packets come from: the IPv6 discard-only
+// prefix 100::/64 (RFC 6666), which no packet on the socket can come from. A packet handed over
+// by InjectPacket gets the source relayAddr(peer key), with port 0, so that every step of the
+// receive path (holding initiations, replaying them) knows it came by relay and from whom.
+var relayPrefix = [8]byte{0x01, 0x00}
+
+// relayAddr is the pseudo source address of packets of the peer with this key that arrived by
+// relay.
+func relayAddr(key [32]byte) netip.AddrPort {
+	var a [16]byte
+	copy(a[:8], relayPrefix[:])
+	copy(a[8:], key[:8])
+	return netip.AddrPortFrom(netip.AddrFrom16(a), 0)
+}
+
+// isRelayAddr reports whether src is a relayAddr.
+func isRelayAddr(src netip.AddrPort) bool {
+	if src.Port() != 0 || !src.Addr().Is6() || src.Addr().Is4In6() {
+		return false
+	}
+	a := src.Addr().As16()
+	return [8]byte(a[:8]) == relayPrefix
+}
 
 // bind is the conn.Bind of a Mesh: it owns no socket itself but reads and writes the Mesh's one
 // UDP socket (through a packetIO, batched where the platform can).
@@ -109,6 +134,9 @@ type peerState struct {
 type injected struct {
 	pkt []byte
 	src netip.AddrPort
+	// fresh: the datagram has not been through the Bind's demultiplexer yet (a relayed one),
+	// as opposed to a replayed initiation, which the crossing tie-break already held once.
+	fresh bool
 }
 
 // heldInitiation is a handshake initiation from a key that was not a peer when it arrived.
@@ -134,6 +162,9 @@ var _ conn.Endpoint = (*endpoint)(nil)
 func (e *endpoint) dst() netip.AddrPort {
 	if e.src.IsValid() {
 		return e.src
+	}
+	if e.peer.path.relayed() {
+		return relayAddr(e.peer.key)
 	}
 	return e.peer.path.current()
 }
@@ -164,7 +195,7 @@ func newBind(io packetIO, ident *initiatorIdentifier, pub [32]byte, onPacket fun
 		onPacket: onPacket,
 		ident:    ident,
 		pub:      pub,
-		inject:   make(chan injected, 16),
+		inject:   make(chan injected, injectQueue),
 		held:     make(map[[32]byte]heldInitiation),
 		peers:    make(map[[32]byte]*peerState),
 		byIndex:  make(map[uint32]*peerState),
@@ -267,34 +298,58 @@ func (b *bind) receiveFunc(gen uint64) conn.ReceiveFunc {
 }
 
 // injectFunc is the second ReceiveFunc: it hands wireguard-go datagrams that did not come from
-// the socket read loop (replayed initiations; later, packets unwrapped from a relay).
+// the socket read loop (replayed initiations, packets that arrived by relay). It waits for one
+// and takes whatever else is queued, up to a batch.
 func (b *bind) injectFunc(done chan struct{}) conn.ReceiveFunc {
 	return func(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
-		for {
+		n := 0
+		take := func(in injected) {
+			if len(in.pkt) > len(bufs[n]) {
+				return
+			}
+			size := copy(bufs[n], in.pkt)
+			ep := b.classifyAndMap(bufs[n][:size], in.src, in.fresh)
+			if ep == nil {
+				return
+			}
+			sizes[n], eps[n] = size, ep
+			n++
+		}
+		for n == 0 {
 			select {
 			case <-done:
 				return 0, net.ErrClosed
 			case in := <-b.inject:
-				if len(in.pkt) > len(bufs[0]) {
-					continue
-				}
-				n := copy(bufs[0], in.pkt)
-				ep := b.classifyAndMap(bufs[0][:n], in.src, false)
-				if ep == nil {
-					continue
-				}
-				sizes[0], eps[0] = n, ep
-				return 1, nil
+				take(in)
 			}
 		}
+		for n < len(bufs) {
+			select {
+			case in := <-b.inject:
+				take(in)
+			default:
+				return n, nil
+			}
+		}
+		return n, nil
 	}
 }
 
 // injectPacket queues a datagram for wireguard-go as if it had arrived on the socket from src.
 // It never blocks: when the queue is full the datagram is dropped (as the network might).
 func (b *bind) injectPacket(pkt []byte, src netip.AddrPort) bool {
+	return b.enqueue(injected{pkt: pkt, src: src})
+}
+
+// injectRelayed queues a datagram that arrived by relay from the peer with this key. pkt must
+// not be modified afterwards. Like injectPacket it never blocks.
+func (b *bind) injectRelayed(key [32]byte, pkt []byte) bool {
+	return b.enqueue(injected{pkt: pkt, src: relayAddr(key), fresh: true})
+}
+
+func (b *bind) enqueue(in injected) bool {
 	select {
-	case b.inject <- injected{pkt: pkt, src: src}:
+	case b.inject <- in:
 		return true
 	default:
 		return false
@@ -311,7 +366,11 @@ func (b *bind) demux(pkt []byte, src netip.AddrPort) conn.Endpoint {
 // already held once.
 func (b *bind) classifyAndMap(pkt []byte, src netip.AddrPort, mayHold bool) conn.Endpoint {
 	kind := classify(pkt)
+	relayed := isRelayAddr(src)
 	if kind == kindOther {
+		if relayed {
+			return nil // the relay's user hands over WireGuard messages only
+		}
 		if b.onPacket != nil {
 			b.onPacket(pkt, src)
 		}
@@ -337,6 +396,16 @@ func (b *bind) classifyAndMap(pkt []byte, src netip.AddrPort, mayHold bool) conn
 				return nil
 			}
 		}
+	}
+	if relayed {
+		// By relay: the peer's key endpoint, whatever its path, so that wireguard-go's roaming
+		// never sees the pseudo address; replies follow the peer's path (the relay route while
+		// it is relayed). A message that belongs to no peer, or to another peer than the one
+		// the relay delivered it for, is dropped.
+		if p == nil || relayAddr(p.key) != src {
+			return nil
+		}
+		return p.ep
 	}
 	if p == nil {
 		return b.plainEndpoint(src)
@@ -479,6 +548,9 @@ func (b *bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	}
 	p := e.peer
 	if p == nil {
+		if isRelayAddr(e.src) {
+			return errNoPath
+		}
 		return b.io.write(bufs, e.src)
 	}
 	kind := classify(bufs[0])
@@ -505,7 +577,15 @@ func (b *bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 			b.log.Debug("peer path learned", "peer", p.hexKey[:8], "path", e.src)
 		}
 	}
-	cur, candidates := p.path.targets()
+	relay, cur, candidates := p.path.route()
+	if relay != nil {
+		for _, buf := range bufs {
+			if err := relay.send(buf); err != nil {
+				return fmt.Errorf("mesh: send by relay: %w", err)
+			}
+		}
+		return nil
+	}
 	if cur.IsValid() {
 		return b.io.write(bufs, cur)
 	}

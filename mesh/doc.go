@@ -38,6 +38,18 @@
 // new path only once wireguard-go has authenticated a packet from there (it then sends through
 // it). Spoofed packets thus cannot move a path.
 //
+// # Relay routes
+//
+// A peer that cannot be reached on the socket (ICE selected a TURN-relayed pair) gets a relay
+// route: SetPeerRelay(pub, send) makes the Bind hand each of the peer's WireGuard messages to
+// send instead of writing them to the socket, and InjectPacket hands the peer's messages that
+// arrived through the relay to wireguard-go. Injected messages get a pseudo source address
+// (relayAddr: the peer key's first 8 bytes in the discard-only prefix 100::/64, port 0) that
+// no socket packet can have, and are mapped to the peer's key endpoint only if the Bind
+// identifies them as the peer's — wireguard-go then authenticates them as always. A relay route
+// is left only explicitly, by SetPeerPath or SetPeerRelay(pub, nil): socket packets of the peer
+// are still accepted meanwhile, but do not move its path. The relay forwards ciphertext only.
+//
 // # First packet
 //
 // A peer learned a moment ago must not cost a multi-second wait. When a handshake initiation

@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -27,6 +28,8 @@ const socketBufferSize = 7 << 20
 
 // ErrUnknownPeer is returned by SetPeerPath for a key that is not among the peers.
 var ErrUnknownPeer = errors.New("mesh: unknown peer")
+
+var errNotWireGuard = errors.New("mesh: inject packet: not a WireGuard message")
 
 // Config configures a Mesh.
 type Config struct {
@@ -55,6 +58,7 @@ type PeerStatus struct {
 	PublicKey     [32]byte
 	Endpoint      netip.AddrPort // current path; invalid while none is confirmed
 	Pinned        bool           // Endpoint was set by SetPeerPath
+	Relayed       bool           // the path is a relay route (SetPeerRelay); Endpoint is then invalid
 	PathSince     time.Time      // when Endpoint became the path
 	Endpoints     []netip.AddrPort
 	AllowedIPs    []netip.Prefix
@@ -330,6 +334,64 @@ func (m *Mesh) SetPeerPath(pub [32]byte, addr netip.AddrPort) error {
 	return nil
 }
 
+// SetPeerRelay routes the peer's WireGuard packets through send instead of the UDP socket,
+// until SetPeerPath (any address) or SetPeerRelay(pub, nil) takes the peer back to the socket.
+// SetPeerRelay(pub, nil) leaves the peer with no path: packets go to all its published
+// endpoints again until one answers, as after SetPeerPath with no address.
+//
+// send is called with one WireGuard message at a time, possibly from several goroutines at
+// once; it must not block for long and must not keep b after it returns. Packets of the peer
+// that arrive by the relay are handed over with InjectPacket. Packets of the peer that arrive
+// on the socket while it is relayed are still accepted, but do not move its path. wireguard-go
+// is not involved; the current session continues.
+func (m *Mesh) SetPeerRelay(pub [32]byte, send func(b []byte) error) error {
+	if m.closed.Load() {
+		return m.errClosed("set peer relay")
+	}
+	p := m.bind.peer(pub)
+	if p == nil {
+		return fmt.Errorf("mesh: set peer relay %s: %w", hexKey(pub)[:8], ErrUnknownPeer)
+	}
+	p.path.setRelay(send)
+	m.log.Debug("peer path relayed", "peer", p.hexKey[:8], "relayed", send != nil)
+	if send != nil && m.bind.preferredInitiator(pub) && !m.hasSession(pub) {
+		// The handshakes so far went where the peer could not be reached (that is why it is
+		// relayed): start one through the relay now rather than at wireguard-go's next retry,
+		// up to 5 s later. There is no session to lose.
+		m.kick(pub, true)
+	}
+	return nil
+}
+
+// hasSession reports whether wireguard-go completed a handshake with the peer recently enough
+// for its session to be usable (RejectAfterTime, 180 s).
+func (m *Mesh) hasSession(pub [32]byte) bool {
+	s, err := m.dev.IpcGet()
+	if err != nil {
+		return false
+	}
+	hs := parseDeviceCounters(s)[pub].lastHandshake
+	return !hs.IsZero() && time.Since(hs) < 180*time.Second
+}
+
+// InjectPacket hands a datagram that arrived for this node by another route (a TURN relay) to
+// the Bind as if it came from the peer; it is demultiplexed like socket traffic. The Bind
+// checks that a WireGuard message really belongs to pub (by its receiver index, or the
+// initiator's key) and drops it otherwise; wireguard-go then authenticates it as always.
+// Datagrams that are not WireGuard messages are refused. InjectPacket copies b and never
+// blocks: when the queue towards wireguard-go is full, the datagram is dropped (as the network
+// would). An initiation from a key that is not a peer yet is kept briefly, as on the socket.
+func (m *Mesh) InjectPacket(pub [32]byte, b []byte) error {
+	if m.closed.Load() {
+		return m.errClosed("inject packet")
+	}
+	if classify(b) == kindOther {
+		return errNotWireGuard
+	}
+	m.bind.injectRelayed(pub, bytes.Clone(b))
+	return nil
+}
+
 // WriteTo sends one raw datagram from the mesh's UDP socket (for STUN and ICE).
 func (m *Mesh) WriteTo(b []byte, to netip.AddrPort) error {
 	if m.closed.Load() {
@@ -365,7 +427,7 @@ func (m *Mesh) Peers() []PeerStatus {
 			AllowedIPs: slices.Clone(p.AllowedIPs),
 		}
 		if bp := m.bind.peer(key); bp != nil {
-			st.Endpoint, st.Pinned, st.PathSince = bp.path.status()
+			st.Endpoint, st.Pinned, st.Relayed, st.PathSince = bp.path.status()
 		}
 		if c, ok := counters[key]; ok {
 			st.LastHandshake, st.RxBytes, st.TxBytes = c.lastHandshake, c.rx, c.tx

@@ -20,7 +20,11 @@ import (
 //   - a peer that roams (an authenticated packet from a new address) moves the path there, as
 //     WireGuard itself does;
 //   - when the published candidates change and the current path is not among them (and was not
-//     pinned), the path is forgotten and the new candidates are tried.
+//     pinned), the path is forgotten and the new candidates are tried;
+//   - SetPeerRelay makes a relay route (a send function, e.g. a TURN allocation) the path
+//     (setRelay). A relay route is not an address and is left only explicitly: pin (any
+//     address, even none) or setRelay(nil), which goes back to the candidates. While relayed,
+//     learn does nothing: a packet of the peer arriving on the socket does not move the path.
 //
 // Every pin bumps an epoch. An observation made before a pin (a packet that was already in
 // wireguard-go's queues) cannot undo the pin: learn ignores stale epochs.
@@ -36,8 +40,15 @@ type pathSnapshot struct {
 	candidates []netip.AddrPort
 	current    netip.AddrPort // valid when the path is confirmed or pinned
 	pinned     bool
+	relay      *relayRoute // non-nil: packets go through the relay route, not the socket
 	epoch      uint64
-	since      time.Time // when current was set
+	since      time.Time // when current (or relay) was set
+}
+
+// relayRoute is a path that is not an address on the socket: a function that carries a
+// WireGuard message to the peer some other way (a TURN relay).
+type relayRoute struct {
+	send func(b []byte) error
 }
 
 var emptySnapshot = &pathSnapshot{}
@@ -50,14 +61,31 @@ func (p *pathSelector) load() *pathSnapshot {
 }
 
 // targets returns where to send: the current path, or all candidates while there is none. The
-// returned slice must not be modified.
+// returned slice must not be modified. It does not know relay routes; see route.
 func (p *pathSelector) targets() (current netip.AddrPort, candidates []netip.AddrPort) {
+	return p.load().targets()
+}
+
+// route returns the relay route when the path is one, else what targets returns, from one
+// snapshot.
+func (p *pathSelector) route() (relay *relayRoute, current netip.AddrPort, candidates []netip.AddrPort) {
 	s := p.load()
+	if s.relay != nil {
+		return s.relay, netip.AddrPort{}, nil
+	}
+	current, candidates = s.targets()
+	return nil, current, candidates
+}
+
+func (s *pathSnapshot) targets() (current netip.AddrPort, candidates []netip.AddrPort) {
 	if s.current.IsValid() {
 		return s.current, nil
 	}
 	return netip.AddrPort{}, s.candidates
 }
+
+// relayed reports whether the path is a relay route.
+func (p *pathSelector) relayed() bool { return p.load().relay != nil }
 
 // current returns the current path (invalid when none is confirmed yet).
 func (p *pathSelector) current() netip.AddrPort { return p.load().current }
@@ -65,10 +93,11 @@ func (p *pathSelector) current() netip.AddrPort { return p.load().current }
 // epoch returns the pin epoch.
 func (p *pathSelector) epoch() uint64 { return p.load().epoch }
 
-// status returns the current path, whether it is pinned and since when it is in use.
-func (p *pathSelector) status() (current netip.AddrPort, pinned bool, since time.Time) {
+// status returns the current path, whether it is pinned, whether it is a relay route (current
+// is then invalid) and since when it is in use.
+func (p *pathSelector) status() (current netip.AddrPort, pinned, relayed bool, since time.Time) {
 	s := p.load()
-	return s.current, s.pinned, s.since
+	return s.current, s.pinned, s.relay != nil, s.since
 }
 
 // setCandidates replaces the published addresses. It reports whether the current path was
@@ -99,11 +128,30 @@ func (p *pathSelector) pin(addr netip.AddrPort) {
 	n := *p.load()
 	n.current = addr
 	n.pinned = addr.IsValid()
+	n.relay = nil
 	n.epoch++
 	n.since = time.Now()
 	if !addr.IsValid() {
 		n.since = time.Time{}
 	}
+	p.snap.Store(&n)
+}
+
+// setRelay makes send the path (a relay route); nil leaves the relay route for the socket, with
+// no current path: packets go to the candidates until one answers (as pin with no address).
+func (p *pathSelector) setRelay(send func(b []byte) error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := *p.load()
+	n.current = netip.AddrPort{}
+	n.pinned = false
+	n.relay = nil
+	n.since = time.Time{}
+	if send != nil {
+		n.relay = &relayRoute{send: send}
+		n.since = time.Now()
+	}
+	n.epoch++
 	p.snap.Store(&n)
 }
 
@@ -113,13 +161,13 @@ func (p *pathSelector) learn(addr netip.AddrPort, epoch uint64) bool {
 	if !addr.IsValid() {
 		return false
 	}
-	if s := p.load(); s.current == addr || s.epoch != epoch {
+	if s := p.load(); s.current == addr || s.epoch != epoch || s.relay != nil {
 		return false // fast path: nothing to do
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	old := p.load()
-	if old.current == addr || old.epoch != epoch {
+	if old.current == addr || old.epoch != epoch || old.relay != nil {
 		return false
 	}
 	n := *old

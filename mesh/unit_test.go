@@ -51,7 +51,7 @@ func TestPathSelector(t *testing.T) {
 	if p.learn(c1, stale) {
 		t.Fatal("stale observation overrode the pin")
 	}
-	if cur, pinned, _ := p.status(); cur != c3 || !pinned {
+	if cur, pinned, relayed, _ := p.status(); cur != c3 || !pinned || relayed {
 		t.Fatalf("pinned status %v %v", cur, pinned)
 	}
 	// A pinned path survives candidate changes...
@@ -69,6 +69,31 @@ func TestPathSelector(t *testing.T) {
 	}
 	if p.learn(netip.AddrPort{}, p.epoch()) {
 		t.Fatal("learned an invalid address")
+	}
+
+	// A relay route is the path until left explicitly; roaming does not move it.
+	p.pin(c1)
+	send := func([]byte) error { return nil }
+	p.setRelay(send)
+	if r, cur, cands := p.route(); r == nil || cur.IsValid() || len(cands) != 0 {
+		t.Fatalf("relayed route: %v %v %v", r, cur, cands)
+	}
+	if cur, pinned, relayed, since := p.status(); cur.IsValid() || pinned || !relayed || since.IsZero() {
+		t.Fatalf("relayed status %v %v %v %v", cur, pinned, relayed, since)
+	}
+	if p.learn(c2, p.epoch()) || !p.relayed() {
+		t.Fatal("a packet from the socket moved a relayed path")
+	}
+	// Leaving the relay without an address goes back to the candidates...
+	p.setRelay(nil)
+	if r, cur, cands := p.route(); r != nil || cur.IsValid() || len(cands) != 1 || cands[0] != c2 {
+		t.Fatalf("after relay off: %v %v %v", r, cur, cands)
+	}
+	// ...and a pin leaves it for that address.
+	p.setRelay(send)
+	p.pin(c3)
+	if r, cur, _ := p.route(); r != nil || cur != c3 || p.relayed() {
+		t.Fatalf("pin after relay: %v %v", r, cur)
 	}
 }
 

@@ -63,14 +63,34 @@
 // every peer at once, for network changes; working paths stay in use until the new sessions
 // select theirs.
 //
-// # Relayed candidates (later)
+// # Relayed candidates
 //
-// The relay work adds TURN: the Manager gains TURN server URLs with short-lived credentials
-// (refreshed through a setter that applies to the next session), agents gather relayed
-// candidates (CandidateRelay), and ICE prefers direct pairs by priority, so a relayed pair is
-// selected only when no direct one works; RestartAll or a periodic restart while relayed lets
-// a direct pair replace it. A relayed pair's Remote is not reachable from the shared socket:
-// Path.Relayed reports it, and the root must then send that peer's WireGuard packets through
-// the TURN allocation (a per-peer packet pipe natt will expose), not through mesh.SetPeerPath.
-// The signaling format needs no change: relay candidates are ordinary candidate lines.
+// With TURN servers configured (Config.TURN, replaced by SetTURN when the credentials are
+// refreshed), agents also gather relayed candidates: pion allocates on each TURN server over
+// UDP, TCP (transport=tcp, for networks that drop UDP) or TLS, on sockets of its own — not the
+// shared one, which carries no TURN traffic. The TURN servers answer STUN too, so they also
+// yield server-reflexive candidates. Type preferences (host > prflx > srflx > relay) make ICE
+// select a working direct pair over a relayed one, and pion waits 2 s before it nominates a
+// relayed pair at all, for direct checks that need a few tries to get through a NAT.
+// RelayOnly gathers relayed candidates only (tests on 127.0.0.1, networks where only the relay
+// works).
+//
+// A relayed pair (Path.Relayed: either candidate is relayed) is not reachable as an address on
+// the shared socket. Its Path carries Send, which writes through the session's selected pair
+// (pion's ice.Conn); the root gives it to mesh.SetPeerRelay. What the peer sends over the pair
+// arrives in pion's data buffer, which one goroutine per session reads and hands to
+// Config.OnRelayPacket (the root passes it to mesh.InjectPacket). Direct pairs never carry
+// data through natt: the shared Socket keeps STUN only, and WireGuard reads and writes the
+// socket itself.
+//
+// A relayed path lives as long as its session's agent (its TURN allocation). A session that is
+// replaced while its relayed pair is in use — by a restart, RestartAll, SetTURN, or an
+// upgrade attempt — is therefore kept open until the new session selects a pair, and for a
+// few seconds more while the peer switches too; if the new session fails instead, the kept one
+// becomes current again and nothing is reported. While a peer is relayed, the controlling side
+// starts a new session every UpgradeInterval to look for a direct pair: the switch happens
+// without the path ever being reported lost. If the TURN server dies, relayed sessions lose
+// consent, report the zero Path and restart with backoff until the relay is back; peers with a
+// direct path are not affected. The signaling format needs no change: relay candidates are
+// ordinary candidate lines.
 package natt

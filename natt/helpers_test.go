@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,6 +111,9 @@ type testNode struct {
 	addr netip.AddrPort
 	sock *Socket
 	wg   sync.WaitGroup
+	// blocked drops everything sent from the socket: a network where direct paths do not
+	// work (the TURN clients pion makes use sockets of their own).
+	blocked atomic.Bool
 }
 
 func newTestNode(t testing.TB) *testNode {
@@ -127,6 +131,9 @@ func newTestNodeAt(t testing.TB, ip net.IP) *testNode {
 	local := conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	n := &testNode{conn: conn, addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), local.Port())}
 	n.sock = NewSocket(local, func(b []byte, to netip.AddrPort) error {
+		if n.blocked.Load() {
+			return nil
+		}
 		_, err := conn.WriteToUDPAddrPort(b, to)
 		return err
 	})

@@ -65,6 +65,16 @@ type Path struct {
 	LocalType  CandidateType
 	RemoteType CandidateType
 	Since      time.Time // when the pair was selected
+
+	// Send writes one datagram (a WireGuard message) to the peer through the selected pair:
+	// through the TURN allocation when the local candidate is relayed, from the shared socket
+	// to the peer's allocation when only the remote one is. It is set for relayed paths only
+	// (nil for direct ones, whose traffic goes straight to Remote on the shared socket) and
+	// works until the session ends; it is safe for concurrent use and does not keep b. What
+	// the peer sends back over a relayed pair arrives through Config.OnRelayPacket.
+	Send func(b []byte) error
+
+	session string // the ICE session that selected the pair
 }
 
 // Valid reports whether p is a path (not the "no path" zero value).
@@ -111,6 +121,15 @@ type PathStatus struct {
 	Changed     time.Time
 }
 
+// TURNServer is a TURN relay and the credentials to use it.
+type TURNServer struct {
+	// URL is "turn:host:port?transport=udp", "turn:host:port?transport=tcp" (for hosts whose
+	// network drops UDP) or "turns:host:port?transport=tcp" (TLS). Without transport, turn:
+	// means UDP and turns: TCP.
+	URL                string
+	Username, Password string
+}
+
 // Config configures a Manager.
 type Config struct {
 	// LocalKey is this node's WireGuard public key; key order decides ICE roles.
@@ -129,7 +148,24 @@ type Config struct {
 	// OnPath is called when a peer's selected pair changes, and with the zero Path when the
 	// path is lost. Calls for one peer are serialized; they must not block for long nor call
 	// Close. No call is made after Close returns, nor, bar one racing call, after RemovePeer.
+	// For a relayed path (p.Relayed()), the peer's WireGuard packets must go through p.Send.
 	OnPath func(peerID string, peerKey [32]byte, p Path)
+
+	// TURN are the relays for relayed candidates (see also SetTURN). ICE selects a relayed pair
+	// only when no direct pair works, and while a peer is relayed it looks for a direct pair
+	// again every UpgradeInterval.
+	TURN []TURNServer
+	// OnRelayPacket receives the datagrams (not STUN) the peer sent over a relayed pair: the
+	// root hands them to WireGuard (mesh.InjectPacket). It is called from one goroutine per
+	// session; it must not block for long, and b is only valid during the call.
+	OnRelayPacket func(peerID string, peerKey [32]byte, b []byte)
+	// RelayOnly gathers relayed candidates only (for tests, and for networks where nothing but
+	// the relay works). It requires TURN servers.
+	RelayOnly bool
+	// UpgradeInterval is how often the controlling side of a relayed peer starts a new session
+	// to look for a direct pair; the relayed path stays in use until the new session selects
+	// a pair [45s, jittered].
+	UpgradeInterval time.Duration
 
 	// Host candidates: loopback addresses are left out unless IncludeLoopback; InterfaceFilter
 	// (by interface name) and IPFilter further restrict them; IPv6 adds udp6 (udp4 only
@@ -162,6 +198,27 @@ func (c *Config) setDefaults() {
 	def(&c.OfferTimeout, 3*time.Second)
 	def(&c.BackoffMin, 500*time.Millisecond)
 	def(&c.BackoffMax, 30*time.Second)
+	def(&c.UpgradeInterval, 45*time.Second)
+}
+
+// parseTURN validates TURN servers and turns them into pion URIs.
+func parseTURN(servers []TURNServer) ([]*stun.URI, error) {
+	out := make([]*stun.URI, 0, len(servers))
+	for _, s := range servers {
+		u, err := stun.ParseURI(s.URL)
+		if err != nil {
+			return nil, fmt.Errorf("natt: TURN server %q: %w", s.URL, err)
+		}
+		if u.Scheme != stun.SchemeTypeTURN && u.Scheme != stun.SchemeTypeTURNS {
+			return nil, fmt.Errorf("natt: TURN server %q: not a turn: or turns: URL", s.URL)
+		}
+		if s.Username == "" || s.Password == "" {
+			return nil, fmt.Errorf("natt: TURN server %q: username and password are required", s.URL)
+		}
+		u.Username, u.Password = s.Username, s.Password
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 // Manager runs one ICE agent per peer, all over one shared Socket through one pion UDP mux.
@@ -170,7 +227,10 @@ type Manager struct {
 	log  *slog.Logger
 	view *sockView
 	mux  *iceMux
-	urls []*stun.URI
+	urls []*stun.URI // STUN servers
+
+	turnMu sync.Mutex
+	turn   []*stun.URI // TURN servers with credentials, for new sessions
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -202,6 +262,13 @@ func New(cfg Config) (*Manager, error) {
 		}
 		urls = append(urls, u)
 	}
+	turn, err := parseTURN(cfg.TURN)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.RelayOnly && len(turn) == 0 {
+		return nil, errors.New("natt: Config.RelayOnly needs TURN servers")
+	}
 	log := loggerOrDiscard(cfg.Logger).With("component", "natt")
 	view := newSockView(cfg.Socket)
 	mux := &iceMux{
@@ -225,6 +292,7 @@ func New(cfg Config) (*Manager, error) {
 		view:   view,
 		mux:    mux,
 		urls:   urls,
+		turn:   turn,
 		ctx:    ctx,
 		cancel: cancel,
 		peers:  make(map[string]*peer),
@@ -315,6 +383,41 @@ func (m *Manager) RestartAll() {
 	}
 }
 
+// SetTURN replaces the TURN servers (for example when their credentials are refreshed). New
+// sessions use them; peers that are relayed at the moment start a new session at once, so
+// that their allocation is made with the fresh credentials before the old ones expire — their
+// relayed path stays in use until the new session selects a pair. With RelayOnly, an empty
+// list is refused.
+func (m *Manager) SetTURN(servers []TURNServer) error {
+	turn, err := parseTURN(servers)
+	if err != nil {
+		return err
+	}
+	if m.cfg.RelayOnly && len(turn) == 0 {
+		return errors.New("natt: SetTURN: RelayOnly needs TURN servers")
+	}
+	m.turnMu.Lock()
+	m.turn = turn
+	m.turnMu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.peers {
+		if p.statusSnapshot().Path.Relayed() {
+			select {
+			case p.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
+	return nil
+}
+
+func (m *Manager) turnURLs() []*stun.URI {
+	m.turnMu.Lock()
+	defer m.turnMu.Unlock()
+	return m.turn
+}
+
 // Restart starts a new ICE session with one peer now, without backoff (for example when the
 // coordinator reports that the peer's endpoints changed).
 func (m *Manager) Restart(peerID string) error {
@@ -378,15 +481,39 @@ func (m *Manager) controlling(remote [32]byte) bool {
 
 func (m *Manager) newAgent() (*ice.Agent, error) {
 	networks := []ice.NetworkType{ice.NetworkTypeUDP4}
+	turnTransports := []ice.NetworkType{ice.NetworkTypeUDP4, ice.NetworkTypeTCP4}
 	if m.cfg.IPv6 {
 		networks = append(networks, ice.NetworkTypeUDP6)
+		turnTransports = append(turnTransports, ice.NetworkTypeUDP6, ice.NetworkTypeTCP6)
+	}
+	// Candidate types: their type preferences (host > prflx > srflx > relay) make ICE prefer
+	// any working direct pair, and pion nominates a relayed pair only after waiting 2 s for a
+	// better one. Relayed candidates come from TURN allocations pion makes on sockets of its
+	// own (not the shared one).
+	types := []ice.CandidateType{ice.CandidateTypeHost, ice.CandidateTypeServerReflexive}
+	urls := m.urls
+	if turn := m.turnURLs(); len(turn) > 0 {
+		types = append(types, ice.CandidateTypeRelay)
+		urls = append(slices.Clip(urls), turn...)
+		if m.cfg.RelayOnly {
+			types = []ice.CandidateType{ice.CandidateTypeRelay}
+			urls = turn
+		}
+	}
+	// pion's wait before nominating a relayed pair (2 s, for a direct pair to show up) does
+	// not apply when there are relayed candidates only.
+	relayWait := 2 * time.Second
+	if m.cfg.RelayOnly {
+		relayWait = 0
 	}
 	opts := []ice.AgentOption{
 		ice.WithNetworkTypes(networks),
-		ice.WithCandidateTypes([]ice.CandidateType{ice.CandidateTypeHost, ice.CandidateTypeServerReflexive}),
+		ice.WithCandidateTypes(types),
+		ice.WithTURNTransportProtocols(turnTransports),
 		ice.WithUDPMux(m.mux),
 		ice.WithUDPMuxSrflx(m.mux),
-		ice.WithUrls(m.urls),
+		ice.WithUrls(urls),
+		ice.WithRelayAcceptanceMinWait(relayWait),
 		ice.WithMulticastDNSMode(ice.MulticastDNSModeDisabled),
 		ice.WithKeepaliveInterval(m.cfg.KeepaliveInterval),
 		ice.WithDisconnectedTimeout(m.cfg.DisconnectedTimeout),

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,10 @@ const (
 	staleSessionsKept = 32  // ended session IDs remembered, to ignore late messages
 	finalSignalWait   = time.Second
 	offerRenewAfter   = 8 // transmissions of one offer before a fresh session replaces it
+	// keepGrace is how long a replaced relayed session stays open after its successor selected
+	// a pair: the peer may switch a moment later, and packets already on the way through the
+	// old allocation still arrive.
+	keepGrace = 5 * time.Second
 )
 
 // peer is the actor that owns all ICE state for one remote peer. Its goroutine (run) is the only
@@ -45,8 +50,14 @@ type peer struct {
 	status   PathStatus
 	handled  atomic.Uint64 // signals processed, for tests
 
+	wg sync.WaitGroup // the signal sender and the sessions' relay readers
+
 	// ---- owned by run ----
-	sess      *session
+	sess *session
+	// keep is the previous session while its relayed pair still carries the peer's traffic
+	// and a new session (an upgrade attempt, a restart) looks for a pair; see retire.
+	keep      *session
+	keepTimer *time.Timer
 	stale     []string            // recently ended sessions, oldest first
 	early     map[string][]string // session -> candidates that arrived before it
 	earlyIDs  []string            // order of early, for eviction
@@ -62,12 +73,14 @@ const (
 	timerNone    timerKind = iota
 	timerOffer             // retransmit our unanswered offer
 	timerRestart           // start a new session
+	timerUpgrade           // relayed: start a new session to look for a direct pair
 )
 
 // session is one ICE session: one agent with one set of credentials.
 type session struct {
 	id         string
 	agent      *ice.Agent
+	conn       *ice.Conn // data on the selected pair (relayed pairs), once checks started
 	offerer    bool
 	started    bool     // remote credentials set, checks running
 	hello      []byte   // our offer or answer, for retransmission
@@ -113,17 +126,19 @@ func (p *peer) setStatus(f func(*PathStatus)) {
 }
 
 func (p *peer) run() {
-	var wg sync.WaitGroup
-	wg.Add(1)
+	p.wg.Add(1)
 	go func() {
-		defer wg.Done()
+		defer p.wg.Done()
 		p.out.run()
 	}()
-	defer wg.Wait()
+	defer p.wg.Wait()
 
 	p.timer = time.NewTimer(time.Hour)
 	p.timer.Stop()
 	defer p.timer.Stop()
+	p.keepTimer = time.NewTimer(time.Hour)
+	p.keepTimer.Stop()
+	defer p.keepTimer.Stop()
 
 	p.log.Debug("peer added", "controlling", p.controlling)
 	p.offer()
@@ -143,6 +158,8 @@ func (p *peer) run() {
 			kind := p.timerKind
 			p.timerKind = timerNone
 			p.onTimer(kind)
+		case <-p.keepTimer.C:
+			p.closeKeep()
 		case <-p.kick:
 			p.log.Info("restarting ICE on request")
 			p.attempt = 0
@@ -157,6 +174,7 @@ func (p *peer) shutdown() {
 		final = p.encode(SignalMessage{Type: SignalRestart, Session: p.sess.id})
 		p.endSession()
 	}
+	p.closeKeep()
 	p.setStatus(func(s *PathStatus) { s.State = StateClosed; s.Session = ""; s.Path = Path{} })
 	p.out.stop(final)
 }
@@ -256,9 +274,9 @@ func pathOf(local, remote ice.Candidate) Path {
 	}
 }
 
-// offer ends the current session, if any, and offers a new one.
+// offer ends (or retires) the current session, if any, and offers a new one.
 func (p *peer) offer() {
-	p.endSession()
+	p.retire()
 	s, err := p.newSession(newSessionID(), true)
 	if err != nil {
 		p.log.Warn("cannot start ICE session", "err", err)
@@ -307,6 +325,110 @@ func (p *peer) endSession() {
 	}
 }
 
+// retire makes way for a new session. A session whose relayed pair carries the peer's traffic
+// is kept open (p.keep) until the new session selects a pair (then closed after keepGrace) or
+// fails (then it is the current session again): a direct path outlives its session, since
+// WireGuard sends to its address on the shared socket, but a relayed one needs the session's
+// TURN allocation. Any other session is ended.
+func (p *peer) retire() {
+	s := p.sess
+	live := s != nil && (s.state == ice.ConnectionStateConnected || s.state == ice.ConnectionStateCompleted)
+	if !live || !p.path.Valid() || p.path.Send == nil || p.path.session != s.id {
+		p.endSession()
+		return
+	}
+	p.closeKeep()
+	p.sess = nil
+	p.markStale(s.id)
+	if p.timerKind == timerOffer || p.timerKind == timerUpgrade {
+		p.clearTimer()
+	}
+	p.keep = s
+	p.log.Debug("keeping the relayed session while a new one starts", "session", s.id)
+}
+
+// closeKeep closes the kept session, if any.
+func (p *peer) closeKeep() {
+	k := p.keep
+	if k == nil {
+		return
+	}
+	p.keep = nil
+	p.keepTimer.Stop()
+	if err := k.agent.GracefulClose(); err != nil {
+		p.log.Debug("close kept agent", "session", k.id, "err", err)
+	}
+	p.log.Debug("closed the replaced relayed session", "session", k.id)
+}
+
+// unretire makes the kept session the current one again: the session that was to replace it
+// failed, and the relayed path still works.
+func (p *peer) unretire(reason string) {
+	k := p.keep
+	p.log.Info("no new path; staying on the relayed one", "reason", reason)
+	p.endSession()
+	p.keep = nil
+	p.keepTimer.Stop()
+	p.stale = slices.DeleteFunc(p.stale, func(id string) bool { return id == k.id })
+	p.sess = k
+	p.setStatus(func(st *PathStatus) { st.State, st.Session = StateConnected, k.id })
+	p.armUpgrade()
+}
+
+// armUpgrade schedules the next look for a direct pair while the path is relayed. Only the
+// controlling side does it, so that the two sides do not offer at once.
+func (p *peer) armUpgrade() {
+	relayed := p.path.Valid() && p.path.Relayed()
+	switch {
+	case relayed && p.controlling && p.timerKind == timerNone:
+		d := p.m.cfg.UpgradeInterval
+		if n, err := rand.Int(rand.Reader, big.NewInt(int64(d/5)+1)); err == nil {
+			d = d - d/10 + time.Duration(n.Int64())
+		}
+		p.setTimer(timerUpgrade, d)
+	case !relayed && p.timerKind == timerUpgrade:
+		p.clearTimer()
+	}
+}
+
+// sessionPath completes a pair selected by session s: the session it belongs to and, for a
+// relayed pair, the function that sends through it.
+func (p *peer) sessionPath(s *session, path Path) Path {
+	path.session = s.id
+	if path.Valid() && path.Relayed() && s.conn != nil {
+		conn := s.conn
+		path.Send = func(b []byte) error {
+			_, err := conn.Write(b)
+			return err
+		}
+	}
+	return path
+}
+
+// startReader passes what arrives on session s's pairs (outside STUN: the peer's WireGuard
+// packets over a relayed pair) to OnRelayPacket, until the session's agent is closed.
+func (p *peer) startReader(s *session) {
+	f := p.m.cfg.OnRelayPacket
+	if f == nil || s.conn == nil {
+		return
+	}
+	conn := s.conn
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		buf := make([]byte, 65535)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return // the agent was closed
+			}
+			if p.ctx.Err() == nil {
+				f(p.id, p.key, buf[:n])
+			}
+		}
+	}()
+}
+
 func (p *peer) markStale(id string) {
 	for _, s := range p.stale {
 		if s == id {
@@ -332,6 +454,10 @@ func (p *peer) isStale(id string) bool {
 // fail records a failed or ended session: the path is reported lost and a new session is
 // scheduled after a backoff.
 func (p *peer) fail(reason string) {
+	if k := p.keep; k != nil && p.path.Valid() && p.path.session == k.id {
+		p.unretire(reason)
+		return
+	}
 	p.log.Info("ICE path lost", "reason", reason, "retry", p.attempt+1)
 	p.endSession()
 	p.reportPath(Path{})
@@ -351,10 +477,17 @@ func (p *peer) scheduleRestart() {
 }
 
 func (p *peer) reportPath(path Path) {
-	if path.Valid() == p.path.Valid() && (!path.Valid() || path.samePair(p.path)) {
+	if path.Valid() == p.path.Valid() && (!path.Valid() || p.samePath(path)) {
+		if path.Valid() {
+			p.path.session = path.session // a new session on the same direct pair
+		}
 		return
 	}
 	p.path = path
+	if k := p.keep; k != nil && path.Valid() && path.session != k.id {
+		// The new session has its pair: the kept one goes once the peer has switched too.
+		p.keepTimer.Reset(keepGrace)
+	}
 	p.setStatus(func(st *PathStatus) { st.Path = path })
 	if path.Valid() {
 		p.log.Info("ICE path selected", "path", path.String())
@@ -364,8 +497,25 @@ func (p *peer) reportPath(path Path) {
 	}
 }
 
+// samePath reports whether path is the pair already reported. A relayed pair of another session
+// is not: its Send goes through another agent.
+func (p *peer) samePath(path Path) bool {
+	if !path.samePair(p.path) || (path.Send == nil) != (p.path.Send == nil) {
+		return false
+	}
+	return path.Send == nil || path.session == p.path.session
+}
+
 func (p *peer) onTimer(kind timerKind) {
 	switch kind {
+	case timerUpgrade:
+		s := p.sess
+		if s == nil || !p.path.Valid() || !p.path.Relayed() || p.path.session != s.id {
+			return
+		}
+		p.log.Info("relayed: looking for a direct path")
+		p.attempt = 0
+		p.offer()
 	case timerOffer:
 		s := p.sess
 		if s == nil || !s.offerer || s.started {
@@ -449,7 +599,7 @@ func (p *peer) onSignal(msg SignalMessage) {
 
 // answer accepts a peer's offer, replacing whatever session we had.
 func (p *peer) answer(offer SignalMessage) {
-	p.endSession()
+	p.retire()
 	if p.timerKind == timerRestart {
 		p.clearTimer()
 	}
@@ -476,9 +626,9 @@ func (p *peer) answer(offer SignalMessage) {
 func (p *peer) start(s *session, ufrag, pwd string) {
 	var err error
 	if p.controlling {
-		_, err = s.agent.StartDial(ufrag, pwd)
+		s.conn, err = s.agent.StartDial(ufrag, pwd)
 	} else {
-		_, err = s.agent.StartAccept(ufrag, pwd)
+		s.conn, err = s.agent.StartAccept(ufrag, pwd)
 	}
 	if err != nil {
 		p.log.Warn("start connectivity checks", "session", s.id, "err", err)
@@ -486,6 +636,7 @@ func (p *peer) start(s *session, ufrag, pwd string) {
 		return
 	}
 	s.started = true
+	p.startReader(s)
 	p.setStatus(func(st *PathStatus) { st.State = StateChecking })
 	for _, c := range s.pending {
 		p.addRemote(s, c)
@@ -535,6 +686,9 @@ func (p *peer) keepEarly(session, cand string) {
 func (p *peer) onEvent(ev agentEvent) {
 	s := p.sess
 	if s == nil || s.id != ev.sess {
+		if k := p.keep; k != nil && k.id == ev.sess && ev.kind == evState {
+			p.onKeptState(k, ev.state)
+		}
 		return // an event of an agent we already closed
 	}
 	switch ev.kind {
@@ -551,7 +705,8 @@ func (p *peer) onEvent(ev agentEvent) {
 		if s.state == ice.ConnectionStateDisconnected || s.state == ice.ConnectionStateFailed {
 			return
 		}
-		p.reportPath(ev.path)
+		p.reportPath(p.sessionPath(s, ev.path))
+		p.armUpgrade()
 	case evState:
 		p.onState(s, ev.state)
 	}
@@ -568,12 +723,13 @@ func (p *peer) onState(s *session, st ice.ConnectionState) {
 		}
 		p.setStatus(func(ps *PathStatus) { ps.State = StateConnected; ps.Reason = "" })
 		if pair, err := s.agent.GetSelectedCandidatePair(); err == nil && pair != nil {
-			path := pathOf(pair.Local, pair.Remote)
+			path := p.sessionPath(s, pathOf(pair.Local, pair.Remote))
 			if p.path.Valid() && path.samePair(p.path) {
 				path.Since = p.path.Since
 			}
 			p.reportPath(path)
 		}
+		p.armUpgrade()
 	case ice.ConnectionStateDisconnected:
 		// Consent checks get no answers. Report the path lost now; give the session until the
 		// restart backoff to recover before replacing it (pion moves it to Failed later anyway).
@@ -586,6 +742,21 @@ func (p *peer) onState(s *session, st ice.ConnectionState) {
 		p.scheduleRestart()
 	case ice.ConnectionStateFailed:
 		p.fail("ICE failed: no candidate pair works")
+	}
+}
+
+// onKeptState follows the kept relayed session: if it fails while its successor is still
+// looking for a pair, its path is lost.
+func (p *peer) onKeptState(k *session, st ice.ConnectionState) {
+	k.state = st
+	switch st {
+	case ice.ConnectionStateDisconnected, ice.ConnectionStateFailed, ice.ConnectionStateClosed:
+		p.log.Info("replaced relayed session lost", "session", k.id, "state", st.String())
+		p.closeKeep()
+		if p.path.Valid() && p.path.session == k.id {
+			p.reportPath(Path{})
+			p.setStatus(func(ps *PathStatus) { ps.Failures++; ps.Reason = "relayed session lost" })
+		}
 	}
 }
 
