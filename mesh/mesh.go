@@ -331,6 +331,12 @@ func (m *Mesh) SetPeerPath(pub [32]byte, addr netip.AddrPort) error {
 	addr = unmapAddrPort(addr)
 	p.path.pin(addr)
 	m.log.Debug("peer path pinned", "peer", p.hexKey[:8], "path", addr)
+	if addr.IsValid() && m.bind.preferredInitiator(pub) && !m.hasSession(pub) {
+		// NAT traversal found the path only now: the handshakes so far went to addresses the
+		// peer's NAT dropped. Start one on the new path at once instead of at wireguard-go's
+		// next retry, up to 5 s later. There is no session to lose.
+		m.kick(pub, true)
+	}
 	return nil
 }
 
