@@ -33,11 +33,14 @@ type dataplane struct {
 }
 
 type dataplaneConfig struct {
-	key    [32]byte
-	addrs  []netip.Addr
-	port   uint16
-	stun   []string // "host:port"
-	logger *slog.Logger
+	key   [32]byte
+	addrs []netip.Addr
+	port  uint16
+	stun  []string          // "host:port"
+	turn  []natt.TURNServer // relays with this device's credentials
+	// relayOnly makes every path relayed (tests of the relay on one machine).
+	relayOnly bool
+	logger    *slog.Logger
 	// signal sends an ICE message to a peer through the coordinator.
 	signal func(ctx context.Context, deviceID string, payload []byte) error
 	// onNAT learns of a changed NAT situation (public address or type).
@@ -78,6 +81,14 @@ func newDataplane(ctx context.Context, cfg dataplaneConfig) (*dataplane, error) 
 		Logger:      cfg.logger.With("component", "ice"),
 		Signal:      cfg.signal,
 		OnPath:      dp.onPath,
+		TURN:        cfg.turn,
+		RelayOnly:   cfg.relayOnly && len(cfg.turn) > 0,
+		// What a peer sends over a relayed pair is WireGuard ciphertext for the mesh.
+		OnRelayPacket: func(_ string, key [32]byte, b []byte) {
+			if err := m.InjectPacket(key, b); err != nil && !errors.Is(err, net.ErrClosed) {
+				dp.log.Debug("relayed packet dropped", "err", err)
+			}
+		},
 		// Loopback candidates let nodes on one machine find each other; ICE's checks are
 		// authenticated, so a stranger on the same port cannot answer them.
 		IncludeLoopback: true,
@@ -125,11 +136,17 @@ func (dp *dataplane) onPath(deviceID string, key [32]byte, p natt.Path) {
 		delete(dp.paths, deviceID)
 	}
 	dp.mu.Unlock()
-	target := netip.AddrPort{}
-	if p.Valid() && !p.Relayed() {
-		target = p.Remote
+	var err error
+	switch {
+	case p.Valid() && p.Relayed():
+		err = dp.mesh.SetPeerRelay(key, p.Send)
+	case p.Valid():
+		err = dp.mesh.SetPeerPath(key, p.Remote)
+	default:
+		// No pair: back to trying every published endpoint (this also leaves a relay route).
+		err = dp.mesh.SetPeerPath(key, netip.AddrPort{})
 	}
-	if err := dp.mesh.SetPeerPath(key, target); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, mesh.ErrUnknownPeer) {
+	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, mesh.ErrUnknownPeer) {
 		dp.log.Warn("set peer path", "device", deviceID, "err", err)
 	}
 	dp.log.Debug("path", "device", deviceID, "path", p.String())
@@ -206,6 +223,13 @@ func (dp *dataplane) path(deviceID string) natt.Path {
 	dp.mu.Lock()
 	defer dp.mu.Unlock()
 	return dp.paths[deviceID]
+}
+
+// setTURN hands NAT traversal refreshed relay credentials.
+func (dp *dataplane) setTURN(servers []natt.TURNServer) {
+	if err := dp.ice.SetTURN(servers); err != nil {
+		dp.log.Warn("relay servers", "err", err)
+	}
 }
 
 // traversal describes each peer's ICE state, by device ID.

@@ -56,6 +56,8 @@ type Node struct {
 	// uses a default.
 	ControlHTTPClient *http.Client
 
+	relayOnly bool // tests: force every path through the relay (export_test.go)
+
 	mu      sync.Mutex
 	startMu sync.Mutex // serializes start attempts; held for the whole of one
 	closed  bool
@@ -147,6 +149,7 @@ func (n *Node) config() (runtimeConfig, error) {
 		onPeerChange: n.OnPeerChange,
 		httpClient:   n.ControlHTTPClient,
 		stunServers:  n.STUNServers,
+		relayOnly:    n.relayOnly,
 	}
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nexodus-sdk/nexodus/api"
@@ -34,6 +35,7 @@ type runtimeConfig struct {
 	onPeerChange func(PeerEvent)
 	httpClient   *http.Client
 	stunServers  []string // overrides the coordinator's list when set
+	relayOnly    bool     // tests: every path through the relay
 }
 
 // runtime is a started node: everything start made, torn down by close.
@@ -49,7 +51,8 @@ type runtime struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	stun    []string      // STUN servers, "host:port"
+	stun    []string // STUN servers, "host:port"
+	relay   atomic.Pointer[api.RelayConfig]
 	publish chan struct{} // asks the publisher to send this node's endpoints again
 
 	mu        sync.RWMutex
@@ -86,7 +89,7 @@ func startRuntime(ctx, life context.Context, cfg runtimeConfig) (*runtime, error
 	if err := rt.register(ctx); err != nil {
 		return nil, err
 	}
-	rt.stun = rt.stunServers(ctx)
+	rt.stun = rt.relayConfig(ctx)
 	rt.ctx, rt.cancel = context.WithCancel(life)
 	defer func() {
 		if !ok {
@@ -110,8 +113,9 @@ func startRuntime(ctx, life context.Context, cfg runtimeConfig) (*runtime, error
 	if err := rt.publishEndpoints(ctx); err != nil {
 		return nil, err
 	}
-	rt.wg.Add(1)
+	rt.wg.Add(2)
 	go rt.publisher()
+	go rt.refreshRelay()
 
 	stream := rt.ctl.WatchDevice(rt.ctx, rt.self.ID, client.WatchOptions{
 		OnState: func(connected bool, err error) {
@@ -231,11 +235,13 @@ func (rt *runtime) newDataplane(ctx context.Context, port uint16) (*dataplane, e
 		return nil, errors.New("nexodus: coordinator gave no tunnel address")
 	}
 	dp, err := newDataplane(ctx, dataplaneConfig{
-		key:    rt.key,
-		addrs:  addrs,
-		port:   port,
-		stun:   rt.stun,
-		logger: rt.log,
+		key:       rt.key,
+		addrs:     addrs,
+		port:      port,
+		stun:      rt.stun,
+		turn:      turnServers(rt.relay.Load()),
+		relayOnly: rt.cfg.relayOnly,
+		logger:    rt.log,
 		signal: func(ctx context.Context, deviceID string, payload []byte) error {
 			return rt.ctl.Signal(ctx, deviceID, payload)
 		},
@@ -247,19 +253,66 @@ func (rt *runtime) newDataplane(ctx context.Context, port uint16) (*dataplane, e
 	return dp, nil
 }
 
-// stunServers picks the STUN servers: the Node's own list, else what the coordinator offers.
-func (rt *runtime) stunServers(ctx context.Context) []string {
+// relayConfig fetches the STUN and TURN servers the coordinator offers this device (keeping
+// them for refreshRelay) and returns the STUN servers to use: the Node's own list if it has one.
+func (rt *runtime) relayConfig(ctx context.Context) []string {
+	rc, err := rt.ctl.RelayConfig(ctx, rt.self.ID)
+	if err != nil {
+		// An older coordinator or a passing failure: run without (host candidates and
+		// peer-reflexive discovery still work) rather than refuse to start.
+		rt.log.Warn("no STUN/TURN servers from the coordinator", "err", err)
+		rc = &api.RelayConfig{}
+	}
+	rt.relay.Store(rc)
 	if len(rt.cfg.stunServers) > 0 {
 		return rt.cfg.stunServers
 	}
-	rc, err := rt.ctl.RelayConfig(ctx, rt.self.ID)
-	if err != nil {
-		// An older coordinator or a passing failure: run without STUN (host candidates and
-		// peer-reflexive discovery still work) rather than refuse to start.
-		rt.log.Warn("no STUN servers from the coordinator", "err", err)
+	return rc.STUN
+}
+
+// refreshRelay fetches fresh TURN credentials before the current ones expire.
+func (rt *runtime) refreshRelay() {
+	defer rt.wg.Done()
+	retry := 5 * time.Second
+	for {
+		rc := rt.relay.Load()
+		wait := time.Hour
+		if !rc.ExpiresAt.IsZero() {
+			// Renew when three quarters of the remaining life has passed.
+			wait = max(time.Until(rc.ExpiresAt)*3/4, retry)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-rt.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(rt.ctx, 30*time.Second)
+		fresh, err := rt.ctl.RelayConfig(ctx, rt.self.ID)
+		cancel()
+		if err != nil {
+			rt.log.Warn("refresh relay credentials", "err", err)
+			continue
+		}
+		rt.relay.Store(fresh)
+		rt.mu.RLock()
+		dp := rt.dp
+		rt.mu.RUnlock()
+		dp.setTURN(turnServers(fresh))
+	}
+}
+
+// turnServers turns the coordinator's relay list into NAT traversal's.
+func turnServers(rc *api.RelayConfig) []natt.TURNServer {
+	if rc == nil || rc.Username == "" {
 		return nil
 	}
-	return rc.STUN
+	out := make([]natt.TURNServer, 0, len(rc.TURN))
+	for _, u := range rc.TURN {
+		out = append(out, natt.TURNServer{URL: u, Username: rc.Username, Password: rc.Password})
+	}
+	return out
 }
 
 // requestPublish asks the publisher to send the node's endpoints again (coalescing).
@@ -567,6 +620,9 @@ func (rt *runtime) status() *Status {
 				p.RxBytes, p.TxBytes = ps.RxBytes, ps.TxBytes
 				if !ps.LastHandshake.IsZero() && now.Sub(ps.LastHandshake) < handshakeFresh {
 					p.Path = PathDirect
+					if ps.Relayed {
+						p.Path = PathRelayed
+					}
 				}
 			}
 		}
