@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -240,7 +241,13 @@ func printStatus(st *nexodus.Status, format string, stdout io.Writer) error {
 	return tw.Flush()
 }
 
-// waitPeers pings every peer until n of them have a fresh handshake, or the time runs out.
+// settled reports whether NAT traversal has finished deciding a peer's path: WireGuard may
+// already work over a published endpoint while ICE is still checking pairs.
+func settled(traversal string) bool {
+	return !strings.HasPrefix(traversal, "offering") && !strings.HasPrefix(traversal, "checking")
+}
+
+// waitPeers pings every peer until n of them have a working, settled path, or the time runs out.
 func waitPeers(ctx context.Context, node *nexodus.Node, n int, within time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
@@ -249,7 +256,7 @@ func waitPeers(ctx context.Context, node *nexodus.Node, n int, within time.Durat
 	for {
 		up := 0
 		for _, p := range node.Peers() {
-			if p.Path != nexodus.PathNone {
+			if p.Path != nexodus.PathNone && settled(p.Traversal) {
 				up++
 				continue
 			}
