@@ -9,11 +9,15 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nexodus-sdk/nexodus/api"
 	"github.com/nexodus-sdk/nexodus/mesh"
 	"github.com/nexodus-sdk/nexodus/natt"
 )
+
+// recheckSpacing bounds how often trouble with peers' sessions triggers a NAT check.
+const recheckSpacing = 2 * time.Second
 
 // dataplane is everything on the node's one UDP socket: the WireGuard mesh, and NAT traversal
 // (STUN and one ICE agent per peer) reading the non-WireGuard packets the mesh hands over. It is
@@ -25,6 +29,8 @@ type dataplane struct {
 	sock *natt.Socket
 	ice  *natt.Manager
 	mon  *natt.Monitor
+
+	lastRecheck atomic.Int64 // unix ns of the last NAT re-check asked for by recheckNAT
 
 	mu    sync.Mutex
 	keys  map[string][32]byte  // device ID → key of the peers handed to ICE
@@ -45,6 +51,10 @@ type dataplaneConfig struct {
 	signal func(ctx context.Context, deviceID string, payload []byte) error
 	// onNAT learns of a changed NAT situation (public address or type).
 	onNAT func(natt.NATInfo)
+	// onMoved learns that the public address or NAT type changed while running (not the first
+	// result): connections through the NAT, the control plane's too, may be dead. It is called
+	// before NAT traversal restarts, so that the restart's signaling does not go out on them.
+	onMoved func()
 }
 
 func newDataplane(ctx context.Context, cfg dataplaneConfig) (*dataplane, error) {
@@ -81,6 +91,7 @@ func newDataplane(ctx context.Context, cfg dataplaneConfig) (*dataplane, error) 
 		Logger:      cfg.logger.With("component", "ice"),
 		Signal:      cfg.signal,
 		OnPath:      dp.onPath,
+		OnTrouble:   func(string) { dp.recheckNAT() },
 		TURN:        cfg.turn,
 		RelayOnly:   cfg.relayOnly && len(cfg.turn) > 0,
 		// What a peer sends over a relayed pair is WireGuard ciphertext for the mesh.
@@ -109,17 +120,40 @@ func newDataplane(ctx context.Context, cfg dataplaneConfig) (*dataplane, error) 
 				dp.mu.Lock()
 				dp.nat = cur
 				dp.mu.Unlock()
-				if old.Type != natt.NATUnknown || old.Reflexive.IsValid() {
-					// The network changed under us: every path may be stale.
-					dp.ice.RestartAll()
-				}
 				if cfg.onNAT != nil {
 					cfg.onNAT(cur)
+				}
+				if old.Type != natt.NATUnknown || old.Reflexive.IsValid() {
+					// The network changed under us (a new public address: the NAT's mapping
+					// changed or we moved): every path may be stale, and so may the
+					// connections to the coordinator that signaling goes through.
+					if cfg.onMoved != nil {
+						cfg.onMoved()
+					}
+					dp.ice.RestartAll()
 				}
 			},
 		})
 	}
 	return dp, nil
+}
+
+// recheckNAT runs a NAT check now, at most every recheckSpacing: a session with a peer stopped
+// working. The peer may have gone, or our own NAT mapping may have changed (a NAT that
+// rebooted, flushed its table or changed its port range), which only STUN can tell. Checking
+// now rather than at the next periodic check lets the new public address be published, NAT
+// traversal restart and the control connections be replaced within seconds.
+func (dp *dataplane) recheckNAT() {
+	if dp.mon == nil {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := dp.lastRecheck.Load()
+	if now-last < int64(recheckSpacing) || !dp.lastRecheck.CompareAndSwap(last, now) {
+		return
+	}
+	dp.log.Debug("path trouble: re-checking the NAT")
+	dp.mon.Recheck()
 }
 
 // onPath follows ICE's choice: a direct pair becomes the peer's WireGuard path; a lost one
@@ -191,11 +225,18 @@ func (dp *dataplane) setPeers(ctx context.Context, devices map[string]api.Device
 	for _, id := range added {
 		dp.keys[id] = want[id]
 	}
-	// Re-pin the pairs ICE already chose: a peer whose endpoints changed was reset by the mesh.
+	// Pins survive SetPeers, so re-pinning the pairs ICE chose is only needed where the mesh has
+	// no path for the peer. Re-pinning a pinned peer would do harm: it would take the peer
+	// back from an address it roamed to (the mesh follows authenticated packets) to the pair
+	// ICE selected before, which after a NAT mapping change is the stale one.
+	unpinned := map[[32]byte]bool{}
+	for _, ps := range dp.mesh.Peers() {
+		unpinned[ps.PublicKey] = !ps.Endpoint.IsValid() && !ps.Relayed
+	}
 	pins := map[[32]byte]netip.AddrPort{}
 	for id, p := range dp.paths {
-		if p.Valid() && !p.Relayed() {
-			pins[dp.keys[id]] = p.Remote
+		if key := dp.keys[id]; p.Valid() && !p.Relayed() && unpinned[key] {
+			pins[key] = p.Remote
 		}
 	}
 	dp.mu.Unlock()

@@ -53,7 +53,8 @@ type runtime struct {
 
 	stun    []string // STUN servers, "host:port"
 	relay   atomic.Pointer[api.RelayConfig]
-	publish chan struct{} // asks the publisher to send this node's endpoints again
+	stream  atomic.Pointer[client.EventStream] // the control stream, once open
+	publish chan struct{}                      // asks the publisher to send this node's endpoints again
 
 	mu        sync.RWMutex
 	self      api.Device
@@ -127,6 +128,7 @@ func startRuntime(ctx, life context.Context, cfg runtimeConfig) (*runtime, error
 			}
 		},
 	})
+	rt.stream.Store(stream)
 	// Up returns only once the node knows its peers, so a Dial right after Up works.
 	first, err := stream.Next(ctx)
 	if err != nil {
@@ -245,12 +247,26 @@ func (rt *runtime) newDataplane(ctx context.Context, port uint16) (*dataplane, e
 		signal: func(ctx context.Context, deviceID string, payload []byte) error {
 			return rt.ctl.Signal(ctx, deviceID, payload)
 		},
-		onNAT: func(natt.NATInfo) { rt.requestPublish() },
+		onNAT:   func(natt.NATInfo) { rt.requestPublish() },
+		onMoved: rt.reconnectControl,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nexodus: %w", err)
 	}
 	return dp, nil
+}
+
+// reconnectControl replaces the node's connections to the coordinator after its public address
+// changed. A NAT that lost its mapping drops the coordinator's packets to the old one: the
+// event stream (which brings peer updates and ICE signaling) would stay silent until its idle
+// timeout or a TCP keepalive noticed, tens of seconds, and a request on a pooled connection
+// would be reset.
+func (rt *runtime) reconnectControl() {
+	rt.log.Info("public address changed; reconnecting to the coordinator")
+	rt.base.CloseIdleConnections()
+	if s := rt.stream.Load(); s != nil {
+		s.Reconnect()
+	}
 }
 
 // relayConfig fetches the STUN and TURN servers the coordinator offers this device (keeping

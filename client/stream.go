@@ -30,6 +30,9 @@ var ErrStreamClosed = errors.New("client: event stream closed")
 // errIdle reports a connection on which nothing, not even a heartbeat, arrived in time.
 var errIdle = errors.New("no data from the coordinator within the idle timeout")
 
+// errReconnect reports a connection dropped on request (EventStream.Reconnect).
+var errReconnect = errors.New("reconnect requested")
+
 // WatchOptions configure an event stream. The zero value is ready to use.
 type WatchOptions struct {
 	// AfterRevision resumes after this revision, as if the stream had already delivered it.
@@ -78,6 +81,7 @@ type EventStream struct {
 	rev    atomic.Int64
 	closed atomic.Bool
 	once   sync.Once
+	kick   chan struct{} // Reconnect requests
 }
 
 // WatchDevice opens the event stream of a device (authenticate with the device's token): peer
@@ -120,6 +124,7 @@ func (c *Client) watch(ctx context.Context, op, url string, opts WatchOptions) *
 		cancel: cancel,
 		events: make(chan api.Event),
 		done:   make(chan struct{}),
+		kick:   make(chan struct{}, 1),
 	}
 	s.rev.Store(opts.AfterRevision)
 	go s.run(ctx)
@@ -148,6 +153,18 @@ func (s *EventStream) Revision() int64 { return s.rev.Load() }
 
 // Done is closed when the stream has ended; Next then returns the reason.
 func (s *EventStream) Done() <-chan struct{} { return s.done }
+
+// Reconnect drops the current connection, if any, and connects again at once (resuming from
+// the last delivered revision), or ends the wait before the next attempt. Call it when the
+// connection is likely dead although nothing says so yet: after the host's public address or
+// NAT mapping changed, the coordinator's packets go to a mapping that no longer exists, and
+// only the idle timeout would notice. It does not wait for the new connection.
+func (s *EventStream) Reconnect() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
 
 // Close ends the stream and waits for its goroutine to exit. It is idempotent and returns nil.
 func (s *EventStream) Close() error {
@@ -200,6 +217,11 @@ func (s *EventStream) run(ctx context.Context) {
 		if healthy {
 			attempt = 0
 		}
+		if errors.Is(err, errReconnect) {
+			log.Debug("client: event stream reconnecting on request", "revision", last)
+			attempt = 0
+			continue
+		}
 		wait = max(wait, jitteredBackoff(s.opts.MinBackoff, s.opts.MaxBackoff, attempt))
 		attempt++
 		log.Debug("client: event stream disconnected", "error", err, "retry_in", wait, "revision", last)
@@ -207,6 +229,9 @@ func (s *EventStream) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
+		case <-s.kick:
+			t.Stop()
+			attempt = 0
 		case <-t.C:
 		}
 	}
@@ -230,7 +255,21 @@ func (s *EventStream) connect(ctx context.Context, last *int64) (healthy bool, w
 		cancel()
 	})
 	defer idle.Stop()
+	var kicked atomic.Bool
+	stopKick := make(chan struct{})
+	defer close(stopKick)
+	go func() {
+		select {
+		case <-s.kick:
+			kicked.Store(true)
+			cancel()
+		case <-stopKick:
+		}
+	}()
 	idleErr := func(err error) error {
+		if kicked.Load() {
+			return errReconnect
+		}
 		if idleFired.Load() {
 			return errIdle
 		}

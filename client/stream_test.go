@@ -379,3 +379,31 @@ func TestStreamContextCanceled(t *testing.T) {
 	<-s.Done()
 	_ = s.Close()
 }
+
+// TestStreamReconnect: Reconnect replaces a connection that looks healthy (but whose packets may
+// no longer arrive) at once, without backoff, and resumes from the last delivered revision.
+func TestStreamReconnect(t *testing.T) {
+	srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
+		sse := startSSE(t, w)
+		switch lastID {
+		case "":
+			sse.event(1, api.EventSync)
+			sse.event(2, api.EventDeviceAdded)
+		case "2":
+			sse.event(3, api.EventDeviceUpdated)
+		default:
+			t.Errorf("connection %d: unexpected Last-Event-ID %q", n, lastID)
+		}
+		<-r.Context().Done()
+	})
+	c := newTestClient(t, srv.URL)
+	opts := WatchOptions{MinBackoff: time.Minute, MaxBackoff: time.Minute} // no retry would come in time
+	s := c.WatchDevice(t.Context(), "d1", opts)
+	defer s.Close()
+	expectRevisions(t, s, 1, 2)
+	s.Reconnect()
+	expectRevisions(t, s, 3)
+	if ids := srv.ids(); len(ids) != 2 || ids[1] != "2" {
+		t.Errorf("Last-Event-IDs %q, want [\"\" \"2\"]", ids)
+	}
+}

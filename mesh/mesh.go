@@ -17,7 +17,6 @@ import (
 
 	"golang.org/x/crypto/curve25519"
 	"golang.zx2c4.com/wireguard/device"
-	"golang.zx2c4.com/wireguard/tun/netstack"
 )
 
 // DefaultMTU is the tunnel MTU when Config.MTU is zero: 1500 minus the IPv6, UDP and WireGuard
@@ -76,7 +75,7 @@ type Mesh struct {
 	sock   *net.UDPConn
 	bind   *bind
 	dev    *device.Device
-	tnet   *netstack.Net
+	tnet   *netTUN
 	closed atomic.Bool
 
 	mu      sync.Mutex // serializes SetPeers and Close
@@ -170,13 +169,13 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 	}
 	m.bind = newBind(newPacketIO(sock), ident, m.pub, cfg.OnPacket, log)
 
-	tdev, tnet, err := netstack.CreateNetTUN(addrs, nil, mtu)
+	tnet, err := newNetTUN(addrs, mtu)
 	if err != nil {
 		sock.Close()
 		return nil, fmt.Errorf("mesh: create netstack: %w", err)
 	}
 	m.tnet = tnet
-	m.dev = device.NewDevice(tdev, m.bind, newDeviceLogger(log))
+	m.dev = device.NewDevice(tnet, m.bind, newDeviceLogger(log))
 	if err := m.dev.IpcSet("private_key=" + hexKey(cfg.PrivateKey) + "\n"); err != nil {
 		m.dev.Close()
 		sock.Close()

@@ -159,6 +159,11 @@ type Config struct {
 	// root hands them to WireGuard (mesh.InjectPacket). It is called from one goroutine per
 	// session; it must not block for long, and b is only valid during the call.
 	OnRelayPacket func(peerID string, peerKey [32]byte, b []byte)
+	// OnTrouble, when set, is called when a peer's session stops working: its consent checks go
+	// unanswered or no candidate pair works. The peer may be gone, or this host's own NAT
+	// mapping may have changed; the root re-checks its NAT. It is called from the peer's
+	// goroutine and must not block.
+	OnTrouble func(peerID string)
 	// RelayOnly gathers relayed candidates only (for tests, and for networks where nothing but
 	// the relay works). It requires TURN servers.
 	RelayOnly bool

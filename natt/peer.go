@@ -459,6 +459,7 @@ func (p *peer) fail(reason string) {
 		return
 	}
 	p.log.Info("ICE path lost", "reason", reason, "retry", p.attempt+1)
+	p.trouble()
 	p.endSession()
 	p.reportPath(Path{})
 	p.setStatus(func(st *PathStatus) {
@@ -468,6 +469,13 @@ func (p *peer) fail(reason string) {
 		st.State, st.Session, st.Reason = StateWaiting, "", reason
 	})
 	p.scheduleRestart()
+}
+
+// trouble tells the root that a session stopped working (Config.OnTrouble).
+func (p *peer) trouble() {
+	if f := p.m.cfg.OnTrouble; f != nil && p.ctx.Err() == nil {
+		f(p.id)
+	}
 }
 
 func (p *peer) scheduleRestart() {
@@ -733,6 +741,7 @@ func (p *peer) onState(s *session, st ice.ConnectionState) {
 	case ice.ConnectionStateDisconnected:
 		// Consent checks get no answers. Report the path lost now; give the session until the
 		// restart backoff to recover before replacing it (pion moves it to Failed later anyway).
+		p.trouble()
 		p.reportPath(Path{})
 		p.setStatus(func(ps *PathStatus) {
 			ps.State = StateDisconnected

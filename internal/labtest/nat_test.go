@@ -329,7 +329,9 @@ func TestConeMappingChange(t *testing.T) {
 	}
 
 	// A fresh node behind the changed NAT sees its new mapping and still gets a direct path.
-	r := w.status(hb, "bstatus", 1, 30*time.Second)
+	// It has two peers, a and the dialer b on its own host; waiting for one would return as
+	// soon as b (host candidates on the same LAN) connects, before a's path is there.
+	r := w.status(hb, "bstatus", 2, 30*time.Second)
 	if r.err != nil || r.st == nil {
 		t.Fatalf("status on hb after the changes: %v", r.err)
 	}

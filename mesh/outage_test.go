@@ -1,0 +1,101 @@
+package mesh
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// A TCP connection whose application keeps writing while the path is down must resume as soon
+// as the path works again. gVisor's tail loss probe (RACK) used to re-arm the retransmission
+// timer at every write attempt, so a writer faster than the timeout kept it from ever firing:
+// after the outage not one segment was retransmitted and the stream hung for good.
+func TestTCPResumesAfterOutage(t *testing.T) {
+	a, b := newTestNode(t, 1), newTestNode(t, 2)
+	connectAll(t, a, b)
+	l, err := a.m.Listen("tcp", tcpAddr(a.v4, 7000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveEcho(t, l)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := b.m.DialContext(ctx, "tcp", tcpAddr(a.v4, 7000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	lines := make(chan string, 1024)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for i := 1; ; i++ {
+			if _, err := fmt.Fprintf(c, "seq-%d\n", i); err != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	// latest waits up to d for a line and returns the newest one queued by then.
+	latest := func(d time.Duration) (string, bool) {
+		var last string
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				return "", false
+			}
+			last = l
+		case <-time.After(d):
+			return "", false
+		}
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					return last, true
+				}
+				last = l
+			default:
+				return last, true
+			}
+		}
+	}
+	if _, ok := latest(10 * time.Second); !ok {
+		t.Fatal("no echo before the outage")
+	}
+
+	// The outage: both sides send into the void for two seconds while the writer goes on.
+	void := netip.MustParseAddrPort("127.0.0.1:9")
+	a.m.SetPeerPath(b.pub, void)
+	b.m.SetPeerPath(a.pub, void)
+	time.Sleep(2 * time.Second)
+	for len(lines) > 0 {
+		<-lines
+	}
+	a.m.SetPeerPath(b.pub, b.endpoint())
+	b.m.SetPeerPath(a.pub, a.endpoint())
+	restored := time.Now()
+	if _, ok := latest(5 * time.Second); !ok {
+		t.Fatal("the stream did not resume within 5 s after the path came back")
+	}
+	t.Logf("stream resumed %v after the path came back", time.Since(restored).Round(time.Millisecond))
+	c.Close()
+	cancel()
+	<-written
+}
