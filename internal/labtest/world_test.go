@@ -63,6 +63,13 @@ type world struct {
 	turn   []string // TURN URLs handed to nodes
 	regKey string
 	nats   []*natlab.NAT
+	// relay is the running relay process (nil while examples/relay does not exist) and
+	// relayArgs its command line after the binary, so that a case can kill it and start it
+	// again on the same addresses (see restartRelay in relay_test.go); relayAddrs are its two
+	// UDP addresses.
+	relay      *natlab.Process
+	relayArgs  []string
+	relayAddrs []string
 
 	mu       sync.Mutex
 	statuses []string // every status JSON taken, for the failure dump
@@ -108,9 +115,11 @@ func newWorld(t *testing.T, cfg worldConfig) *world {
 	s1, s2 := netip.AddrPortFrom(ip, stunPort1).String(), netip.AddrPortFrom(ip, stunPort2).String()
 	switch {
 	case bins.relay != "":
-		p := w.coord.Start(ctx, bins.relay, "-listen", s1, "-listen2", s2, "-tcp-listen", s1,
-			"-public-ip", ip.String(), "-secret", relaySecret, "-realm", "nexodus")
-		w.waitSTUN(p, s1, s2)
+		w.relayArgs = []string{"-listen", s1, "-listen2", s2, "-tcp-listen", s1,
+			"-public-ip", ip.String(), "-secret", relaySecret, "-realm", "nexodus"}
+		w.relayAddrs = []string{s1, s2}
+		w.relay = w.coord.Start(ctx, bins.relay, w.relayArgs...)
+		w.waitSTUN(w.relay, s1, s2)
 	default:
 		if cfg.STUN {
 			t.Logf("labtest: %s; using the test binary's STUN responder on %s and %s", bins.relayWhy, s1, s2)
@@ -341,6 +350,7 @@ type nodeStatus struct {
 }
 
 type peerStatus struct {
+	DeviceID        string
 	Hostname        string
 	Endpoints       []string
 	Online          bool
@@ -348,6 +358,7 @@ type peerStatus struct {
 	Endpoint        string
 	LocalCandidate  string
 	RemoteCandidate string
+	Traversal       string
 	PathSince       time.Time
 	LastHandshake   time.Time
 	RxBytes         uint64
