@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"syscall"
+	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -48,6 +49,19 @@ const nicID = 1
 // connection hangs although WireGuard is up. Without RACK, the timer runs from the oldest
 // unacknowledged segment as RFC 6298 has it and retransmits with the usual backoff; loss
 // recovery falls back to SACK (RFC 6675) and NewReno.
+// maxRTO caps TCP's retransmission timeout (gVisor's default is 120 s). The timeout doubles
+// with every unanswered retransmission, so after a path outage of 15 s (a NAT mapping change
+// until NAT traversal finds a new pair) the next retransmission, and with it the first byte on
+// the new path, would come up to another 16 s later. With the cap, a stream resumes at most
+// maxRTO after its path does, for a cost of one retransmitted segment per maxRTO while a path
+// is down. gVisor aborts a connection when one segment was retransmitted maxRetries times;
+// maxRetries is raised with the cap so that a connection still survives an outage of about
+// 15 minutes, as with the default cap and 15 retries.
+const (
+	maxRTO     = 3 * time.Second
+	maxRetries = 300
+)
+
 func newNetTUN(addrs []netip.Addr, mtu int) (*netTUN, error) {
 	t := &netTUN{
 		ep: channel.New(1024, uint32(mtu), ""),
@@ -71,6 +85,14 @@ func newNetTUN(addrs []netip.Addr, mtu int) (*netTUN, error) {
 	recovery := tcpip.TCPRecovery(0)
 	if err := t.stack.SetTransportProtocolOption(tcp.ProtocolNumber, &recovery); err != nil {
 		return fail("disable TCP RACK", err)
+	}
+	maxRTO := tcpip.TCPMaxRTOOption(maxRTO)
+	if err := t.stack.SetTransportProtocolOption(tcp.ProtocolNumber, &maxRTO); err != nil {
+		return fail("cap TCP retransmission timeout", err)
+	}
+	retries := tcpip.TCPMaxRetriesOption(maxRetries)
+	if err := t.stack.SetTransportProtocolOption(tcp.ProtocolNumber, &retries); err != nil {
+		return fail("set TCP retransmission limit", err)
 	}
 	t.notify = t.ep.AddNotify(t)
 	if err := t.stack.CreateNIC(nicID, t.ep); err != nil {

@@ -90,6 +90,23 @@ type session struct {
 	remote     int      // remote candidates accepted
 	tries      int      // offer transmissions
 	state      ice.ConnectionState
+	// slow fires if the checks have not found a pair troubleAfter after they began; it is
+	// stopped when the session connects or closes.
+	slow *time.Timer
+}
+
+// troubleAfter is how long connectivity checks may run without a working pair before the
+// peer reports trouble (Config.OnTrouble). Checks between reachable peers succeed within a
+// second; a session that has found nothing after this long is often one that started just as
+// this host's NAT mapping changed, which only a NAT re-check reveals, and waiting for pion's
+// failed state would cost the full disconnected + failed timeouts.
+const troubleAfter = 4 * time.Second
+
+// stopSlow stops the session's slow-checks timer.
+func (s *session) stopSlow() {
+	if s.slow != nil {
+		s.slow.Stop()
+	}
 }
 
 func newPeer(m *Manager, id string, key [32]byte) *peer {
@@ -320,6 +337,7 @@ func (p *peer) endSession() {
 	if p.timerKind == timerOffer {
 		p.clearTimer()
 	}
+	s.stopSlow()
 	if err := s.agent.GracefulClose(); err != nil {
 		p.log.Debug("close agent", "session", s.id, "err", err)
 	}
@@ -355,6 +373,7 @@ func (p *peer) closeKeep() {
 	}
 	p.keep = nil
 	p.keepTimer.Stop()
+	k.stopSlow()
 	if err := k.agent.GracefulClose(); err != nil {
 		p.log.Debug("close kept agent", "session", k.id, "err", err)
 	}
@@ -724,7 +743,12 @@ func (p *peer) onState(s *session, st ice.ConnectionState) {
 	s.state = st
 	p.log.Debug("ICE state", "session", s.id, "state", st.String())
 	switch st {
+	case ice.ConnectionStateChecking:
+		if s.slow == nil {
+			s.slow = time.AfterFunc(troubleAfter, p.trouble)
+		}
 	case ice.ConnectionStateConnected, ice.ConnectionStateCompleted:
+		s.stopSlow()
 		p.attempt = 0
 		if p.timerKind == timerRestart {
 			p.clearTimer() // recovered from Disconnected
@@ -741,6 +765,7 @@ func (p *peer) onState(s *session, st ice.ConnectionState) {
 	case ice.ConnectionStateDisconnected:
 		// Consent checks get no answers. Report the path lost now; give the session until the
 		// restart backoff to recover before replacing it (pion moves it to Failed later anyway).
+		p.log.Info("ICE path lost", "reason", "consent checks unanswered", "session", s.id)
 		p.trouble()
 		p.reportPath(Path{})
 		p.setStatus(func(ps *PathStatus) {
@@ -763,6 +788,7 @@ func (p *peer) onKeptState(k *session, st ice.ConnectionState) {
 		p.log.Info("replaced relayed session lost", "session", k.id, "state", st.String())
 		p.closeKeep()
 		if p.path.Valid() && p.path.session == k.id {
+			p.log.Info("ICE path lost", "reason", "relayed session lost", "session", k.id)
 			p.reportPath(Path{})
 			p.setStatus(func(ps *PathStatus) { ps.Failures++; ps.Reason = "relayed session lost" })
 		}

@@ -245,8 +245,6 @@ const dataRecoveryDeadline = 150 * time.Second
 // changes its masquerade port range (which also flushes its conntrack table), so the
 // mapping WireGuard and ICE used is gone. Traffic must recover; how long it took is logged.
 func TestConeMappingChange(t *testing.T) {
-	need(t, false, "a known failure, issue 4 stays open for it: after a NAT mapping change ICE "+
-		"re-selects a path only ~20 s later and the TCP stream over it does not resume")
 	w := newWorld(t, worldConfig{STUN: true})
 	nat1 := w.addNAT("nat1", natlab.Cone, nat1Lo, nat1Hi)
 	nat2 := w.addNAT("nat2", natlab.Cone, nat2Lo, nat2Hi)

@@ -207,11 +207,6 @@ const relayRecoveryDeadline = 180 * time.Second
 // see no path. The relay is then started again on the same addresses and the relayed stream
 // must recover; how long that took is logged, not asserted.
 func TestRelayKilled(t *testing.T) {
-	need(t, false, "a known failure, issue 5 stays open for it: after the relay is killed and "+
-		"restarted, the relayed pair re-selects a relayed path (~3 s) and completes a WireGuard "+
-		"handshake, and a fresh dialer reaches the listener over it, but the TCP stream that was "+
-		"open across the outage never echoes again (3 min); the direct pair is unaffected (same "+
-		"symptom as issue 4's mapping-change failure)")
 	w := newWorld(t, relayCfg)
 	cone1 := w.addNAT("cone1", natlab.Cone, nat1Lo, nat1Hi)
 	cone2 := w.addNAT("cone2", natlab.Cone, nat2Lo, nat2Hi)
@@ -272,11 +267,12 @@ func TestRelayKilled(t *testing.T) {
 		}
 	}
 	killed := time.Now()
-	seqAtKill := relayed.lastSent.Load()
 	if err := w.relay.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-w.relay.Done()
+	// Lines sent before the relay process was gone may still have passed through it.
+	seqAtKill := relayed.lastSent.Load()
 	t.Logf("relay killed at seq %d of the relayed stream", seqAtKill)
 
 	// The relayed node reports the path lost.
