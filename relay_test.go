@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/nexodus-sdk/nexodus"
+	"github.com/nexodus-sdk/nexodus/api"
 	"github.com/nexodus-sdk/nexodus/coordinator"
 	"github.com/nexodus-sdk/nexodus/internal/devcoord"
 	"github.com/nexodus-sdk/nexodus/relay"
@@ -224,4 +225,72 @@ func echoLine(ctx context.Context, n *nexodus.Node, addr, line string) error {
 		return errors.New("echo mismatch")
 	}
 	return nil
+}
+
+// TestNodeSwitchesToOrgRelays: two nodes relayed through the coordinator's default relay move
+// to the organization's own relay (another secret) once the owner sets it, told by the event
+// stream, and back when it is cleared.
+func TestNodeSwitchesToOrgRelays(t *testing.T) {
+	defSecret := []byte("default-relay-secret-for-tests-0")
+	orgSecret := "organization-relay-secret-for-tests"
+	def := startRelay(t, defSecret, "127.0.0.1:0")
+	t.Cleanup(func() { def.Close() })
+	own := startRelay(t, []byte(orgSecret), "127.0.0.1:0")
+	t.Cleanup(func() { own.Close() })
+
+	ctx := testCtx(t)
+	coord, err := devcoord.Start(ctx, filepath.Join(t.TempDir(), "coord.db"), devcoord.Options{
+		Logger: testLogger(t).With("component", "coordinator"),
+		Configure: func(c *coordinator.Config) {
+			c.RelaySecret = defSecret
+			c.TURNServers = []string{"turn:" + def.Addrs().UDP[0].String() + "?transport=udp"}
+			c.SealKey = bytes.Repeat([]byte{7}, 32)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { coord.Close() })
+	tenant, err := coord.NewTenant(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := tenant.RegKey(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, coord: coord, tenant: tenant, key: key}
+	srv := e.up("srv", nexodus.SetRelayOnly)
+	cli := e.up("cli", nexodus.SetRelayOnly)
+	serveEcho(t, srv, ":7000")
+	echo := func(line string) bool {
+		c, cancel := context.WithTimeout(ctx, 3e9)
+		defer cancel()
+		return relayedPeer(cli, "srv") && echoLine(c, cli, "srv:7000", line) == nil
+	}
+	waitFor(t, "a relayed echo through the default relay", func() bool { return echo("default") })
+	if def.Stats().BytesRelayed == 0 || own.Stats().AllocationsTotal != 0 {
+		t.Fatalf("default relay %+v, organization relay %+v", def.Stats(), own.Stats())
+	}
+
+	if _, err := tenant.Client.SetOrgRelays(ctx, tenant.OrgID, api.SetOrgRelaysRequest{
+		TURN: []string{"turn:" + own.Addrs().UDP[0].String() + "?transport=udp"}, Secret: orgSecret,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// An echo goes through r when r relays it and the other relay relays nothing meanwhile.
+	through := func(r, other *relay.Server, line string) bool {
+		rb, ob := r.Stats().BytesRelayed, other.Stats().BytesRelayed
+		return echo(line) && r.Stats().BytesRelayed > rb && other.Stats().BytesRelayed == ob
+	}
+	waitFor(t, "the path to move to the organization's relay", func() bool {
+		return through(own, def, "organization")
+	})
+
+	if err := tenant.Client.ClearOrgRelays(ctx, tenant.OrgID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the path to move back to the default relay", func() bool {
+		return through(def, own, "default again")
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,8 +52,9 @@ type runtime struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	stun    []string // STUN servers, "host:port"
+	stun    []string // STUN servers, "host:port"; under mu once the node is up
 	relay   atomic.Pointer[api.RelayConfig]
+	relayed chan struct{}                      // a new relay configuration was applied: refreshRelay starts over
 	stream  atomic.Pointer[client.EventStream] // the control stream, once open
 	publish chan struct{}                      // asks the publisher to send this node's endpoints again
 
@@ -80,6 +82,7 @@ func startRuntime(ctx, life context.Context, cfg runtimeConfig) (*runtime, error
 		pubKey:  base64.StdEncoding.EncodeToString(pub[:]),
 		peers:   map[string]api.Device{},
 		publish: make(chan struct{}, 1),
+		relayed: make(chan struct{}, 1),
 	}
 	ok := false
 	defer func() {
@@ -137,10 +140,10 @@ func startRuntime(ctx, life context.Context, cfg runtimeConfig) (*runtime, error
 	}
 	rt.apply(ctx, first)
 	ok = true
-	rt.wg.Add(1)
-	go rt.follow(stream)
 	rt.log.Info("node up", "device", rt.self.ID, "ipv4", rt.self.TunnelIPv4, "ipv6", rt.self.TunnelIPv6,
 		"udp", dp.mesh.LocalAddr().String(), "stun", rt.stun)
+	rt.wg.Add(1)
+	go rt.follow(stream)
 	return rt, nil
 }
 
@@ -286,7 +289,9 @@ func (rt *runtime) relayConfig(ctx context.Context) []string {
 	return rc.STUN
 }
 
-// refreshRelay fetches fresh TURN credentials before the current ones expire.
+// refreshRelay is the fallback for fresh TURN credentials: the coordinator pushes them on the
+// event stream (api.EventRelay) at half their lifetime, so this fetches them only when three
+// quarters of the remaining life have passed without a push (the stream was down).
 func (rt *runtime) refreshRelay() {
 	defer rt.wg.Done()
 	retry := 5 * time.Second
@@ -294,7 +299,6 @@ func (rt *runtime) refreshRelay() {
 		rc := rt.relay.Load()
 		wait := time.Hour
 		if !rc.ExpiresAt.IsZero() {
-			// Renew when three quarters of the remaining life has passed.
 			wait = max(time.Until(rc.ExpiresAt)*3/4, retry)
 		}
 		t := time.NewTimer(wait)
@@ -302,6 +306,9 @@ func (rt *runtime) refreshRelay() {
 		case <-rt.ctx.Done():
 			t.Stop()
 			return
+		case <-rt.relayed:
+			t.Stop()
+			continue // a push arrived: count from its credentials
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(rt.ctx, 30*time.Second)
@@ -311,12 +318,44 @@ func (rt *runtime) refreshRelay() {
 			rt.log.Warn("refresh relay credentials", "err", err)
 			continue
 		}
-		rt.relay.Store(fresh)
-		rt.mu.RLock()
-		dp := rt.dp
-		rt.mu.RUnlock()
+		rt.setRelay(fresh, false)
+	}
+}
+
+// setRelay hands new relay servers and credentials to NAT traversal. Handing them over restarts
+// ICE on relayed paths (their allocations need the new credentials), so a pushed configuration
+// that only renews credentials the node holds with more than three quarters of the new ones'
+// life left is not applied: the push right after every stream (re)connection would otherwise
+// disturb relayed paths for nothing. The coordinator pushes again at half the lifetime.
+func (rt *runtime) setRelay(fresh *api.RelayConfig, pushed bool) {
+	cur := rt.relay.Load()
+	if pushed && sameRelayServers(cur, fresh) &&
+		(fresh.Username == "" || cur.Username != "" && time.Until(cur.ExpiresAt) > time.Until(fresh.ExpiresAt)*3/4) {
+		return
+	}
+	rt.relay.Store(fresh)
+	rt.mu.Lock()
+	if len(rt.cfg.stunServers) == 0 {
+		// NAT traversal keeps the STUN servers it started with; a rebuilt tunnel uses these.
+		rt.stun = fresh.STUN
+	}
+	dp := rt.dp
+	rt.mu.Unlock()
+	if dp != nil {
 		dp.setTURN(turnServers(fresh))
 	}
+	if pushed {
+		rt.log.Info("relay servers updated by the coordinator", "turn", fresh.TURN, "expires", fresh.ExpiresAt)
+	}
+	select {
+	case rt.relayed <- struct{}{}:
+	default:
+	}
+}
+
+// sameRelayServers reports whether two relay configurations name the same servers.
+func sameRelayServers(a, b *api.RelayConfig) bool {
+	return a != nil && b != nil && slices.Equal(a.STUN, b.STUN) && slices.Equal(a.TURN, b.TURN)
 }
 
 // turnServers turns the coordinator's relay list into NAT traversal's.
@@ -459,8 +498,13 @@ func (rt *runtime) apply(ctx context.Context, ev api.Event) {
 			dp.handleSignal(ev.Signal.From, ev.Signal.Payload)
 		}
 		return
+	case api.EventRelay:
+		rt.mu.Unlock()
+		if ev.Relay != nil {
+			rt.setRelay(ev.Relay, true)
+		}
+		return
 	default:
-		// Relay credentials: relayed paths are not wired in yet.
 		rt.mu.Unlock()
 		return
 	}

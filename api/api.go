@@ -16,6 +16,9 @@
 //	DELETE /organizations/{id}/members/{user_id}  owner, or the member themself
 //	GET    /organizations/{id}/devices     member, or a device of the organization: the peer list
 //	GET    /organizations/{id}/events      member: event stream (SSE)
+//	PUT    /organizations/{id}/relays      owner: set the organization's own relays (and their secret)
+//	GET    /organizations/{id}/relays      member: the organization's own relays, without the secret
+//	DELETE /organizations/{id}/relays      owner: back to the coordinator's default relays
 //	POST   /invitations                    owner of the organization
 //	GET    /invitations                    user: sent to the caller, or by organizations it owns
 //	GET    /invitations/{id}               invitee or owner
@@ -63,6 +66,10 @@ const (
 	MaxNameLength     = 64
 	MaxEndpoints      = 16
 	MaxChildPrefixes  = 32
+	MaxRelayServers   = 8   // TURN URLs, and STUN servers, in one organization's relays
+	MaxRelayURLLength = 256 // bytes in one TURN URL or STUN server
+	MinRelaySecret    = 16  // bytes in an organization's relay secret
+	MaxRelaySecret    = 256
 )
 
 // Roles of an organization member.
@@ -297,16 +304,21 @@ const (
 	// EventDeviceRemoved is sent when a device is deleted or moved out of the organization.
 	EventDeviceRemoved = "device.removed"
 	EventSignal        = "signal"
-	// EventRelay is reserved for pushing fresh relay credentials to the stream's device; the
-	// coordinator does not send it yet (devices re-fetch GET /devices/{id}/relay).
+	// EventRelay carries fresh relay servers and credentials ([Event.Relay]) to the stream's
+	// device: soon after the stream connects, again when half the credentials' lifetime has
+	// passed, and at once when the organization's relays change. It is not part of the log: it
+	// has no revision (0, and no SSE id field, so Last-Event-ID keeps the last logged
+	// revision) and is never replayed; a reconnecting stream gets a fresh one instead.
 	EventRelay = "relay"
 )
 
 // Event is one record of an event stream. Streams are Server-Sent Events: the SSE "id" field is
 // Revision, the "event" field is Type and "data" is this struct as JSON. A client resumes by
 // sending the last revision it saw in the Last-Event-ID header. Revisions increase strictly
-// within one stream. Signal and relay events are addressed to one device and appear only on
-// that device's stream; like the others they are replayed on resume while the log keeps them.
+// within one stream. Signal events are addressed to one device and appear only on that device's
+// stream; like the others they are replayed on resume while the log keeps them. Relay events
+// appear only on the device's own stream too, but are not logged: they carry Revision 0, have
+// no SSE id, and a client must not let them move its resume point.
 type Event struct {
 	Revision       int64        `json:"revision"`
 	Type           string       `json:"type"`
@@ -320,15 +332,39 @@ type Event struct {
 
 // RelayConfig tells a device which STUN and TURN servers to use and with which credentials
 // (the TURN REST scheme: Username is "expiry-unix-seconds:device-id", Password the base64
-// HMAC-SHA1 of Username under the secret the coordinator shares with its relays). It answers
-// GET /devices/{id}/relay; a device fetches it again before ExpiresAt. (EventRelay is reserved
-// for pushing it on the event stream; the coordinator does not send it yet.)
+// HMAC-SHA1 of Username under the secret shared with the relays). The servers and secret are
+// the device's organization's own relays when it has set them ([OrgRelays]), else the
+// coordinator's defaults. It answers GET /devices/{id}/relay and is pushed on the device's event
+// stream as [EventRelay] before ExpiresAt; a device whose stream is down fetches it again before
+// ExpiresAt.
 type RelayConfig struct {
 	STUN      []string  `json:"stun,omitempty"` // "host:port"
 	TURN      []string  `json:"turn,omitempty"` // "turn:host:port?transport=udp"
 	Username  string    `json:"username,omitempty"`
 	Password  string    `json:"password,omitempty"`
 	ExpiresAt time.Time `json:"expires_at,omitempty"`
+}
+
+// OrgRelays are an organization's own relays (GET and PUT /organizations/{id}/relays): its
+// devices get these servers, with credentials minted from the organization's secret, instead
+// of the coordinator's defaults. The secret is never returned.
+type OrgRelays struct {
+	OrganizationID string    `json:"organization_id"`
+	STUN           []string  `json:"stun"` // "host:port"
+	TURN           []string  `json:"turn"` // "turn:host:port?transport=udp"
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// SetOrgRelaysRequest is the body of PUT /organizations/{id}/relays, which replaces the
+// organization's relays. TURN holds 1 to [MaxRelayServers] URLs of the form
+// "turn:HOST:PORT?transport=udp|tcp" or "turns:HOST:PORT?transport=udp|tcp" (an IPv6 host in
+// brackets); STUN up to [MaxRelayServers] "HOST:PORT" servers. Secret is the secret those
+// relays share for the TURN REST scheme (coturn's static-auth-secret), [MinRelaySecret] to
+// [MaxRelaySecret] printable ASCII characters without spaces; it is write-only.
+type SetOrgRelaysRequest struct {
+	STUN   []string `json:"stun,omitempty"`
+	TURN   []string `json:"turn"`
+	Secret string   `json:"secret"`
 }
 
 // Health is the body of /healthz and /readyz.

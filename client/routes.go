@@ -95,6 +95,33 @@ func (c *Client) RemoveMember(ctx context.Context, orgID, userID string) error {
 	return c.do(ctx, "remove member", http.MethodDelete, c.url("organizations", orgID, "members", userID), nil, nil)
 }
 
+// SetOrgRelays sets (replacing) the organization's own relays and the secret they share
+// (owner). Its devices get them, with credentials minted from that secret, at once on their
+// event streams. The answer never carries the secret.
+func (c *Client) SetOrgRelays(ctx context.Context, orgID string, req api.SetOrgRelaysRequest) (*api.OrgRelays, error) {
+	var out api.OrgRelays
+	if err := c.do(ctx, "set organization relays", http.MethodPut, c.url("organizations", orgID, "relays"), req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetOrgRelays returns the organization's own relays, without the secret (member). It fails
+// with ErrNotFound when the organization has none (its devices use the coordinator's).
+func (c *Client) GetOrgRelays(ctx context.Context, orgID string) (*api.OrgRelays, error) {
+	var out api.OrgRelays
+	if err := c.do(ctx, "get organization relays", http.MethodGet, c.url("organizations", orgID, "relays"), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ClearOrgRelays removes the organization's own relays (owner): its devices go back to the
+// coordinator's. It fails with ErrNotFound when there were none.
+func (c *Client) ClearOrgRelays(ctx context.Context, orgID string) error {
+	return c.do(ctx, "clear organization relays", http.MethodDelete, c.url("organizations", orgID, "relays"), nil, nil)
+}
+
 // ListDevicesInOrganization returns an organization's devices: the peer list. Members and the
 // organization's devices may read it.
 func (c *Client) ListDevicesInOrganization(ctx context.Context, orgID string) ([]api.Device, error) {

@@ -63,6 +63,8 @@ type WatchOptions struct {
 // delivered revision with Last-Event-ID, and delivers every event once and in order (events
 // with a revision at or below the last one delivered are dropped; an api.EventSync event is
 // always delivered, as it replaces the receiver's state, and resets the revision to its own).
+// An api.EventRelay event is not part of the log: it is delivered with Revision 0 and leaves
+// Revision and the resume point alone.
 // Credential errors (401, 403, 404) and other non-retryable 4xx answers end the stream: Next
 // then returns that error, which matches the package's sentinels with errors.Is.
 //
@@ -140,15 +142,17 @@ func (s *EventStream) Next(ctx context.Context) (api.Event, error) {
 		if !ok {
 			return api.Event{}, s.err
 		}
-		s.rev.Store(ev.Revision)
+		if ev.Type != api.EventRelay {
+			s.rev.Store(ev.Revision)
+		}
 		return ev, nil
 	case <-ctx.Done():
 		return api.Event{}, ctx.Err()
 	}
 }
 
-// Revision returns the revision of the last event Next returned (or WatchOptions.AfterRevision
-// before the first). Pass it as AfterRevision to resume in a later stream.
+// Revision returns the revision of the last logged event Next returned (or
+// WatchOptions.AfterRevision before the first); relay events do not count. Pass it as AfterRevision to resume in a later stream.
 func (s *EventStream) Revision() int64 { return s.rev.Load() }
 
 // Done is closed when the stream has ended; Next then returns the reason.
@@ -327,17 +331,25 @@ func (s *EventStream) connect(ctx context.Context, last *int64) (healthy bool, w
 		if ev.Type == "" {
 			ev.Type = msg.Event
 		}
-		if ev.Revision == 0 {
+		// Relay events are not in the log: no revision of their own (msg.ID is the previous
+		// event's), never a duplicate, and no move of the resume point.
+		unlogged := ev.Type == api.EventRelay
+		switch {
+		case unlogged:
+			ev.Revision = 0
+		case ev.Revision == 0:
 			ev.Revision, _ = strconv.ParseInt(msg.ID, 10, 64)
 		}
-		if ev.Type != api.EventSync && ev.Revision <= *last {
+		if !unlogged && ev.Type != api.EventSync && ev.Revision <= *last {
 			continue // already delivered
 		}
 		// The consumer may take its time; that is not the connection's silence.
 		idle.Stop()
 		select {
 		case s.events <- ev:
-			*last = ev.Revision
+			if !unlogged {
+				*last = ev.Revision
+			}
 		case <-ctx.Done():
 			return false, 0, idleErr(ctx.Err())
 		}

@@ -18,6 +18,8 @@ import (
 //	d1:    acme device registered with acme's key (owned by alice)
 //	d2:    acme device registered by bob with his user token
 //	x1:    device in carol's personal org
+//
+// acme and carol's personal org have relays of their own.
 type world struct {
 	alice, bob, carol, dave user
 	acme                    api.Organization
@@ -47,6 +49,8 @@ func (e *env) newWorld() *world {
 	w.d1 = e.register(w.acmeKey.Secret, "", "d1", newKey(e.t), 201)
 	w.d2 = e.register(w.bob.Token, w.acme.ID, "d2", newKey(e.t), 201)
 	w.x1 = e.register(w.carolKey.Secret, "", "x1", newKey(e.t), 201)
+	e.call("PUT", "/api/v1/organizations/"+w.acme.ID+"/relays", w.alice.Token, orgRelaysReq(), 200, nil)
+	e.call("PUT", "/api/v1/organizations/"+w.carol.PersonalOrg+"/relays", w.carol.Token, orgRelaysReq(), 200, nil)
 	w.creds = map[string]string{
 		"admin": adminToken, "owner": w.alice.Token, "member": w.bob.Token, "outsider": w.carol.Token,
 		"invitee": w.dave.Token, "regkey": w.acmeKey.Secret, "device": w.d1.Token, "otherdev": w.x1.Token,
@@ -96,6 +100,18 @@ var matrix = []route{
 		[8]int{403, 200, 200, 404, 404, 403, 200, 404}},
 	{"org events", "GET", func(w *world) string { return "/organizations/" + w.acme.ID + "/events" }, nil, true,
 		[8]int{403, 200, 200, 404, 404, 403, 403, 403}},
+	{"set org relays", "PUT", func(w *world) string { return "/organizations/" + w.acme.ID + "/relays" }, func(e *env, w *world) any { return orgRelaysReq() }, false,
+		[8]int{403, 200, 403, 404, 404, 403, 403, 403}},
+	{"get org relays", "GET", func(w *world) string { return "/organizations/" + w.acme.ID + "/relays" }, nil, false,
+		[8]int{403, 200, 200, 404, 404, 403, 403, 403}},
+	{"clear org relays", "DELETE", func(w *world) string { return "/organizations/" + w.acme.ID + "/relays" }, nil, false,
+		[8]int{403, 204, 403, 404, 404, 403, 403, 403}},
+	{"set other org's relays", "PUT", func(w *world) string { return "/organizations/" + w.carol.PersonalOrg + "/relays" }, func(e *env, w *world) any { return orgRelaysReq() }, false,
+		[8]int{403, 404, 404, 200, 404, 403, 403, 403}},
+	{"get other org's relays", "GET", func(w *world) string { return "/organizations/" + w.carol.PersonalOrg + "/relays" }, nil, false,
+		[8]int{403, 404, 404, 200, 404, 403, 403, 403}},
+	{"clear other org's relays", "DELETE", func(w *world) string { return "/organizations/" + w.carol.PersonalOrg + "/relays" }, nil, false,
+		[8]int{403, 404, 404, 204, 404, 403, 403, 403}},
 	{"create invitation", "POST", p("/invitations"), func(e *env, w *world) any {
 		return api.CreateInvitationRequest{OrganizationID: w.acme.ID, Username: w.carol.Name}
 	}, false,
@@ -158,6 +174,10 @@ var matrix = []route{
 		[8]int{403, 204, 403, 404, 404, 403, 204, 404}},
 	{"delete device d2", "DELETE", func(w *world) string { return "/devices/" + w.d2.ID }, nil, false,
 		[8]int{403, 204, 204, 404, 404, 403, 403, 404}},
+	{"relay config d1", "GET", func(w *world) string { return "/devices/" + w.d1.ID + "/relay" }, nil, false,
+		[8]int{403, 403, 403, 403, 403, 403, 200, 404}},
+	{"relay config x1", "GET", func(w *world) string { return "/devices/" + w.x1.ID + "/relay" }, nil, false,
+		[8]int{403, 403, 403, 403, 403, 403, 404, 200}},
 	{"device events d1", "GET", func(w *world) string { return "/devices/" + w.d1.ID + "/events" }, nil, true,
 		[8]int{403, 403, 403, 403, 403, 403, 200, 404}},
 	{"device events d2", "GET", func(w *world) string { return "/devices/" + w.d2.ID + "/events" }, nil, true,

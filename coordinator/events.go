@@ -242,83 +242,136 @@ type stream struct {
 	// ephemeral devices record LastSeenAt while their stream is connected.
 	ephemeral bool
 	synced    bool // false until the stream has a starting point
+
+	// Relay events of a device's stream (see relay.go).
+	relayKey  string    // relaySource.key of the last relay event; "" before the first
+	relayDue  time.Time // when to send fresh credentials; zero when the last event had none
+	relayHeld bool      // the last relay event told the device about servers
 }
 
-// poll reads what the stream has to send next, in one transaction. done means the stream's
-// subject is gone and it should end after sending evs.
-func (s *Server) poll(ctx context.Context, st *stream) (evs []api.Event, done bool, err error) {
+// minRelayRenew bounds how often a stream renews credentials, whatever the TTL.
+const minRelayRenew = time.Second
+
+// poll reads what the stream has to send next, in one transaction: evs from the log and, on a
+// device's stream, relay when the device needs a relay event. done means the stream's subject
+// is gone and it should end after sending evs.
+func (s *Server) poll(ctx context.Context, st *stream) (evs []api.Event, relay *api.Event, done bool, err error) {
 	err = s.store.Tx(ctx, func(tx store.Tx) error {
-		evs, done = nil, false
-		if st.deviceID != "" {
-			d, err := tx.GetDevice(ctx, st.deviceID)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-				done = true // send what is left in the log (its own device.removed), then end
-			case err != nil:
-				return err
-			case d.OrganizationID != st.orgID:
-				// Moved: follow it. Revisions are global, so the cursor stays valid; the move
-				// left a sync addressed to this device in the new organization's log.
-				st.orgID = d.OrganizationID
-			}
-		} else if _, err := tx.GetMember(ctx, st.orgID, st.userID); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				done = true
-				return nil
-			}
+		relay = nil
+		var gone bool
+		var err error
+		if evs, done, gone, err = s.pollLog(ctx, tx, st); err != nil || st.deviceID == "" || gone {
 			return err
 		}
-		if !st.synced {
-			latest, err := tx.LatestRevision(ctx)
-			if err != nil {
-				return err
-			}
-			pruned, err := tx.PrunedRevision(ctx)
-			if err != nil {
-				return err
-			}
-			st.synced = true
-			if st.cursor < pruned || st.cursor > latest || st.cursor < 0 {
-				st.cursor = -1 // resume impossible: start over
-			}
-			if st.cursor < 0 {
-				if done {
-					return nil
-				}
-				ds, err := tx.ListDevices(ctx, st.orgID)
-				if err != nil {
-					return err
-				}
-				st.cursor = latest
-				evs = []api.Event{{
-					Revision: latest, Type: api.EventSync, OrganizationID: st.orgID,
-					Devices: s.apiDevices(ds), Time: s.now(),
-				}}
-				return nil
-			}
-		}
-		recs, err := tx.ListEvents(ctx, st.orgID, st.deviceID, st.cursor, streamBatch)
-		if err != nil {
-			return err
-		}
-		if len(recs) == streamBatch {
-			done = false // more to read first
-		}
-		for _, rec := range recs {
-			var ev api.Event
-			if err := json.Unmarshal(rec.Data, &ev); err != nil {
-				s.log.Warn("skipping undecodable event", "revision", rec.Revision, "err", err)
-				continue
-			}
-			ev.Revision, ev.Type, ev.OrganizationID, ev.Time = rec.Revision, rec.Type, rec.OrganizationID, rec.CreatedAt
-			if ev.Type == api.EventSync {
-				evs = evs[:0] // a sync replaces everything before it
-			}
-			evs = append(evs, ev)
-		}
-		return nil
+		relay, err = s.pollRelay(ctx, tx, st)
+		return err
 	})
-	return evs, done, err
+	return evs, relay, done, err
+}
+
+// pollRelay returns the relay event a device's stream should send now, if any: the first one
+// (when there is anything to tell), one whenever the relays of the device's organization
+// change, and one when the last credentials have reached half their lifetime.
+func (s *Server) pollRelay(ctx context.Context, tx store.Tx, st *stream) (*api.Event, error) {
+	src, err := s.relaySourceFor(ctx, tx, st.orgID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if src.key == st.relayKey && (st.relayDue.IsZero() || now.Before(st.relayDue)) {
+		return nil, nil
+	}
+	st.relayKey, st.relayDue = src.key, time.Time{}
+	if src.empty() && !st.relayHeld {
+		// Nothing to tell and nothing to take back: streams of a coordinator without relays
+		// carry no relay events at all.
+		return nil, nil
+	}
+	rc, err := s.relayConfig(st.deviceID, src)
+	if err != nil {
+		// Not the stream's fault: log it and keep the stream. The key is recorded, so this is
+		// tried again when the relays change.
+		s.log.Error("cannot make relay credentials", "org_id", st.orgID, "device_id", st.deviceID, "err", err)
+		return nil, nil
+	}
+	st.relayHeld = !src.empty()
+	if !rc.ExpiresAt.IsZero() {
+		st.relayDue = now.Add(max(rc.ExpiresAt.Sub(now)/2, minRelayRenew))
+	}
+	return &api.Event{Type: api.EventRelay, OrganizationID: st.orgID, Relay: &rc, Time: now}, nil
+}
+
+// pollLog reads the stream's next events from the log. gone means the stream's subject no
+// longer exists; done means the stream should end after sending evs (gone, and nothing left to
+// read).
+func (s *Server) pollLog(ctx context.Context, tx store.Tx, st *stream) (evs []api.Event, done, gone bool, err error) {
+	if st.deviceID != "" {
+		d, err := tx.GetDevice(ctx, st.deviceID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			gone, done = true, true // send what is left in the log (its own device.removed), then end
+		case err != nil:
+			return nil, false, false, err
+		case d.OrganizationID != st.orgID:
+			// Moved: follow it. Revisions are global, so the cursor stays valid; the move
+			// left a sync addressed to this device in the new organization's log.
+			st.orgID = d.OrganizationID
+		}
+	} else if _, err := tx.GetMember(ctx, st.orgID, st.userID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, true, true, nil
+		}
+		return nil, false, false, err
+	}
+	if !st.synced {
+		latest, err := tx.LatestRevision(ctx)
+		if err != nil {
+			return nil, false, false, err
+		}
+		pruned, err := tx.PrunedRevision(ctx)
+		if err != nil {
+			return nil, false, false, err
+		}
+		st.synced = true
+		if st.cursor < pruned || st.cursor > latest || st.cursor < 0 {
+			st.cursor = -1 // resume impossible: start over
+		}
+		if st.cursor < 0 {
+			if done {
+				return nil, done, gone, nil
+			}
+			ds, err := tx.ListDevices(ctx, st.orgID)
+			if err != nil {
+				return nil, false, false, err
+			}
+			st.cursor = latest
+			evs = []api.Event{{
+				Revision: latest, Type: api.EventSync, OrganizationID: st.orgID,
+				Devices: s.apiDevices(ds), Time: s.now(),
+			}}
+			return evs, done, gone, nil
+		}
+	}
+	recs, err := tx.ListEvents(ctx, st.orgID, st.deviceID, st.cursor, streamBatch)
+	if err != nil {
+		return nil, false, false, err
+	}
+	if len(recs) == streamBatch {
+		done = false // more to read first
+	}
+	for _, rec := range recs {
+		var ev api.Event
+		if err := json.Unmarshal(rec.Data, &ev); err != nil {
+			s.log.Warn("skipping undecodable event", "revision", rec.Revision, "err", err)
+			continue
+		}
+		ev.Revision, ev.Type, ev.OrganizationID, ev.Time = rec.Revision, rec.Type, rec.OrganizationID, rec.CreatedAt
+		if ev.Type == api.EventSync {
+			evs = evs[:0] // a sync replaces everything before it
+		}
+		evs = append(evs, ev)
+	}
+	return evs, done, gone, nil
 }
 
 // serveStream writes Server-Sent Events for st until the client goes away, the subject is
@@ -366,9 +419,12 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, st *stream)
 	}
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
+	renew := time.NewTimer(time.Hour) // fires when the device's relay credentials need renewing
+	renew.Stop()
+	defer renew.Stop()
 	for {
 		wake := s.hub.wait()
-		evs, done, err := s.poll(ctx, st)
+		evs, relay, done, err := s.poll(ctx, st)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("event stream read failed", "org_id", st.orgID, "device_id", st.deviceID, "err", err)
@@ -387,14 +443,30 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, st *stream)
 				st.cursor = ev.Revision
 			}
 		}
+		if relay != nil {
+			// No id field: the client's Last-Event-ID stays the last logged revision.
+			data, err := json.Marshal(relay)
+			if err != nil {
+				return nil
+			}
+			if err := write(fmt.Appendf(nil, "event: %s\ndata: %s\n\n", relay.Type, data)); err != nil {
+				return nil
+			}
+		}
 		if done {
 			return nil
 		}
 		if len(evs) >= streamBatch {
 			continue
 		}
+		var renewC <-chan time.Time
+		if !st.relayDue.IsZero() {
+			renew.Reset(max(st.relayDue.Sub(s.now()), 10*time.Millisecond))
+			renewC = renew.C
+		}
 		select {
 		case <-wake:
+		case <-renewC:
 		case <-heartbeat.C:
 			// Besides detecting dead connections, the heartbeat re-checks access, so a stream
 			// whose member was removed on another replica ends within one interval.

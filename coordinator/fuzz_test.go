@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +49,11 @@ func FuzzHandler(f *testing.F) {
 		{"GET", "/devices/{dev}/events", ``, 7},
 		{"GET", "/organizations/{org}/events", ``, 2},
 		{"GET", "/organizations/..%2f/devices", ``, 2},
+		{"PUT", "/organizations/{org}/relays", `{"turn":["turn:1.2.3.4:3478?transport=udp"],"stun":["1.2.3.4:3478"],"secret":"0123456789abcdef"}`, 2},
+		{"PUT", "/organizations/{org}/relays", `{"turn":["turns:[::1]:0?transport=tcp"],"secret":"x"}`, 3},
+		{"GET", "/organizations/{org}/relays", ``, 3},
+		{"DELETE", "/organizations/{org}/relays", ``, 2},
+		{"GET", "/devices/{dev}/relay", ``, 7},
 		{"PUT", "/users", `{}`, 1},
 		{"GET", "/nothing/here", ``, 0},
 	}
@@ -109,6 +116,64 @@ func FuzzDecodeJSON(f *testing.F) {
 		}
 		if _, err := json.Marshal(req); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzOrgRelaysRequest feeds arbitrary bodies to the PUT /organizations/{id}/relays decoder
+// and validator: errors are 4xx, and whatever is accepted is within the documented limits.
+func FuzzOrgRelaysRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"turn":["turn:1.2.3.4:3478?transport=udp"],"secret":"0123456789abcdef"}`,
+		`{"turn":["turns:relay.example.com:5349?transport=tcp","turn:[2001:db8::1]:3478?transport=udp"],"stun":["a.b:1"],"secret":"0123456789abcdef"}`,
+		`{"turn":["turn:1.2.3.4:3478?transport=udp","turn:1.2.3.4:3478?transport=udp"],"secret":"0123456789abcdef"}`,
+		`{"turn":["turn:1.2.3.4:3478"],"secret":"short"}`, `{"turn":[],"secret":""}`, `{"turn":null}`,
+		`{"turn":["turn:1.2.3.4:03478?transport=udp"],"secret":"0123456789abcdef"}`,
+		`{"turn":["turn:999:1?transport=udp"],"secret":"0123456789abcdef"}`,
+		`{"turn":["turn:[1.2.3.4]:1?transport=udp"],"secret":"0123456789abcdef"}`, `{"secret":1}`, ``, `[]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req api.SetOrgRelaysRequest
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest("PUT", "/", bytes.NewReader(b))
+		err := decodeJSON(rec, r, &req, false)
+		var stun, turn []string
+		var secret []byte
+		if err == nil {
+			stun, turn, secret, err = parseOrgRelays(req)
+		}
+		if err != nil {
+			if st, _ := statusOf(err); st != 400 && st != 413 {
+				t.Fatalf("error maps to %d: %v", st, err)
+			}
+			return
+		}
+		if len(turn) == 0 || len(turn) > api.MaxRelayServers || len(stun) > api.MaxRelayServers {
+			t.Fatalf("accepted %d TURN and %d STUN servers", len(turn), len(stun))
+		}
+		if len(secret) < api.MinRelaySecret || len(secret) > api.MaxRelaySecret || bytes.ContainsAny(secret, " \t\r\n") {
+			t.Fatalf("accepted secret %q", secret)
+		}
+		for _, u := range turn {
+			if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") ||
+				!strings.HasSuffix(u, "?transport=udp") && !strings.HasSuffix(u, "?transport=tcp") ||
+				len(u) > api.MaxRelayURLLength || strings.ContainsAny(u, " @/#") {
+				t.Fatalf("accepted TURN URL %q", u)
+			}
+		}
+		for _, hp := range stun {
+			if _, _, err := net.SplitHostPort(hp); err != nil || strings.ContainsAny(hp, " @/?#") {
+				t.Fatalf("accepted STUN server %q", hp)
+			}
+		}
+		seen := map[string]bool{}
+		for _, v := range append(slices.Clone(turn), stun...) {
+			if seen[v] {
+				t.Fatalf("duplicate %q kept", v)
+			}
+			seen[v] = true
 		}
 	})
 }

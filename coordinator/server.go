@@ -20,15 +20,15 @@
 //
 // Creating answers 201 with the new resource (POST /users, /users/{id}/tokens, /organizations,
 // /invitations, /reg-keys, and /devices for a new device; re-registering a known public key
-// answers 200 with the same device and addresses and a fresh sealed token). Reads and PATCH
-// answer 200 with the resource; accept and decline answer 200 with the invitation in its new
-// state. DELETE routes (including revoking an invitation) and POST /devices/{id}/signal answer
-// 204 without a body. Acting on an invitation that is not pending answers 410 gone.
+// answers 200 with the same device and addresses and a fresh sealed token). Reads, PATCH and
+// PUT /organizations/{id}/relays (create or replace) answer 200 with the resource; accept and
+// decline answer 200 with the invitation in its new state. DELETE routes (including revoking
+// an invitation) and POST /devices/{id}/signal answer 204 without a body. Acting on an invitation that is not pending answers 410 gone.
 //
 // Role rules: the organization's creator (OwnerID) cannot be removed or leave; members with the
 // owner role (the creator, or users who accepted an owner invitation) may delete the
-// organization, invite, revoke, manage registration keys, remove other members and delete any
-// device of the organization. A personal organization cannot be deleted (403).
+// organization, invite, revoke, manage registration keys and the organization's relays, remove
+// other members and delete any device of the organization. A personal organization cannot be deleted (403).
 //
 // # Decisions
 //
@@ -56,17 +56,22 @@
 //     when its device is deleted (after delivering its own device.removed) or its user stops
 //     being a member; access is re-checked on every wake-up and every heartbeat.
 //   - GET /devices/{id}/relay answers the device itself (its own token; a user token or another
-//     device's gets 403, a device of another organization 404) with Config.STUNServers,
-//     Config.TURNServers and TURN REST credentials minted from Config.RelaySecret, valid for
-//     Config.RelayCredentialTTL. They are not pushed on the event stream (the event log is
-//     persistent and replayed, no place for credentials): devices fetch fresh ones before
-//     ExpiresAt. A deleted device's token stops working, so it gets no more credentials.
+//     device's gets 403, a device of another organization 404) with its organization's own
+//     relays (PUT /organizations/{id}/relays, owner only; GET for members shows the servers,
+//     never the secret) or else Config.STUNServers and Config.TURNServers, and TURN REST
+//     credentials minted from the organization's secret or Config.RelaySecret, valid for
+//     Config.RelayCredentialTTL. The same is pushed on the device's event stream as a relay
+//     event: after connecting, at half the credentials' lifetime, and when the organization's
+//     relays change. Relay events are not logged (no revision, never replayed: the log is no
+//     place for credentials). A deleted device's token stops working, so it gets no more
+//     credentials. Organization relay secrets are sealed with Config.SealKey when it is set.
 //   - Advertised child prefixes must be canonical and must not overlap the organization's own
 //     IPv4 CIDR or IPv6 prefix; overlaps between devices' child prefixes are not checked.
 package coordinator
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -125,8 +130,14 @@ type Config struct {
 	// RelaySecret is the secret shared with the relays; TURN credentials are minted from it.
 	// Empty: devices get STUN servers only.
 	RelaySecret []byte
-	// RelayCredentialTTL is how long minted TURN credentials are valid. Default 12h.
+	// RelayCredentialTTL is how long minted TURN credentials are valid. Default 12h. Devices
+	// get fresh ones on their event stream when half of it has passed.
 	RelayCredentialTTL time.Duration
+	// SealKey, 32 random bytes, seals the secrets the coordinator must be able to read back
+	// (organizations' relay secrets, which mint credentials by HMAC) before they are stored.
+	// Empty: they are stored as given, protected only by access to the database. Changing it
+	// makes secrets sealed under the old key unreadable until they are set again.
+	SealKey []byte
 }
 
 // Server is a coordinator. It is an http.Handler serving the whole API.
@@ -138,6 +149,7 @@ type Server struct {
 	auth      Authenticator
 	adminHash []byte
 	hub       *hub
+	sealer    cipher.AEAD // seals organization relay secrets; nil without Config.SealKey
 
 	bgCancel context.CancelFunc
 	bgWG     sync.WaitGroup
@@ -193,7 +205,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := validateRelayConfig(&cfg); err != nil {
 		return nil, err
 	}
+	sealer, err := newSealer(cfg.SealKey)
+	if err != nil {
+		return nil, err
+	}
+	cfg.SealKey = nil // the derived AEAD is all the server keeps
 	s := &Server{
+		sealer:  sealer,
 		cfg:     cfg,
 		store:   cfg.Store,
 		log:     cfg.Logger,
@@ -269,6 +287,9 @@ func (s *Server) routes() {
 	handle(p("DELETE", "/organizations/{id}/members/{user_id}"), s.handleRemoveMember)
 	handle(p("GET", "/organizations/{id}/devices"), s.handleOrgDevices)
 	handle(p("GET", "/organizations/{id}/events"), s.handleOrgEvents)
+	handle(p("PUT", "/organizations/{id}/relays"), s.handleSetOrgRelays)
+	handle(p("GET", "/organizations/{id}/relays"), s.handleGetOrgRelays)
+	handle(p("DELETE", "/organizations/{id}/relays"), s.handleDeleteOrgRelays)
 
 	handle(p("POST", "/invitations"), s.handleCreateInvitation)
 	handle(p("GET", "/invitations"), s.handleListInvitations)

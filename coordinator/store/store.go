@@ -114,9 +114,21 @@ type Device struct {
 	UpdatedAt      time.Time
 }
 
+// OrgRelays are an organization's own relays: devices of the organization are told these TURN
+// URLs and STUN servers, with credentials minted from Secret, instead of the coordinator's
+// defaults. Secret is the shared secret in the form the domain layer keeps it (sealed when the
+// coordinator has a key for that); the store does not read it. At most one per organization.
+type OrgRelays struct {
+	OrganizationID string
+	STUNServers    []string
+	TURNServers    []string
+	Secret         []byte
+	UpdatedAt      time.Time
+}
+
 // Event is one record of an organization's event log. Revision is assigned by AppendEvent and
 // increases strictly across the whole store, so one number orders every organization's log.
-// TargetDeviceID, when set, limits the event to that device's stream (signals, relay credentials).
+// TargetDeviceID, when set, limits the event to that device's stream (signals).
 // Data is the event's JSON payload as the domain layer encoded it; the store does not read it.
 type Event struct {
 	Revision       int64
@@ -162,7 +174,7 @@ type Tx interface {
 	// ListOrganizationsForUser lists the organizations the user is a member of.
 	ListOrganizationsForUser(ctx context.Context, userID string) ([]Organization, error)
 	// DeleteOrganization removes the organization with its memberships, invitations,
-	// registration keys, devices and events.
+	// registration keys, devices, relays and events.
 	DeleteOrganization(ctx context.Context, id string) error
 
 	AddMember(ctx context.Context, m Membership) error
@@ -191,6 +203,14 @@ type Tx interface {
 	// UpdateDevice replaces every field of the device with the given ID.
 	UpdateDevice(ctx context.Context, d Device) error
 	DeleteDevice(ctx context.Context, id string) error
+
+	// SetOrgRelays creates or replaces the relays of r.OrganizationID (ErrNotFound when the
+	// organization does not exist).
+	SetOrgRelays(ctx context.Context, r OrgRelays) error
+	// GetOrgRelays returns the organization's relays, ErrNotFound when it has none.
+	GetOrgRelays(ctx context.Context, orgID string) (OrgRelays, error)
+	// DeleteOrgRelays removes the organization's relays, ErrNotFound when it has none.
+	DeleteOrgRelays(ctx context.Context, orgID string) error
 
 	// AppendEvent stores e, assigning and returning its Revision.
 	AppendEvent(ctx context.Context, e Event) (int64, error)

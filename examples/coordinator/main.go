@@ -5,12 +5,17 @@
 // Devices learn their STUN and TURN servers from -stun-servers and -turn-servers, with TURN
 // credentials minted from -relay-secret (or NEXODUS_RELAY_SECRET), the secret the relays share.
 //
+// Organizations may name their own relays (nexctl relays set); the secrets they give are sealed
+// in the database with -seal-key (or NEXODUS_SEAL_KEY): 32 random bytes in standard base64, e.g.
+// from "head -c 32 /dev/urandom | base64". Without it they are stored as given.
+//
 // The admin token may also come from NEXODUS_ADMIN_TOKEN. The database file is created (and its
 // schema migrated) if missing. SIGINT or SIGTERM shuts the server down gracefully.
 package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,6 +51,7 @@ func run() error {
 	turnServers := flag.String("turn-servers", "", "comma-separated TURN URLs advertised to devices, e.g. turn:198.51.100.10:3478?transport=udp")
 	relaySecret := flag.String("relay-secret", "", "secret shared with the relays (default $NEXODUS_RELAY_SECRET)")
 	relayTTL := flag.Duration("relay-credential-ttl", 12*time.Hour, "how long minted TURN credentials are valid")
+	sealKeyB64 := flag.String("seal-key", "", "32 bytes in base64 sealing organizations' relay secrets in the database (default $NEXODUS_SEAL_KEY)")
 	flag.Parse()
 
 	if *adminToken == "" {
@@ -59,6 +65,17 @@ func run() error {
 	}
 	if *turnServers != "" && *relaySecret == "" {
 		return errors.New("-turn-servers needs a relay secret: pass -relay-secret or set NEXODUS_RELAY_SECRET")
+	}
+	if *sealKeyB64 == "" {
+		*sealKeyB64 = os.Getenv("NEXODUS_SEAL_KEY")
+	}
+	var sealKey []byte
+	if *sealKeyB64 != "" {
+		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(*sealKeyB64))
+		if err != nil || len(k) != 32 {
+			return errors.New("-seal-key must be 32 bytes in standard base64")
+		}
+		sealKey = k
 	}
 	prefix, err := netip.ParsePrefix(*pool)
 	if err != nil {
@@ -81,7 +98,7 @@ func run() error {
 	srv, err := coordinator.New(ctx, coordinator.Config{
 		Store: st, AdminToken: *adminToken, Logger: logger, IPv4Pool: prefix, EventRetention: *retention,
 		STUNServers: splitList(*stunServers), TURNServers: splitList(*turnServers),
-		RelaySecret: []byte(*relaySecret), RelayCredentialTTL: *relayTTL,
+		RelaySecret: []byte(*relaySecret), RelayCredentialTTL: *relayTTL, SealKey: sealKey,
 	})
 	if err != nil {
 		return err

@@ -96,13 +96,14 @@ func (c command) required() string {
 var resources = map[string]map[string]command{}
 
 // resourceOrder is the order of the help text.
-var resourceOrder = []string{"user", "org", "member", "invite", "regkey", "device"}
+var resourceOrder = []string{"user", "org", "member", "relays", "invite", "regkey", "device"}
 
 // aliases of resource names.
 var aliases = map[string]string{
 	"users": "user", "organization": "org", "organizations": "org", "orgs": "org",
 	"members": "member", "invitation": "invite", "invitations": "invite", "invites": "invite",
 	"reg-key": "regkey", "regkeys": "regkey", "reg-keys": "regkey", "devices": "device",
+	"relay": "relays",
 }
 
 // env is what a command runs with.
@@ -115,6 +116,7 @@ type env struct {
 	cmd    command
 	c      *client.Client
 	cancel context.CancelFunc // releases the command's timeout context
+	getenv func(string) string
 }
 
 // run is nexctl without the process: it parses args, runs the command and returns the exit code.
@@ -169,7 +171,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitUsage
 	}
 
-	e := &env{ctx: ctx, g: g, stdout: stdout, stderr: stderr, name: resName + " " + rest[1], cmd: cmd}
+	e := &env{ctx: ctx, g: g, stdout: stdout, stderr: stderr, name: resName + " " + rest[1], cmd: cmd, getenv: getenv}
 	err := cmd.run(e, rest[2:])
 	if e.cancel != nil {
 		e.cancel()

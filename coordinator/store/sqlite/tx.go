@@ -179,7 +179,7 @@ func (t *tx) ListOrganizationsForUser(ctx context.Context, userID string) ([]sto
 }
 
 // DeleteOrganization relies on ON DELETE CASCADE for memberships, invitations, registration
-// keys, devices and events.
+// keys, devices, relays and events.
 func (t *tx) DeleteOrganization(ctx context.Context, id string) error {
 	return t.exec(ctx, "delete organization "+id, true, `DELETE FROM organizations WHERE id = ?`, id)
 }
@@ -308,6 +308,77 @@ func (t *tx) MarkRegKeyUsed(ctx context.Context, id string) error {
 
 func (t *tx) DeleteRegKey(ctx context.Context, id string) error {
 	return t.exec(ctx, "delete registration key "+id, true, `DELETE FROM reg_keys WHERE id = ?`, id)
+}
+
+// ---- organization relays ----
+
+// encodeList stores a string list as JSON, "[]" for none: one spelling for "none".
+func encodeList(l []string) (string, error) {
+	if l == nil {
+		l = []string{}
+	}
+	b, err := json.Marshal(l)
+	return string(b), err
+}
+
+func decodeList(s, what string) ([]string, error) {
+	var l []string
+	if err := json.Unmarshal([]byte(s), &l); err != nil {
+		return nil, fmt.Errorf("bad stored %s: %w", what, err)
+	}
+	if len(l) == 0 {
+		return nil, nil
+	}
+	return l, nil
+}
+
+func scanOrgRelays(sc scanner) (store.OrgRelays, error) {
+	var r store.OrgRelays
+	var stunJSON, turnJSON, updated string
+	if err := sc.Scan(&r.OrganizationID, &stunJSON, &turnJSON, &r.Secret, &updated); err != nil {
+		return r, err
+	}
+	var err error
+	if r.STUNServers, err = decodeList(stunJSON, "STUN servers"); err != nil {
+		return r, err
+	}
+	if r.TURNServers, err = decodeList(turnJSON, "TURN servers"); err != nil {
+		return r, err
+	}
+	r.UpdatedAt, err = parseTime(updated)
+	return r, err
+}
+
+func (t *tx) SetOrgRelays(ctx context.Context, r store.OrgRelays) error {
+	what := "set relays of organization " + r.OrganizationID
+	stunJSON, err := encodeList(r.STUNServers)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	turnJSON, err := encodeList(r.TURNServers)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	secret := r.Secret
+	if secret == nil {
+		secret = []byte{} // NOT NULL column: an empty secret is still a value
+	}
+	return t.exec(ctx, what, false,
+		`INSERT INTO org_relays (organization_id, stun_servers, turn_servers, secret, updated_at)
+		 VALUES (?, ?, ?, ?, ?)
+		 ON CONFLICT (organization_id) DO UPDATE SET stun_servers = excluded.stun_servers,
+			turn_servers = excluded.turn_servers, secret = excluded.secret, updated_at = excluded.updated_at`,
+		r.OrganizationID, stunJSON, turnJSON, secret, fmtTime(r.UpdatedAt))
+}
+
+func (t *tx) GetOrgRelays(ctx context.Context, orgID string) (store.OrgRelays, error) {
+	return get(ctx, t, "get relays of organization "+orgID, scanOrgRelays,
+		`SELECT organization_id, stun_servers, turn_servers, secret, updated_at FROM org_relays WHERE organization_id = ?`, orgID)
+}
+
+func (t *tx) DeleteOrgRelays(ctx context.Context, orgID string) error {
+	return t.exec(ctx, "delete relays of organization "+orgID, true,
+		`DELETE FROM org_relays WHERE organization_id = ?`, orgID)
 }
 
 // ---- devices ----

@@ -543,6 +543,9 @@ func testDeleteOrganizationCascades(t *testing.T, h *harness) {
 			if err := tx.CreateRegKey(ctx, store.RegKey{ID: "key-" + o, OrganizationID: o, OwnerID: "u1", CreatedAt: t0}); err != nil {
 				return err
 			}
+			if err := tx.SetOrgRelays(ctx, orgRelays(o, 1)); err != nil {
+				return err
+			}
 			// Same addresses in both organizations, distinct keys.
 			d := device("dev-"+o, o, "u1", 1)
 			if err := tx.CreateDevice(ctx, d); err != nil {
@@ -566,6 +569,7 @@ func testDeleteOrganizationCascades(t *testing.T, h *harness) {
 		"membership":   func(ctx context.Context, tx store.Tx) error { _, err := tx.GetMember(ctx, "o1", "u1"); return err },
 		"invitation":   func(ctx context.Context, tx store.Tx) error { _, err := tx.GetInvitation(ctx, "inv-o1"); return err },
 		"reg key":      func(ctx context.Context, tx store.Tx) error { _, err := tx.GetRegKey(ctx, "key-o1"); return err },
+		"relays":       func(ctx context.Context, tx store.Tx) error { _, err := tx.GetOrgRelays(ctx, "o1"); return err },
 		"device":       func(ctx context.Context, tx store.Tx) error { _, err := tx.GetDevice(ctx, "dev-o1"); return err },
 		"device by key": func(ctx context.Context, tx store.Tx) error {
 			_, err := tx.GetDeviceByPublicKey(ctx, "pk-dev-o1")
@@ -586,6 +590,9 @@ func testDeleteOrganizationCascades(t *testing.T, h *harness) {
 		}
 		if l, err := tx.ListDevicesForOwner(ctx, "u1"); err != nil || len(l) != 1 || l[0].ID != "dev-o2" {
 			t.Errorf("ListDevicesForOwner after delete = %v, %v; want only dev-o2", l, err)
+		}
+		if r, err := tx.GetOrgRelays(ctx, "o2"); err != nil || r.OrganizationID != "o2" {
+			t.Errorf("GetOrgRelays of the other organization = %+v, %v", r, err)
 		}
 		if l, err := tx.ListEvents(ctx, "o1", "", 0, 100); err != nil || len(l) != 0 {
 			t.Errorf("ListEvents of deleted organization = %v, %v", l, err)

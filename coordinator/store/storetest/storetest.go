@@ -65,6 +65,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"UpdateDevice", testUpdateDevice},
 		{"MissingReferences", testMissingReferences},
 		{"DeleteOrganizationCascades", testDeleteOrganizationCascades},
+		{"OrgRelays", testOrgRelays},
 		{"Events", testEvents},
 		{"PruneEvents", testPruneEvents},
 		{"Rollback", testRollback},

@@ -500,6 +500,7 @@ func testReopen(t *testing.T, h *harness) {
 			tx.CreateRegKey(ctx, store.RegKey{ID: "k2", OrganizationID: "o2", OwnerID: "u2", SecretHash: []byte("s2"),
 				Ephemeral: true, Used: true, CreatedAt: t0}),
 			tx.CreateDevice(ctx, device("d1", "o1", "u1", 1)),
+			tx.SetOrgRelays(ctx, orgRelays("o1", 5)),
 			tx.CreateDevice(ctx, func() store.Device {
 				d := device("d2", "o2", "u1", 1)
 				d.ChildPrefixes, d.SymmetricNAT = []string{"10.0.0.0/8"}, true
@@ -530,6 +531,9 @@ func testReopen(t *testing.T, h *harness) {
 	for k, v := range before {
 		equal(t, "after reopen: "+k, after[k], v)
 	}
+	equal(t, "relays after reopen", read(t, s, func(ctx context.Context, tx store.Tx) (store.OrgRelays, error) {
+		return tx.GetOrgRelays(ctx, "o1")
+	}), orgRelays("o1", 5))
 
 	// Rules and sequences carry on where they were.
 	wantErrTx(t, s, store.ErrConflict, "duplicate username after reopen", func(ctx context.Context, tx store.Tx) error {
