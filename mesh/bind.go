@@ -272,6 +272,11 @@ func (b *bind) receiveFunc(gen uint64) conn.ReceiveFunc {
 			if b.gen.Load() != gen {
 				return 0, net.ErrClosed
 			}
+			if len(srcs) < len(bufs) {
+				// wireguard-go's batch is the larger of the Bind's and the TUN's; with GRO a
+				// read may fill every buffer it gets.
+				srcs = make([]netip.AddrPort, len(bufs))
+			}
 			n, err := b.io.read(bufs, sizes, srcs)
 			if err != nil {
 				if b.gen.Load() != gen || errors.Is(err, net.ErrClosed) {
@@ -280,8 +285,9 @@ func (b *bind) receiveFunc(gen uint64) conn.ReceiveFunc {
 				return 0, err
 			}
 			delivered := 0
+			var cache indexCache // one batch: the datagrams read together
 			for i := 0; i < n; i++ {
-				ep := b.demux(bufs[i][:sizes[i]], srcs[i])
+				ep := b.classifyAndMap(bufs[i][:sizes[i]], srcs[i], true, &cache)
 				if ep == nil {
 					sizes[i] = 0
 					eps[i] = nil
@@ -308,7 +314,7 @@ func (b *bind) injectFunc(done chan struct{}) conn.ReceiveFunc {
 				return
 			}
 			size := copy(bufs[n], in.pkt)
-			ep := b.classifyAndMap(bufs[n][:size], in.src, in.fresh)
+			ep := b.classifyAndMap(bufs[n][:size], in.src, in.fresh, nil)
 			if ep == nil {
 				return
 			}
@@ -359,12 +365,36 @@ func (b *bind) enqueue(in injected) bool {
 // demux classifies one datagram. WireGuard messages get the endpoint to hand to wireguard-go;
 // everything else goes to onPacket, and demux returns nil (also for messages it holds back).
 func (b *bind) demux(pkt []byte, src netip.AddrPort) conn.Endpoint {
-	return b.classifyAndMap(pkt, src, true)
+	return b.classifyAndMap(pkt, src, true, nil)
+}
+
+// indexCache remembers the last receiver index looked up while demultiplexing one batch of
+// datagrams read together, which mostly belong to one session: the lookup takes the Bind's read
+// lock, two atomic operations per datagram otherwise. It lives for one batch only, so a peer
+// removed or an index reused meanwhile is seen from the next batch on, as if the batch had been
+// looked up a moment earlier.
+type indexCache struct {
+	idx   uint32
+	p     *peerState
+	valid bool
+}
+
+func (b *bind) peerByIndex(idx uint32, cache *indexCache) *peerState {
+	if cache != nil && cache.valid && cache.idx == idx {
+		return cache.p
+	}
+	b.mu.RLock()
+	p := b.byIndex[idx]
+	b.mu.RUnlock()
+	if cache != nil {
+		*cache = indexCache{idx: idx, p: p, valid: true}
+	}
+	return p
 }
 
 // classifyAndMap is demux; mayHold false is for replayed packets, which the crossing tie-break
-// already held once.
-func (b *bind) classifyAndMap(pkt []byte, src netip.AddrPort, mayHold bool) conn.Endpoint {
+// already held once. cache may be nil.
+func (b *bind) classifyAndMap(pkt []byte, src netip.AddrPort, mayHold bool, cache *indexCache) conn.Endpoint {
 	kind := classify(pkt)
 	relayed := isRelayAddr(src)
 	if kind == kindOther {
@@ -378,9 +408,7 @@ func (b *bind) classifyAndMap(pkt []byte, src netip.AddrPort, mayHold bool) conn
 	}
 	var p *peerState
 	if idx, ok := receiverIndex(kind, pkt); ok {
-		b.mu.RLock()
-		p = b.byIndex[idx]
-		b.mu.RUnlock()
+		p = b.peerByIndex(idx, cache)
 		if p != nil && kind == kindResponse {
 			p.initSentAt.Store(0)
 		}

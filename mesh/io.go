@@ -21,6 +21,14 @@ type packetIO interface {
 	resume() error
 }
 
+// ioOptions adjusts a packetIO; the zero value is the default. Tests and benchmarks use it to
+// force the fallbacks.
+type ioOptions struct {
+	noGSO bool // never segment sends (UDP_SEGMENT), even where the kernel can
+	noGRO bool // do not let the kernel coalesce received datagrams (UDP_GRO)
+	batch int  // datagrams per recvmmsg/sendmmsg; 0 is the platform's default
+}
+
 // stdIO moves one datagram per system call; it works everywhere.
 type stdIO struct {
 	c *net.UDPConn
