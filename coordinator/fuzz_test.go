@@ -42,6 +42,7 @@ func FuzzHandler(f *testing.F) {
 		{"POST", "/reg-keys", `{"organization_id":"{org}","single_use":true,"expires_in_seconds":-1}`, 2},
 		{"POST", "/devices", `{"public_key":"{pub}","hostname":"h","endpoints":[{"source":"local","address":"[fe80::1%eth0]:1"}],"child_prefixes":["10.0.0.0/8"]}`, 6},
 		{"POST", "/devices", `{"public_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","hostname":"h"}`, 6},
+		{"POST", "/devices", `{"organization_id":"{org}","public_key":"{pub}","hostname":"d1","child_prefixes":["fd00::/8"]}`, 2},
 		{"PATCH", "/devices/{dev}", `{"hostname":"-bad-","organization_id":"{org}"}`, 7},
 		{"PATCH", "/devices/{dev}", `{"child_prefixes":["192.168.0.0/16","fd00::/8"],"endpoints":[]}`, 2},
 		{"POST", "/devices/{peer}/signal", `{"payload":"aGk="}`, 7},
@@ -77,10 +78,13 @@ func FuzzHandler(f *testing.F) {
 		if lastID != "" {
 			req.Header.Set("Last-Event-ID", lastID)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		// A generous deadline, only so that a hung handler cannot hang the fuzzer: on a busy
+		// machine a short one turns slow store transactions into failures. An event stream
+		// never ends by itself, so it is ended as soon as it has started (see streamEnder).
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		rec := httptest.NewRecorder()
-		e.coord.ServeHTTP(rec, req.WithContext(ctx))
+		e.coord.ServeHTTP(&streamEnder{ResponseRecorder: rec, cancel: cancel}, req.WithContext(ctx))
 		if rec.Code >= 500 {
 			t.Fatalf("%s %s -> %d: %s", method, path, rec.Code, rec.Body.Bytes())
 		}
@@ -92,6 +96,23 @@ func FuzzHandler(f *testing.F) {
 		}
 	})
 }
+
+// streamEnder records a response and cancels the request once it turns out to be an event
+// stream (a 200 with the SSE content type), so that the stream handler returns.
+type streamEnder struct {
+	*httptest.ResponseRecorder
+	cancel context.CancelFunc
+}
+
+func (w *streamEnder) WriteHeader(code int) {
+	if code == http.StatusOK && w.Header().Get("Content-Type") == "text/event-stream" {
+		w.cancel()
+	}
+	w.ResponseRecorder.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the recorder's Flush.
+func (w *streamEnder) Unwrap() http.ResponseWriter { return w.ResponseRecorder }
 
 func FuzzDecodeJSON(f *testing.F) {
 	for _, s := range []string{
