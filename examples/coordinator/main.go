@@ -1,6 +1,10 @@
 // Command coordinator runs the reference Nexodus coordinator on a SQLite database.
 //
-//	go run ./examples/coordinator -listen 127.0.0.1:8080 -db nexodus.db -admin-token SECRET
+//	go run ./examples/coordinator -listen 127.0.0.1:8080 -db nexodus.db
+//
+// The admin token comes from -admin-token or NEXODUS_ADMIN_TOKEN; without either, the
+// coordinator uses the token in DB.admin-token beside the database (mode 0600), generating it
+// on the first start, and logs that file's path.
 //
 // Devices learn their STUN and TURN servers from -stun-servers and -turn-servers, with TURN
 // credentials minted from -relay-secret (or NEXODUS_RELAY_SECRET), the secret the relays share.
@@ -9,16 +13,20 @@
 // in the database with -seal-key (or NEXODUS_SEAL_KEY): 32 random bytes in standard base64, e.g.
 // from "head -c 32 /dev/urandom | base64". Without it they are stored as given.
 //
-// The admin token may also come from NEXODUS_ADMIN_TOKEN. The database file is created (and its
-// schema migrated) if missing. SIGINT or SIGTERM shuts the server down gracefully.
+// The database file is created (and its schema migrated) if missing. SIGINT or SIGTERM shuts
+// the server down gracefully.
 package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,31 +42,58 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "coordinator:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	listen := flag.String("listen", "127.0.0.1:8080", "address to listen on")
-	dbPath := flag.String("db", "nexodus.db", "SQLite database file (created if missing)")
-	adminToken := flag.String("admin-token", "", "admin bearer token (default $NEXODUS_ADMIN_TOKEN)")
-	pool := flag.String("ipv4-pool", "100.64.0.0/10", "IPv4 pool organizations get their blocks from")
-	retention := flag.Duration("event-retention", 24*time.Hour, "how long events are kept for stream resumption")
-	debug := flag.Bool("debug", false, "log every request")
-	stunServers := flag.String("stun-servers", "", "comma-separated host:port STUN servers advertised to devices (e.g. both UDP ports of a relay)")
-	turnServers := flag.String("turn-servers", "", "comma-separated TURN URLs advertised to devices, e.g. turn:198.51.100.10:3478?transport=udp")
-	relaySecret := flag.String("relay-secret", "", "secret shared with the relays (default $NEXODUS_RELAY_SECRET)")
-	relayTTL := flag.Duration("relay-credential-ttl", 12*time.Hour, "how long minted TURN credentials are valid")
-	sealKeyB64 := flag.String("seal-key", "", "32 bytes in base64 sealing organizations' relay secrets in the database (default $NEXODUS_SEAL_KEY)")
-	flag.Parse()
+// run serves until ctx ends. Logs and flag errors go to stderr.
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	flags := flag.NewFlagSet("coordinator", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	listen := flags.String("listen", "127.0.0.1:8080", "address to listen on")
+	dbPath := flags.String("db", "nexodus.db", "SQLite database file (created if missing)")
+	adminToken := flags.String("admin-token", "", "admin bearer token (default $NEXODUS_ADMIN_TOKEN, else the one in DB.admin-token, generated if missing)")
+	pool := flags.String("ipv4-pool", "100.64.0.0/10", "IPv4 pool organizations get their blocks from")
+	retention := flags.Duration("event-retention", 24*time.Hour, "how long events are kept for stream resumption")
+	debug := flags.Bool("debug", false, "log every request")
+	stunServers := flags.String("stun-servers", "", "comma-separated host:port STUN servers advertised to devices (e.g. both UDP ports of a relay)")
+	turnServers := flags.String("turn-servers", "", "comma-separated TURN URLs advertised to devices, e.g. turn:198.51.100.10:3478?transport=udp")
+	relaySecret := flags.String("relay-secret", "", "secret shared with the relays (default $NEXODUS_RELAY_SECRET)")
+	relayTTL := flags.Duration("relay-credential-ttl", 12*time.Hour, "how long minted TURN credentials are valid")
+	sealKeyB64 := flags.String("seal-key", "", "32 bytes in base64 sealing organizations' relay secrets in the database (default $NEXODUS_SEAL_KEY)")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if flags.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", flags.Args())
+	}
+
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	if *adminToken == "" {
 		*adminToken = os.Getenv("NEXODUS_ADMIN_TOKEN")
 	}
 	if *adminToken == "" {
-		return errors.New("an admin token is required: pass -admin-token or set NEXODUS_ADMIN_TOKEN")
+		path := *dbPath + adminTokenSuffix
+		tok, created, err := loadOrCreateAdminToken(path)
+		if err != nil {
+			return err
+		}
+		// The path, never the token: logs are read by more people than the token is for.
+		logger.Info("admin token file", "path", path, "created", created)
+		*adminToken = tok
 	}
 	if *relaySecret == "" {
 		*relaySecret = os.Getenv("NEXODUS_RELAY_SECRET")
@@ -81,14 +116,6 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("-ipv4-pool: %w", err)
 	}
-	level := slog.LevelInfo
-	if *debug {
-		level = slog.LevelDebug
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	st, err := sqlite.Open(ctx, *dbPath)
 	if err != nil {
@@ -109,13 +136,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		// No WriteTimeout: event streams are long-lived; the coordinator bounds each write.
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	hs := newHTTPServer(srv, logger)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	logger.Info("coordinator listening", "addr", ln.Addr().String(), "db", *dbPath)
@@ -137,6 +158,68 @@ func run() error {
 		return err
 	}
 	return nil
+}
+
+// newHTTPServer serves h with timeouts against slow or idle clients that leave event streams
+// alone: ReadTimeout bounds reading a request (headers and body, at most
+// api.MaxRequestBody) and net/http lifts it once a bodyless request such as a stream is read.
+// No WriteTimeout: event streams are long-lived, and the coordinator bounds each write.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// adminTokenSuffix names the admin token file beside the database.
+const adminTokenSuffix = ".admin-token"
+
+// loadOrCreateAdminToken returns the admin token kept in path, first creating the file (mode
+// 0600) with a fresh random token if there is none, so that a coordinator started without
+// flags has an admin credential only the database's owner can read, and keeps it across
+// restarts. created reports whether the file was made now.
+func loadOrCreateAdminToken(path string) (token string, created bool, err error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", false, fmt.Errorf("admin token: %w", err)
+	}
+	fresh := hex.EncodeToString(b)
+	// O_EXCL: of two coordinators starting on one new database, one writes, the other reads.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		_, werr := f.WriteString(fresh + "\n")
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			_ = os.Remove(path) // a half-written token would lock the admin out
+			return "", false, fmt.Errorf("admin token: write %s: %w", path, werr)
+		}
+		return fresh, true, nil
+	case !errors.Is(err, fs.ErrExist):
+		return "", false, fmt.Errorf("admin token: create %s: %w", path, err)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return "", false, fmt.Errorf("admin token: %w", err)
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		return "", false, fmt.Errorf("admin token: %s is readable by others (mode %v): chmod 600 it", path, info.Mode().Perm())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", false, fmt.Errorf("admin token: %w", err)
+	}
+	tok := strings.TrimSpace(string(data))
+	if len(tok) < 16 {
+		return "", false, fmt.Errorf("admin token: %s holds no token of at least 16 characters", path)
+	}
+	return tok, false, nil
 }
 
 // splitList splits a comma-separated flag value, dropping empty entries.
