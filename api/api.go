@@ -96,6 +96,9 @@ const (
 	CodePoolExhausted = "pool_exhausted" // 409: no free address or prefix left
 	CodeInternal      = "internal"       // 500
 	CodeUnavailable   = "unavailable"    // 503: not ready
+	// CodeCanceled (status 499) is recorded for a request whose client went away before the
+	// answer; no client receives it.
+	CodeCanceled = "canceled"
 )
 
 // User is an account. Every user owns a personal organization with the same name.
@@ -264,10 +267,19 @@ type RegisterDeviceRequest struct {
 
 // RegisterDeviceResponse answers POST /devices. SealedToken is the device token sealed to the
 // device's WireGuard public key (see package sealbox): only the private-key holder can open it.
-// Registering a public key again returns the same device, addresses and a fresh token.
+//
+// Registering a public key again returns the same device and addresses (200) and a fresh
+// token. When the device's owner does it with their user token, the request's hostname,
+// endpoints, NAT flag and child prefixes are applied and the old token stops working at once.
+// When anybody else does it (a registration key, another member), Pending is set: nothing of
+// the request was applied, Device is the device as it was, the old token keeps working, and
+// the new token replaces it the first time it is used — only the private-key holder can open
+// it, so a registration key alone cannot take a device over. The node then updates its
+// hostname and endpoints with PATCH /devices/{id} using the new token.
 type RegisterDeviceResponse struct {
 	Device      Device `json:"device"`
 	SealedToken []byte `json:"sealed_token"`
+	Pending     bool   `json:"pending,omitempty"`
 }
 
 // UpdateDeviceRequest is the body of PATCH /devices/{id}; nil fields are left unchanged.

@@ -225,7 +225,10 @@ func (c *Client) DeleteRegKey(ctx context.Context, id string) error {
 
 // RegisterDevice registers a device, authenticated by a registration key (or by a user token
 // with req.OrganizationID set). Open the returned SealedToken with [OpenDeviceToken].
-// Registering the same public key again returns the same device with a fresh token.
+// Registering the same public key again returns the same device with a fresh token; unless
+// the caller is the device's owner with a user token, the response is Pending: nothing of req
+// was applied and the token replaces the device's current one when first used, so PATCH the
+// hostname and endpoints with it (see [api.RegisterDeviceResponse]).
 func (c *Client) RegisterDevice(ctx context.Context, req api.RegisterDeviceRequest) (*api.RegisterDeviceResponse, error) {
 	var out api.RegisterDeviceResponse
 	if err := c.do(ctx, "register device", http.MethodPost, c.url("devices"), req, &out); err != nil {

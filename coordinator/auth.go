@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -35,6 +36,9 @@ type Principal struct {
 	RegKeyID string
 	// DeviceID is set for KindDevice.
 	DeviceID string
+	// TokenID is set for KindDevice: which of the device's tokens authenticated the request,
+	// so that an event stream can end when that token is replaced.
+	TokenID string
 }
 
 // Authenticator turns a request's credentials into a Principal. It returns an error wrapping
@@ -169,7 +173,7 @@ func (s *Server) authRegKey(ctx context.Context, tok string) (Principal, error) 
 		if !secretMatches(secret, k.SecretHash) {
 			return errBadCredential
 		}
-		if err := s.regKeyUsable(k); err != nil {
+		if err := s.regKeyUsable(ctx, tx, k); err != nil {
 			return err
 		}
 		p = Principal{Kind: KindRegKey, UserID: k.OwnerID, OrganizationID: k.OrganizationID, RegKeyID: k.ID}
@@ -178,13 +182,21 @@ func (s *Server) authRegKey(ctx context.Context, tok string) (Principal, error) 
 	return p, authErr(err)
 }
 
-// regKeyUsable reports whether a registration key may still register a device.
-func (s *Server) regKeyUsable(k store.RegKey) error {
+// regKeyUsable reports whether a registration key may still register a device. The key acts
+// for its owner, so it stops working when the owner leaves the organization (it starts
+// working again if they rejoin).
+func (s *Server) regKeyUsable(ctx context.Context, tx store.Tx, k store.RegKey) error {
 	if k.ExpiresAt != nil && !s.now().Before(*k.ExpiresAt) {
 		return errorf(ErrUnauthorized, "registration key expired")
 	}
 	if k.SingleUse && k.Used {
 		return errorf(ErrUnauthorized, "registration key already used")
+	}
+	if _, err := tx.GetMember(ctx, k.OrganizationID, k.OwnerID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return errorf(ErrUnauthorized, "registration key's owner is no longer a member of its organization")
+		}
+		return err
 	}
 	return nil
 }
@@ -194,19 +206,44 @@ func (s *Server) authDeviceToken(ctx context.Context, tok string) (Principal, er
 	if !ok {
 		return Principal{}, errBadCredential
 	}
-	var p Principal
+	var (
+		p        Principal
+		promoted bool
+	)
 	err := s.store.Tx(ctx, func(tx store.Tx) error {
+		promoted = false
 		d, err := tx.GetDevice(ctx, id)
 		if err != nil {
 			return err
 		}
-		if !secretMatches(secret, d.TokenHash) {
+		// Both comparisons always run, so timing does not tell which token matched.
+		current := secretMatches(secret, d.TokenHash)
+		pending := secretMatches(secret, d.PendingTokenHash) && len(d.PendingTokenHash) > 0
+		switch {
+		case current:
+		case pending:
+			// Only the private-key holder could open the pending token: its first use proves
+			// possession, so it becomes the device's token and the old one stops working.
+			d.TokenID, d.TokenHash = d.PendingTokenID, d.PendingTokenHash
+			d.PendingTokenID, d.PendingTokenHash = "", nil
+			if err := tx.UpdateDevice(ctx, d); err != nil {
+				return fmt.Errorf("promote pending device token: %w", err)
+			}
+			promoted = true
+		default:
 			return errBadCredential
 		}
-		p = Principal{Kind: KindDevice, UserID: d.OwnerID, OrganizationID: d.OrganizationID, DeviceID: d.ID}
+		p = Principal{Kind: KindDevice, UserID: d.OwnerID, OrganizationID: d.OrganizationID, DeviceID: d.ID, TokenID: d.TokenID}
 		return nil
 	})
-	return p, authErr(err)
+	if err != nil {
+		return Principal{}, authErr(err)
+	}
+	if promoted {
+		s.log.Info("device token replaced by its pending token", "device_id", p.DeviceID)
+		s.hub.broadcast() // streams opened with the old token re-check and end
+	}
+	return p, nil
 }
 
 // authErr turns "no such credential" into 401 and passes store failures through.

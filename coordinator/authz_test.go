@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/nexodus-sdk/nexodus/api"
@@ -112,10 +114,24 @@ var matrix = []route{
 		[8]int{403, 404, 404, 200, 404, 403, 403, 403}},
 	{"clear other org's relays", "DELETE", func(w *world) string { return "/organizations/" + w.carol.PersonalOrg + "/relays" }, nil, false,
 		[8]int{403, 404, 404, 204, 404, 403, 403, 403}},
+	// The same reads of carol's organization: acme's principals see nothing of it.
+	{"get carol's org", "GET", func(w *world) string { return "/organizations/" + w.carol.PersonalOrg }, nil, false,
+		[8]int{403, 404, 404, 200, 404, 403, 403, 403}},
+	{"list carol's members", "GET", func(w *world) string { return "/organizations/" + w.carol.PersonalOrg + "/members" }, nil, false,
+		[8]int{403, 404, 404, 200, 404, 403, 403, 403}},
+	{"carol's peer list", "GET", func(w *world) string { return "/organizations/" + w.carol.PersonalOrg + "/devices" }, nil, false,
+		[8]int{403, 404, 404, 200, 404, 403, 404, 200}},
+	{"carol's org events", "GET", func(w *world) string { return "/organizations/" + w.carol.PersonalOrg + "/events" }, nil, true,
+		[8]int{403, 404, 404, 200, 404, 403, 403, 403}},
 	{"create invitation", "POST", p("/invitations"), func(e *env, w *world) any {
 		return api.CreateInvitationRequest{OrganizationID: w.acme.ID, Username: w.carol.Name}
 	}, false,
 		[8]int{403, 201, 403, 404, 404, 403, 403, 403}},
+	// Cross-organization attempts through body fields.
+	{"create invitation to carol's org", "POST", p("/invitations"), func(e *env, w *world) any {
+		return api.CreateInvitationRequest{OrganizationID: w.carol.PersonalOrg, Username: w.bob.Name}
+	}, false,
+		[8]int{403, 404, 404, 201, 404, 403, 403, 403}},
 	{"list invitations", "GET", p("/invitations"), nil, false,
 		[8]int{403, 200, 200, 200, 200, 403, 403, 403}},
 	{"get invitation", "GET", func(w *world) string { return "/invitations/" + w.inv.ID }, nil, false,
@@ -128,6 +144,10 @@ var matrix = []route{
 		[8]int{403, 204, 403, 404, 403, 403, 403, 403}},
 	{"create reg key", "POST", p("/reg-keys"), func(e *env, w *world) any { return api.CreateRegKeyRequest{OrganizationID: w.acme.ID} }, false,
 		[8]int{403, 201, 403, 404, 404, 403, 403, 403}},
+	{"create reg key for carol's org", "POST", p("/reg-keys"), func(e *env, w *world) any {
+		return api.CreateRegKeyRequest{OrganizationID: w.carol.PersonalOrg}
+	}, false,
+		[8]int{403, 404, 404, 201, 404, 403, 403, 403}},
 	{"list reg keys", "GET", p("/reg-keys"), nil, false,
 		[8]int{403, 200, 200, 200, 200, 403, 403, 403}},
 	{"get reg key", "GET", func(w *world) string { return "/reg-keys/" + w.acmeKey.ID }, nil, false,
@@ -144,6 +164,22 @@ var matrix = []route{
 		return api.RegisterDeviceRequest{OrganizationID: w.carol.PersonalOrg, PublicKey: newKey(e.t).Pub, Hostname: "new"}
 	}, false,
 		[8]int{403, 404, 404, 201, 404, 403, 403, 403}},
+	// Re-registering a known public key: within the organization it answers the same device
+	// (applied only for its owner bob, pending for everybody else); acme's key on carol's
+	// device conflicts and changes nothing (reregister_test.go checks what each answer did,
+	// and carol's key on acme's device).
+	{"re-register d2", "POST", p("/devices"), func(e *env, w *world) any {
+		return api.RegisterDeviceRequest{OrganizationID: w.acme.ID, PublicKey: w.d2.Key.Pub, Hostname: "d2"}
+	}, false,
+		[8]int{403, 200, 200, 404, 404, 200, 403, 403}},
+	{"re-register x1 via acme", "POST", p("/devices"), func(e *env, w *world) any {
+		return api.RegisterDeviceRequest{OrganizationID: w.acme.ID, PublicKey: w.x1.Key.Pub, Hostname: "x1"}
+	}, false,
+		[8]int{403, 409, 409, 404, 404, 409, 403, 403}},
+	{"re-register x1 in carol's org", "POST", p("/devices"), func(e *env, w *world) any {
+		return api.RegisterDeviceRequest{OrganizationID: w.carol.PersonalOrg, PublicKey: w.x1.Key.Pub, Hostname: "x1"}
+	}, false,
+		[8]int{403, 404, 404, 200, 404, 403, 403, 403}},
 	{"list devices", "GET", p("/devices"), nil, false,
 		[8]int{403, 200, 200, 200, 200, 403, 403, 403}},
 	{"get device d1", "GET", func(w *world) string { return "/devices/" + w.d1.ID }, nil, false,
@@ -170,6 +206,14 @@ var matrix = []route{
 		return api.UpdateDeviceRequest{OrganizationID: &w.bob.PersonalOrg}
 	}, false,
 		[8]int{403, 403, 200, 404, 404, 403, 403, 404}},
+	{"move device d1 into carol's org", "PATCH", func(w *world) string { return "/devices/" + w.d1.ID }, func(e *env, w *world) any {
+		return api.UpdateDeviceRequest{OrganizationID: &w.carol.PersonalOrg}
+	}, false,
+		[8]int{403, 404, 403, 404, 404, 403, 403, 404}},
+	{"move device x1 into acme", "PATCH", func(w *world) string { return "/devices/" + w.x1.ID }, func(e *env, w *world) any {
+		return api.UpdateDeviceRequest{OrganizationID: &w.acme.ID}
+	}, false,
+		[8]int{403, 404, 404, 404, 404, 403, 404, 403}},
 	{"delete device d1", "DELETE", func(w *world) string { return "/devices/" + w.d1.ID }, nil, false,
 		[8]int{403, 204, 403, 404, 404, 403, 204, 404}},
 	{"delete device d2", "DELETE", func(w *world) string { return "/devices/" + w.d2.ID }, nil, false,
@@ -249,4 +293,46 @@ func (e *env) status(method, path, token string, body any, stream bool) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestListsShowOnlyOwnOrganizations: list routes answer 200 to everybody with a user token;
+// what they list must never include another organization's organizations, devices, keys or
+// invitations.
+func TestListsShowOnlyOwnOrganizations(t *testing.T) {
+	e := newEnv(t)
+	w := e.newWorld()
+	acmeIDs := []string{w.acme.ID, w.d1.ID, w.d2.ID, w.acmeKey.ID, w.inv.ID}
+	carolIDs := []string{w.carol.PersonalOrg, w.x1.ID, w.carolKey.ID}
+	lists := []string{"/organizations", "/devices", "/reg-keys", "/invitations"}
+	check := func(who, token string, foreign []string, routes []string) {
+		t.Helper()
+		for _, route := range routes {
+			st, body := e.do("GET", api.Prefix+route, token, nil)
+			if st != 200 {
+				t.Errorf("GET %s as %s: %d", route, who, st)
+				continue
+			}
+			for _, id := range foreign {
+				if strings.Contains(string(body), id) {
+					t.Errorf("GET %s as %s lists %s of another organization: %s", route, who, id, body)
+				}
+			}
+		}
+	}
+	check("outsider carol", w.carol.Token, acmeIDs, lists)
+	check("owner alice", w.alice.Token, carolIDs, lists)
+	check("member bob", w.bob.Token, carolIDs, lists)
+	// Dave's invitation names acme, but nothing else of acme is his to see.
+	check("invitee dave", w.dave.Token, slices.Concat(acmeIDs[1:4], carolIDs), lists)
+	check("invitee dave", w.dave.Token, []string{w.acme.ID}, lists[:3])
+	// The lists are not empty for those who may see: the check above is not vacuous.
+	for _, c := range []struct{ token, route, id string }{
+		{w.alice.Token, "/organizations", w.acme.ID}, {w.alice.Token, "/devices", w.d2.ID},
+		{w.alice.Token, "/reg-keys", w.acmeKey.ID}, {w.alice.Token, "/invitations", w.inv.ID},
+		{w.carol.Token, "/devices", w.x1.ID}, {w.carol.Token, "/reg-keys", w.carolKey.ID},
+	} {
+		if _, body := e.do("GET", api.Prefix+c.route, c.token, nil); !strings.Contains(string(body), c.id) {
+			t.Errorf("GET %s does not list %s to those who may see it", c.route, c.id)
+		}
+	}
 }

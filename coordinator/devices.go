@@ -84,18 +84,19 @@ func (s *Server) handleRegisterDevice(w http.ResponseWriter, r *http.Request, p 
 	ctx := r.Context()
 	secret := newSecret()
 	var (
-		dev     store.Device
-		created bool
+		dev              store.Device
+		created, pending bool
 	)
 	err = s.store.Tx(ctx, func(tx store.Tx) error {
 		now := s.now()
+		created, pending = false, false
 		ownerID, ephemeral, regKeyID := p.UserID, false, ""
 		if p.Kind == KindRegKey {
 			k, err := tx.GetRegKey(ctx, p.RegKeyID)
 			if err != nil {
 				return authErr(err)
 			}
-			if err := s.regKeyUsable(k); err != nil {
+			if err := s.regKeyUsable(ctx, tx, k); err != nil {
 				return err
 			}
 			if k.SingleUse {
@@ -127,21 +128,30 @@ func (s *Server) handleRegisterDevice(w http.ResponseWriter, r *http.Request, p 
 		switch {
 		case err == nil:
 			if existing.OrganizationID != orgID {
-				return errorf(ErrConflict, "this public key is registered in another organization")
+				// Public keys are unique across the coordinator; which organization has this
+				// one is none of the caller's business.
+				return errorf(ErrConflict, "this public key is already registered")
 			}
-			if p.Kind == KindUser && existing.OwnerID != p.UserID {
-				if _, _, err := ownerOf(ctx, tx, orgID, p.UserID); err != nil {
-					return errorf(ErrConflict, "this public key is registered to another user's device")
-				}
+			if p.Kind != KindUser || existing.OwnerID != p.UserID {
+				// Anyone who may register into the organization can name any device's
+				// public key (peer lists show them), so this proves nothing about who is
+				// asking. Issue a pending token, sealed to the key: only the key's holder
+				// can open and use it, and nothing else changes until it does (see
+				// authDeviceToken). The device's current token keeps working meanwhile.
+				dev = existing
+				dev.PendingTokenID, dev.PendingTokenHash = newID(), hashSecret(secret)
+				pending = true
+				return tx.UpdateDevice(ctx, dev)
 			}
+			// The device's owner, with their own user token, may replace it outright.
 			if hostnameTaken(devices, req.Hostname, existing.ID) {
 				return errorf(ErrConflict, "hostname %q is taken in this organization", req.Hostname)
 			}
 			dev = existing
 			dev.Hostname, dev.Endpoints, dev.SymmetricNAT, dev.ChildPrefixes = req.Hostname, storeEndpoints(eps), req.SymmetricNAT, cps
 			dev.TokenID, dev.TokenHash = newID(), hashSecret(secret)
+			dev.PendingTokenID, dev.PendingTokenHash = "", nil
 			dev.LastSeenAt, dev.UpdatedAt = now, now
-			created = false
 			if err := tx.UpdateDevice(ctx, dev); err != nil {
 				return err
 			}
@@ -184,8 +194,9 @@ func (s *Server) handleRegisterDevice(w http.ResponseWriter, r *http.Request, p 
 	if created {
 		status = http.StatusCreated
 	}
-	s.log.Info("device registered", "device_id", dev.ID, "org_id", dev.OrganizationID, "hostname", dev.Hostname, "new", created)
-	writeJSON(w, status, api.RegisterDeviceResponse{Device: s.apiDevice(dev), SealedToken: sealed})
+	s.log.Info("device registered", "device_id", dev.ID, "org_id", dev.OrganizationID, "hostname", dev.Hostname,
+		"new", created, "pending_token", pending, "by_kind", p.Kind)
+	writeJSON(w, status, api.RegisterDeviceResponse{Device: s.apiDevice(dev), SealedToken: sealed, Pending: pending})
 	return nil
 }
 

@@ -23,7 +23,15 @@ var (
 	ErrTooLarge         = errors.New("too large")              // 413 too_large
 	ErrPoolExhausted    = errors.New("address pool exhausted") // 409 pool_exhausted
 	ErrUnavailable      = errors.New("unavailable")            // 503 unavailable
+
+	// errClientGone marks a request whose client went away (its context ended) before the
+	// answer was ready: nobody reads the answer and it is nobody's failure.
+	errClientGone = errors.New("client went away")
 )
+
+// statusClientClosedRequest is the status recorded (in logs and for tests) for a request whose
+// client disconnected before it was answered. It is nginx's 499: no client ever sees it.
+const statusClientClosedRequest = 499
 
 // Error is a domain error: one of the sentinel errors above (Kind) with a message for the
 // client.
@@ -53,6 +61,8 @@ func statusOf(err error) (int, api.Error) {
 	}
 	var mbe *http.MaxBytesError
 	switch {
+	case errors.Is(err, errClientGone):
+		return statusClientClosedRequest, api.Error{Code: api.CodeCanceled, Message: "request canceled by the client"}
 	case errors.Is(err, ErrPoolExhausted):
 		return http.StatusConflict, api.Error{Code: api.CodePoolExhausted, Message: msg("address pool exhausted")}
 	case errors.Is(err, ErrBadRequest):

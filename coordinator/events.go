@@ -237,6 +237,7 @@ func (s *Server) touchDevice(ctx context.Context, id string) {
 type stream struct {
 	orgID    string // the organization whose log the stream follows
 	deviceID string // set for a device's own stream
+	tokenID  string // the device token the stream was opened with
 	userID   string // set for an organization stream
 	cursor   int64  // highest revision sent (or covered by a sync)
 	// ephemeral devices record LastSeenAt while their stream is connected.
@@ -312,6 +313,10 @@ func (s *Server) pollLog(ctx context.Context, tx store.Tx, st *stream) (evs []ap
 			gone, done = true, true // send what is left in the log (its own device.removed), then end
 		case err != nil:
 			return nil, false, false, err
+		case d.TokenID != st.tokenID:
+			// The token the stream was opened with was replaced (rotated, or superseded by
+			// a pending token): the credential is revoked, so the stream ends at once.
+			return nil, true, true, nil
 		case d.OrganizationID != st.orgID:
 			// Moved: follow it. Revisions are global, so the cursor stays valid; the move
 			// left a sync addressed to this device in the new organization's log.
@@ -518,7 +523,7 @@ func (s *Server) handleDeviceEvents(w http.ResponseWriter, r *http.Request, p Pr
 		if !acc.self {
 			return errorf(ErrForbidden, "a device may read only its own event stream")
 		}
-		st.orgID, st.deviceID, st.ephemeral = d.OrganizationID, d.ID, d.Ephemeral
+		st.orgID, st.deviceID, st.tokenID, st.ephemeral = d.OrganizationID, d.ID, p.TokenID, d.Ephemeral
 		return nil
 	})
 	if err != nil {

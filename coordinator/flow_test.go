@@ -165,11 +165,12 @@ func TestSealedTokenAndReRegistration(t *testing.T) {
 	key := e.newRegKey(alice, alice.PersonalOrg, api.CreateRegKeyRequest{})
 	k := newKey(t)
 	d := e.register(key.Secret, "", "node", k, 201)
-	// Another private key cannot open the sealed token.
+	// The device's owner re-registers it with her user token: the request is applied and the
+	// token replaced at once. Another private key cannot open the sealed token.
 	var resp api.RegisterDeviceResponse
-	e.call("POST", "/api/v1/devices", key.Secret, api.RegisterDeviceRequest{PublicKey: k.Pub, Hostname: "node2"}, 200, &resp)
-	if resp.Device.ID != d.ID || resp.Device.TunnelIPv4 != d.TunnelIPv4 || resp.Device.TunnelIPv6 != d.TunnelIPv6 || resp.Device.Hostname != "node2" {
-		t.Fatalf("re-registration changed the device: %+v vs %+v", resp.Device, d.Device)
+	e.call("POST", "/api/v1/devices", alice.Token, api.RegisterDeviceRequest{OrganizationID: alice.PersonalOrg, PublicKey: k.Pub, Hostname: "node2"}, 200, &resp)
+	if resp.Device.ID != d.ID || resp.Device.TunnelIPv4 != d.TunnelIPv4 || resp.Device.TunnelIPv6 != d.TunnelIPv6 || resp.Device.Hostname != "node2" || resp.Pending {
+		t.Fatalf("owner's re-registration: %+v (pending %v) vs %+v", resp.Device, resp.Pending, d.Device)
 	}
 	if _, err := openWith(newKey(t).Priv, resp.SealedToken); err == nil {
 		t.Fatal("a stranger opened the sealed token")
@@ -186,6 +187,12 @@ func TestSealedTokenAndReRegistration(t *testing.T) {
 		t.Fatalf("old token: %d", st)
 	}
 	e.call("GET", "/api/v1/devices/"+d.ID, fresh, nil, 200, nil)
+	// The same with the registration key answers the same device but applies nothing (see
+	// reregister_test.go).
+	e.call("POST", "/api/v1/devices", key.Secret, api.RegisterDeviceRequest{PublicKey: k.Pub, Hostname: "node3"}, 200, &resp)
+	if resp.Device.ID != d.ID || resp.Device.Hostname != "node2" || !resp.Pending {
+		t.Fatalf("re-registration with the key: %+v (pending %v)", resp.Device, resp.Pending)
+	}
 	// The same key in another organization conflicts.
 	bob := e.newUser("bob")
 	bkey := e.newRegKey(bob, bob.PersonalOrg, api.CreateRegKeyRequest{})

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/netip"
 
@@ -12,14 +13,19 @@ import (
 // newOrganization creates an organization owned by ownerID inside tx; a zero cidr takes a
 // block from the pool.
 func (s *Server) newOrganization(ctx context.Context, tx store.Tx, ownerID, name, desc string, cidr netip.Prefix, personal bool) (store.Organization, error) {
+	if !personal {
+		// A username is kept for that user's personal organization. Other names are not
+		// unique: a 409 on them would tell who else uses a name, and whoever took a name first
+		// would keep a future user from being created under it.
+		if _, err := tx.GetUserByUsername(ctx, name); err == nil {
+			return store.Organization{}, errorf(ErrConflict, "organization name %q is a username, kept for that user's personal organization", name)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return store.Organization{}, err
+		}
+	}
 	orgs, err := tx.ListOrganizations(ctx)
 	if err != nil {
 		return store.Organization{}, err
-	}
-	for _, o := range orgs {
-		if o.Name == name {
-			return store.Organization{}, errorf(ErrConflict, "organization name %q is taken", name)
-		}
 	}
 	if !cidr.IsValid() {
 		if cidr, err = allocOrgIPv4(orgs, s.cfg.IPv4Pool, s.cfg.OrgPrefixLen); err != nil {
@@ -36,7 +42,8 @@ func (s *Server) newOrganization(ctx context.Context, tx store.Tx, ownerID, name
 		IPv4CIDR: cidr.String(), IPv6CIDR: v6.String(), CreatedAt: now,
 	}
 	if err := tx.CreateOrganization(ctx, o); err != nil {
-		return o, conflict(err, "organization name %q is taken", name)
+		// Only personal organizations' names are unique, and they are usernames.
+		return o, conflict(err, "personal organization %q exists", name)
 	}
 	if err := tx.AddMember(ctx, store.Membership{OrganizationID: o.ID, UserID: ownerID, Role: api.RoleOwner, JoinedAt: now}); err != nil {
 		return o, err

@@ -90,10 +90,17 @@ func TestRestartKeepsState(t *testing.T) {
 		t.Fatalf("used key after restart: %d", st)
 	}
 	e.register(eph.Secret, "", "five", newKey(t), 201)
-	// Re-registering after restart keeps the device and its addresses.
+	// Re-registering after restart keeps the device and its addresses; its pending token
+	// survives another restart and, used, updates the device.
 	again := e.register(key.Secret, "", "one", d1.Key, 200)
 	if again.ID != d1.ID || again.TunnelIPv4 != d1.TunnelIPv4 || again.TunnelIPv6 != d1.TunnelIPv6 {
 		t.Fatalf("re-registration after restart: %+v", again.Device)
+	}
+	e.restart()
+	renamed := "one-again"
+	e.call("PATCH", "/api/v1/devices/"+d1.ID, again.Token, api.UpdateDeviceRequest{Hostname: &renamed}, 200, nil)
+	if st, _ := e.errCode("GET", "/api/v1/devices/"+d1.ID, d1.Token, nil); st != 401 {
+		t.Fatalf("token replaced by the pending one after restart: %d", st)
 	}
 	// The invitation can be accepted after the restart.
 	e.call("POST", "/api/v1/invitations/"+inv.ID+"/accept", bob.Token, nil, 200, nil)

@@ -20,10 +20,11 @@
 //
 // Creating answers 201 with the new resource (POST /users, /users/{id}/tokens, /organizations,
 // /invitations, /reg-keys, and /devices for a new device; re-registering a known public key
-// answers 200 with the same device and addresses and a fresh sealed token). Reads, PATCH and
-// PUT /organizations/{id}/relays (create or replace) answer 200 with the resource; accept and
-// decline answer 200 with the invitation in its new state. DELETE routes (including revoking
-// an invitation) and POST /devices/{id}/signal answer 204 without a body. Acting on an invitation that is not pending answers 410 gone.
+// answers 200 with the same device and addresses and a fresh sealed token, see Decisions).
+// Reads, PATCH and PUT /organizations/{id}/relays (create or replace) answer 200 with the
+// resource; accept and decline answer 200 with the invitation in its new state. DELETE routes
+// (including revoking an invitation) and POST /devices/{id}/signal answer 204 without a body.
+// Acting on an invitation that is not pending answers 410 gone.
 //
 // Role rules: the organization's creator (OwnerID) cannot be removed or leave; members with the
 // owner role (the creator, or users who accepted an owner invitation) may delete the
@@ -32,10 +33,29 @@
 //
 // # Decisions
 //
+//   - Re-registration needs proof of possession. Anyone who may register into an organization
+//     (its registration key, any member) can name any of its devices' public keys, which peer
+//     lists show. So re-registering a known key applies nothing unless the caller is the
+//     device's owner with their user token: the answer carries the device as it is and a new
+//     token sealed to its public key (api.RegisterDeviceResponse.Pending). That token is
+//     pending: the current one keeps working until the pending one is first used, which only
+//     the private-key holder can do; then it becomes the device's token and the old one
+//     stops working. The node sets its hostname and endpoints with PATCH. A second
+//     re-registration replaces an unused pending token. The owner's own re-registration
+//     applies the request and replaces the token at once.
+//   - A registration key acts for the owner who made it: it stops working while that user is
+//     not a member of the key's organization.
+//   - Only personal organizations' names are unique (they are usernames). Another
+//     organization may not take a username as its name but may share a name with any other
+//     organization, so names reveal nothing about other organizations and nobody can keep a
+//     future user from being created.
+//   - A request whose client disconnects before the answer is not a server failure: it is
+//     logged at debug level with status 499, never as a 5xx.
 //   - Hostnames are unique (case-insensitively) within an organization, so peers can dial each
 //     other by hostname; a clash answers 409 conflict.
 //   - Removing a member (or a member leaving) deletes the devices that user owns in that
-//     organization, each with a device.removed event. Registration keys the user created stay.
+//     organization, each with a device.removed event. Registration keys the user created stay
+//     but do not work while the user is not a member (see above).
 //   - Deleting an organization deletes its devices, keys, invitations and event log; open event
 //     streams of the organization and its devices end.
 //   - Organization IPv4 blocks: an organization created without a CIDR gets the /16 (see
@@ -53,8 +73,12 @@
 //     current revision as its ID); Last-Event-ID resumes after that revision, or starts with a
 //     sync when the log no longer reaches back that far. A moved device's stream follows it: the
 //     move appends a sync addressed to the device in the new organization's log. A stream ends
-//     when its device is deleted (after delivering its own device.removed) or its user stops
-//     being a member; access is re-checked on every wake-up and every heartbeat.
+//     when its device is deleted (after delivering its own device.removed), when the device
+//     token it was opened with is replaced, or when its user stops being a member; access is
+//     re-checked on every wake-up and every heartbeat. An http.Server's ReadTimeout does not
+//     end streams (net/http lifts the read deadline once a bodyless request is read), so
+//     serve the coordinator with ReadHeaderTimeout, ReadTimeout and IdleTimeout set, but no
+//     WriteTimeout: streams bound each write themselves (Config.StreamWriteTimeout).
 //   - GET /devices/{id}/relay answers the device itself (its own token; a user token or another
 //     device's gets 403, a device of another organization 404) with its organization's own
 //     relays (PUT /organizations/{id}/relays, owner only; GET for members shows the servers,
@@ -359,7 +383,14 @@ func (s *Server) authed(h handler) http.Handler {
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := statusOf(err)
+	if status >= 500 && r.Context().Err() != nil {
+		// The request's own context ended (the client disconnected): the failure is its
+		// consequence — context.Canceled, or the store's interrupted query — not ours.
+		s.log.Debug("client went away", "method", r.Method, "path", r.URL.Path, "err", err)
+		status, body = statusOf(fmt.Errorf("%w: %w", errClientGone, err))
+	}
 	switch {
+	case status == statusClientClosedRequest:
 	case status >= 500:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	case status == http.StatusUnauthorized:

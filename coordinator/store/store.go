@@ -14,8 +14,8 @@ import (
 var (
 	// ErrNotFound: no row matches.
 	ErrNotFound = errors.New("store: not found")
-	// ErrConflict: a uniqueness rule was violated (username, organization name, public key,
-	// tunnel address within an organization, membership, ...).
+	// ErrConflict: a uniqueness rule was violated (username, personal organization name,
+	// public key, tunnel address within an organization, membership, ...).
 	ErrConflict = errors.New("store: conflict")
 )
 
@@ -36,8 +36,10 @@ type Token struct {
 	CreatedAt   time.Time
 }
 
-// Organization is a group of users and devices with its own address space.
-// Names are unique across the coordinator.
+// Organization is a group of users and devices with its own address space. The names of
+// personal organizations are unique (they are usernames); other organizations' names are not
+// unique, so that nobody can take a name away from a future user or learn which names other
+// organizations use. The domain layer keeps non-personal organizations off usernames.
 type Organization struct {
 	ID          string
 	Name        string
@@ -93,25 +95,30 @@ type Endpoint struct {
 
 // Device is a registered node. PublicKey is unique across the coordinator; TunnelIPv4 and
 // TunnelIPv6 are unique within an organization. TokenHash is the hash of the device token's
-// secret; TokenID identifies the token in its bearer form.
+// secret; TokenID identifies that token (it changes whenever the token does, so streams opened
+// with an older token can tell). PendingTokenID and PendingTokenHash are a second token, issued
+// sealed to PublicKey when the device was registered again by someone who may not replace its
+// token outright: it becomes the device's token the first time it is used. Empty when none.
 type Device struct {
-	ID             string
-	OrganizationID string
-	OwnerID        string
-	RegKeyID       string // empty when registered with a user token
-	PublicKey      string
-	Hostname       string
-	TunnelIPv4     string
-	TunnelIPv6     string
-	Endpoints      []Endpoint
-	SymmetricNAT   bool
-	ChildPrefixes  []string
-	Ephemeral      bool
-	TokenID        string
-	TokenHash      []byte
-	LastSeenAt     time.Time
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	ID               string
+	OrganizationID   string
+	OwnerID          string
+	RegKeyID         string // empty when registered with a user token
+	PublicKey        string
+	Hostname         string
+	TunnelIPv4       string
+	TunnelIPv6       string
+	Endpoints        []Endpoint
+	SymmetricNAT     bool
+	ChildPrefixes    []string
+	Ephemeral        bool
+	TokenID          string
+	TokenHash        []byte
+	PendingTokenID   string
+	PendingTokenHash []byte
+	LastSeenAt       time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // OrgRelays are an organization's own relays: devices of the organization are told these TURN

@@ -354,3 +354,45 @@ func TestCLI(t *testing.T) {
 	}
 	admin.as("nxu_bogus_bogus").fails(1, "nexctl: ", "user", "me")
 }
+
+// TestOrgNamesNotUnique: organization names other than usernames may repeat, so --org NAME
+// resolves among the caller's own organizations and asks for an ID when that is ambiguous.
+func TestOrgNamesNotUnique(t *testing.T) {
+	url := startCoordinator(t)
+	admin := cli{t: t, env: map[string]string{"NEXODUS_URL": url, "NEXODUS_TOKEN": adminToken}}
+	token := func(name string) string {
+		var tok api.Token
+		admin.json(&tok, "user", "token", name)
+		return tok.Secret
+	}
+	admin.ok("user", "create", "carol")
+	admin.ok("user", "create", "dan")
+	carol, dan := admin.as(token("carol")), admin.as(token("dan"))
+	var mine, dans api.Organization
+	carol.json(&mine, "org", "create", "zed")
+	dan.json(&dans, "org", "create", "zed") // nobody learns that carol has one
+	carol.fails(1, "username", "org", "create", "dan")
+	// User zed can still be made; carol joins zed's personal organization.
+	admin.ok("user", "create", "zed")
+	zed := admin.as(token("zed"))
+	var inv api.Invitation
+	zed.json(&inv, "invite", "create", "carol", "--org", "zed") // zed's own: his personal one
+	carol.ok("invite", "accept", inv.ID)
+	// Carol now belongs to two organizations named zed; dan's is not among them.
+	carol.fails(1, `2 organizations are named "zed": use an ID`, "org", "get", "zed")
+	var got api.Organization
+	carol.json(&got, "org", "get", mine.ID)
+	if got.ID != mine.ID {
+		t.Errorf("org get by ID: %+v", got)
+	}
+	// For dan, "zed" is his own, and zed's own personal organization is the default for zed.
+	dan.json(&got, "org", "get", "zed")
+	if got.ID != dans.ID {
+		t.Errorf("dan's zed: %+v, want %s", got, dans.ID)
+	}
+	var key api.RegKey
+	zed.json(&key, "regkey", "create")
+	if key.OrganizationID == mine.ID || key.OrganizationID == dans.ID {
+		t.Errorf("zed's default organization is another zed: %+v", key)
+	}
+}

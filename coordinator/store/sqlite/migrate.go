@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -22,7 +23,13 @@ type migration struct {
 	version int
 	name    string
 	sql     string
+	// noForeignKeys runs the migration with foreign-key enforcement off, for table rebuilds:
+	// dropping a referenced table would otherwise cascade to the rows that refer to it.
+	noForeignKeys bool
 }
+
+// noForeignKeysMarker in a migration's text sets migration.noForeignKeys.
+const noForeignKeysMarker = "nexodus:foreign-keys-off"
 
 func loadMigrations() ([]migration, error) {
 	entries, err := fs.ReadDir(migrationFiles, "migrations")
@@ -41,7 +48,8 @@ func loadMigrations() ([]migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, migration{version: v, name: name, sql: string(body)})
+		ms = append(ms, migration{version: v, name: name, sql: string(body),
+			noForeignKeys: strings.Contains(string(body), noForeignKeysMarker)})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
 	for i := range ms {
@@ -60,7 +68,13 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return err
 	}
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	// One connection for every step: the foreign_keys pragma is per connection.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		name       TEXT NOT NULL,
 		applied_at TEXT NOT NULL
@@ -68,15 +82,27 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	for _, m := range ms {
-		if err := applyMigration(ctx, db, m, len(ms)); err != nil {
+		if err := applyMigration(ctx, conn, m, len(ms)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func applyMigration(ctx context.Context, db *sql.DB, m migration, known int) error {
-	tx, err := db.BeginTx(ctx, nil)
+func applyMigration(ctx context.Context, conn *sql.Conn, m migration, known int) (err error) {
+	if m.noForeignKeys {
+		// The pragma is a no-op inside a transaction, so it is set around it.
+		if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+			return fmt.Errorf("migrate %s: %w", m.name, err)
+		}
+		defer func() {
+			// The connection stays in the pool: it must leave with enforcement back on.
+			if _, ferr := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`); ferr != nil && err == nil {
+				err = fmt.Errorf("migrate %s: re-enable foreign keys: %w", m.name, ferr)
+			}
+		}()
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", m.name, err)
 	}
@@ -94,6 +120,16 @@ func applyMigration(ctx context.Context, db *sql.DB, m migration, known int) err
 	}
 	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 		return fmt.Errorf("migrate %s: %w", m.name, err)
+	}
+	if m.noForeignKeys {
+		// Nothing enforced the references during the step: check them all before committing.
+		var table string
+		switch err := tx.QueryRowContext(ctx, `PRAGMA foreign_key_check`).Scan(&table, new(any), new(any), new(any)); {
+		case err == nil:
+			return fmt.Errorf("migrate %s: leaves a broken reference from table %s", m.name, table)
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("migrate %s: foreign key check: %w", m.name, err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
 		m.version, m.name, fmtTime(time.Now())); err != nil {

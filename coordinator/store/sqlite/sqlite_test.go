@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -265,5 +266,97 @@ func TestPanicInTxRollsBack(t *testing.T) {
 	}()
 	if _, err := getUser(ctx, s, "u"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("user of a panicked Tx: %v, want ErrNotFound", err)
+	}
+}
+
+// TestMigrateOrgNamesKeepsData upgrades a database written at schema version 3 (organization
+// names globally unique) and checks that the table rebuild of 0004 lost nothing that refers to
+// organizations, left foreign keys enforced, and lifted the uniqueness of non-personal names.
+func TestMigrateOrgNamesKeepsData(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v3.db")
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := rawDB(t, path)
+	if _, err := raw.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms[:3] {
+		if _, err := raw.Exec(m.sql); err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+		if _, err := raw.Exec(`INSERT INTO schema_migrations VALUES (?, ?, 'x')`, m.version, m.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const ts = "2025-01-01T00:00:00.000000000Z"
+	for _, q := range []string{
+		`INSERT INTO users VALUES ('u', 'alice', '` + ts + `')`,
+		`INSERT INTO organizations VALUES ('o', 'acme', '', 'u', 0, '100.64.0.0/16', 'fd00::/64', '` + ts + `')`,
+		`INSERT INTO organizations VALUES ('p', 'alice', '', 'u', 1, '100.65.0.0/16', 'fd00:1::/64', '` + ts + `')`,
+		`INSERT INTO memberships VALUES ('o', 'u', 'owner', '` + ts + `')`,
+		`INSERT INTO reg_keys VALUES ('k', 'o', 'u', '', x'00', 0, 0, NULL, 0, '` + ts + `')`,
+		`INSERT INTO devices (id, organization_id, owner_id, reg_key_id, public_key, hostname, tunnel_ipv4, tunnel_ipv6,
+			endpoints, symmetric_nat, child_prefixes, ephemeral, token_id, token_hash, last_seen_at, created_at, updated_at)
+			VALUES ('d', 'o', 'u', 'k', 'pk', 'h', '100.64.0.1', NULL, '[]', 0, '[]', 0, 't', x'01', '` + ts + `', '` + ts + `', '` + ts + `')`,
+		`INSERT INTO events VALUES (1, 'o', '', 'x', NULL, '` + ts + `')`,
+		`INSERT INTO org_relays VALUES ('o', '[]', '[]', x'00', '` + ts + `')`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+
+	s := openT(t, path)
+	defer s.Close()
+	ctx := context.Background()
+	err = s.Tx(ctx, func(tx store.Tx) error {
+		if _, err := tx.GetMember(ctx, "o", "u"); err != nil {
+			return err
+		}
+		if _, err := tx.GetRegKey(ctx, "k"); err != nil {
+			return err
+		}
+		d, err := tx.GetDevice(ctx, "d")
+		if err != nil {
+			return err
+		}
+		if d.PendingTokenID != "" || d.PendingTokenHash != nil {
+			t.Errorf("migrated device has a pending token: %+v", d)
+		}
+		if evs, err := tx.ListEvents(ctx, "o", "", 0, 0); err != nil || len(evs) != 1 {
+			t.Errorf("events after migration: %v, %v", evs, err)
+		}
+		if _, err := tx.GetOrgRelays(ctx, "o"); err != nil {
+			return err
+		}
+		// Non-personal names may repeat now; personal ones may not.
+		if err := tx.CreateOrganization(ctx, store.Organization{ID: "o2", Name: "acme", OwnerID: "u"}); err != nil {
+			return fmt.Errorf("second acme: %w", err)
+		}
+		if err := tx.CreateOrganization(ctx, store.Organization{ID: "p2", Name: "alice", OwnerID: "u", Personal: true}); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("second personal alice: %v, want ErrConflict", err)
+		}
+		// Deleting the organization still cascades (the references point at the new table).
+		return tx.DeleteOrganization(ctx, "o")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Tx(ctx, func(tx store.Tx) error {
+		if _, err := tx.GetDevice(ctx, "d"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("device of the deleted organization: %v", err)
+		}
+		// Foreign keys are enforced again on the store's connection.
+		err := tx.AddMember(ctx, store.Membership{OrganizationID: "nope", UserID: "u", Role: "owner"})
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("membership of a missing organization: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

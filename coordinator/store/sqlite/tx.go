@@ -385,7 +385,7 @@ func (t *tx) DeleteOrgRelays(ctx context.Context, orgID string) error {
 
 const deviceCols = `id, organization_id, owner_id, reg_key_id, public_key, hostname,
 	COALESCE(tunnel_ipv4, ''), COALESCE(tunnel_ipv6, ''), endpoints, symmetric_nat, child_prefixes,
-	ephemeral, token_id, token_hash, last_seen_at, created_at, updated_at`
+	ephemeral, token_id, token_hash, pending_token_id, pending_token_hash, last_seen_at, created_at, updated_at`
 
 // endpointJSON fixes the stored JSON field names independently of the Go field names.
 type endpointJSON struct {
@@ -418,7 +418,7 @@ func scanDevice(sc scanner) (store.Device, error) {
 	var endpoints, prefixes, lastSeen, created, updated string
 	if err := sc.Scan(&d.ID, &d.OrganizationID, &d.OwnerID, &d.RegKeyID, &d.PublicKey, &d.Hostname,
 		&d.TunnelIPv4, &d.TunnelIPv6, &endpoints, &d.SymmetricNAT, &prefixes,
-		&d.Ephemeral, &d.TokenID, &d.TokenHash, &lastSeen, &created, &updated); err != nil {
+		&d.Ephemeral, &d.TokenID, &d.TokenHash, &d.PendingTokenID, &d.PendingTokenHash, &lastSeen, &created, &updated); err != nil {
 		return d, err
 	}
 	var eps []endpointJSON
@@ -454,11 +454,12 @@ func (t *tx) CreateDevice(ctx context.Context, d store.Device) error {
 	return t.exec(ctx, what, false,
 		`INSERT INTO devices (id, organization_id, owner_id, reg_key_id, public_key, hostname,
 			tunnel_ipv4, tunnel_ipv6, endpoints, symmetric_nat, child_prefixes,
-			ephemeral, token_id, token_hash, last_seen_at, created_at, updated_at)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			ephemeral, token_id, token_hash, pending_token_id, pending_token_hash, last_seen_at, created_at, updated_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.OrganizationID, d.OwnerID, d.RegKeyID, d.PublicKey, d.Hostname,
 		nullIfEmpty(d.TunnelIPv4), nullIfEmpty(d.TunnelIPv6), eps, d.SymmetricNAT, pfx,
-		d.Ephemeral, d.TokenID, d.TokenHash, fmtTime(d.LastSeenAt), fmtTime(d.CreatedAt), fmtTime(d.UpdatedAt))
+		d.Ephemeral, d.TokenID, d.TokenHash, d.PendingTokenID, d.PendingTokenHash,
+		fmtTime(d.LastSeenAt), fmtTime(d.CreatedAt), fmtTime(d.UpdatedAt))
 }
 
 func (t *tx) GetDevice(ctx context.Context, id string) (store.Device, error) {
@@ -489,11 +490,13 @@ func (t *tx) UpdateDevice(ctx context.Context, d store.Device) error {
 	return t.exec(ctx, what, true,
 		`UPDATE devices SET organization_id = ?, owner_id = ?, reg_key_id = ?, public_key = ?, hostname = ?,
 			tunnel_ipv4 = ?, tunnel_ipv6 = ?, endpoints = ?, symmetric_nat = ?, child_prefixes = ?,
-			ephemeral = ?, token_id = ?, token_hash = ?, last_seen_at = ?, created_at = ?, updated_at = ?
+			ephemeral = ?, token_id = ?, token_hash = ?, pending_token_id = ?, pending_token_hash = ?,
+			last_seen_at = ?, created_at = ?, updated_at = ?
 		 WHERE id = ?`,
 		d.OrganizationID, d.OwnerID, d.RegKeyID, d.PublicKey, d.Hostname,
 		nullIfEmpty(d.TunnelIPv4), nullIfEmpty(d.TunnelIPv6), eps, d.SymmetricNAT, pfx,
-		d.Ephemeral, d.TokenID, d.TokenHash, fmtTime(d.LastSeenAt), fmtTime(d.CreatedAt), fmtTime(d.UpdatedAt),
+		d.Ephemeral, d.TokenID, d.TokenHash, d.PendingTokenID, d.PendingTokenHash,
+		fmtTime(d.LastSeenAt), fmtTime(d.CreatedAt), fmtTime(d.UpdatedAt),
 		d.ID)
 }
 

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -118,10 +119,37 @@ func testOrganizations(t *testing.T, h *harness) {
 		equal(t, "ListOrganizationsForUser record", got[1], org("o2", "u2", 2))
 	}
 
-	wantErrTx(t, s, store.ErrConflict, "CreateOrganization with taken name", func(ctx context.Context, tx store.Tx) error {
+	// Only personal organizations' names are unique: another organization may share a name
+	// with an organization of either kind.
+	wantErrTx(t, s, store.ErrConflict, "CreateOrganization personal with a taken personal name", func(ctx context.Context, tx store.Tx) error {
 		o := org("o4", "u1", 4)
-		o.Name = "org-o1"
+		o.Name, o.Personal = "personal-u3", true
 		return tx.CreateOrganization(ctx, o)
+	})
+	do(t, s, func(ctx context.Context, tx store.Tx) error {
+		for i, id := range []string{"o6", "o7"} {
+			o := org(id, "u1", 6+i)
+			o.Name = "shared"
+			if err := tx.CreateOrganization(ctx, o); err != nil {
+				return fmt.Errorf("second non-personal organization named shared: %w", err)
+			}
+		}
+		o := org("o8", "u3", 8)
+		o.Name = "personal-u3"
+		if err := tx.CreateOrganization(ctx, o); err != nil {
+			return fmt.Errorf("non-personal organization with a personal one's name: %w", err)
+		}
+		o = org("o9", "u3", 9)
+		o.Name, o.Personal = "shared", true
+		if err := tx.CreateOrganization(ctx, o); err != nil {
+			return fmt.Errorf("personal organization with non-personal ones' name: %w", err)
+		}
+		for _, id := range []string{"o6", "o7", "o8", "o9"} {
+			if err := tx.DeleteOrganization(ctx, id); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	wantErrTx(t, s, store.ErrConflict, "CreateOrganization with taken ID", func(ctx context.Context, tx store.Tx) error {
 		return tx.CreateOrganization(ctx, org("o1", "u1", 5))
@@ -138,10 +166,10 @@ func testOrganizations(t *testing.T, h *harness) {
 		_, err := tx.GetOrganization(ctx, "o3")
 		return err
 	})
-	// The name is free again.
+	// The personal name is free again.
 	do(t, s, func(ctx context.Context, tx store.Tx) error {
 		o := org("o5", "u3", 5)
-		o.Name = "personal-u3"
+		o.Name, o.Personal = "personal-u3", true
 		return tx.CreateOrganization(ctx, o)
 	})
 }
@@ -311,14 +339,16 @@ func testDevices(t *testing.T, h *harness) {
 			{Source: "stun", Address: "[2001:db8::1]:40000"},
 			{Source: "stun", Address: "203.0.113.7:61000"},
 		},
-		SymmetricNAT:  true,
-		ChildPrefixes: []string{"10.1.0.0/16", "fd99::/48"},
-		Ephemeral:     true,
-		TokenID:       "devtok-1",
-		TokenHash:     []byte{0, 0x10, 0x20, 0xff},
-		LastSeenAt:    at(10*time.Minute + 1*time.Microsecond),
-		CreatedAt:     at(time.Second),
-		UpdatedAt:     at(2*time.Second + 999999*time.Microsecond),
+		SymmetricNAT:     true,
+		ChildPrefixes:    []string{"10.1.0.0/16", "fd99::/48"},
+		Ephemeral:        true,
+		TokenID:          "devtok-1",
+		TokenHash:        []byte{0, 0x10, 0x20, 0xff},
+		PendingTokenID:   "devtok-2",
+		PendingTokenHash: []byte{0xff, 0x20, 0x10, 0},
+		LastSeenAt:       at(10*time.Minute + 1*time.Microsecond),
+		CreatedAt:        at(time.Second),
+		UpdatedAt:        at(2*time.Second + 999999*time.Microsecond),
 	}
 	// Zero values everywhere they are allowed: no endpoints, prefixes, reg key or hash.
 	bare := store.Device{ID: "d0", OrganizationID: "o1", OwnerID: "u2", PublicKey: "pk-d0",
@@ -449,6 +479,7 @@ func testUpdateDevice(t *testing.T, h *harness) {
 		SymmetricNAT:  true,
 		ChildPrefixes: []string{"172.16.0.0/12"},
 		Ephemeral:     true, TokenID: "tok-new", TokenHash: []byte("new-hash"),
+		PendingTokenID: "tok-pending", PendingTokenHash: []byte("pending-hash"),
 		LastSeenAt: at(time.Hour), CreatedAt: at(-time.Hour), UpdatedAt: at(time.Hour + time.Microsecond),
 	}
 	do(t, s, func(ctx context.Context, tx store.Tx) error { return tx.UpdateDevice(ctx, upd) })
@@ -468,9 +499,10 @@ func testUpdateDevice(t *testing.T, h *harness) {
 	l2 := read(t, s, func(ctx context.Context, tx store.Tx) ([]store.Device, error) { return tx.ListDevices(ctx, "o2") })
 	equalIDs(t, "ListDevices o2 after move", ids(l2, did), []string{"d1", "d3"})
 
-	// Clearing the lists and the hash sticks.
+	// Clearing the lists, the hash and the pending token sticks.
 	cleared := upd
 	cleared.Endpoints, cleared.ChildPrefixes, cleared.TokenHash, cleared.SymmetricNAT = nil, nil, nil, false
+	cleared.PendingTokenID, cleared.PendingTokenHash = "", nil
 	do(t, s, func(ctx context.Context, tx store.Tx) error { return tx.UpdateDevice(ctx, cleared) })
 	got = read(t, s, func(ctx context.Context, tx store.Tx) (store.Device, error) { return tx.GetDevice(ctx, "d1") })
 	equal(t, "GetDevice after clearing", got, cleared)
