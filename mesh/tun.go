@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"syscall"
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
@@ -13,7 +12,6 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -23,16 +21,20 @@ import (
 )
 
 // netTUN is the Mesh's tunnel: a gVisor network stack behind wireguard-go's tun.Device
-// interface. It follows wireguard-go's tun/netstack (MIT, WireGuard LLC), which keeps its
-// stack to itself; the Mesh needs the stack to configure TCP (see newNetTUN).
+// interface. wireguard-go's own tun/netstack keeps its stack to itself and moves one packet per
+// call; this one configures the stack (see newNetTUN) and moves batches.
 type netTUN struct {
-	ep       *channel.Endpoint
-	stack    *stack.Stack
-	events   chan tun.Event
-	notify   *channel.NotificationHandle
-	incoming chan *buffer.View
-	mtu      int
+	link   *linkEndpoint
+	stack  *stack.Stack
+	events chan tun.Event
+	mtu    int
+
+	views [][]byte // the slices of the packet being read, reused (Read has one caller)
 }
+
+// tunBatch is how many packets one Read may return: wireguard-go sizes its TUN reader's buffers
+// by it (64 KiB each).
+const tunBatch = 64
 
 var _ tun.Device = (*netTUN)(nil)
 
@@ -64,15 +66,14 @@ const (
 
 func newNetTUN(addrs []netip.Addr, mtu int) (*netTUN, error) {
 	t := &netTUN{
-		ep: channel.New(1024, uint32(mtu), ""),
+		link: newLinkEndpoint(mtu),
 		stack: stack.New(stack.Options{
 			NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
 			TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol6, icmp.NewProtocol4},
 			HandleLocal:        true,
 		}),
-		events:   make(chan tun.Event, 10),
-		incoming: make(chan *buffer.View),
-		mtu:      mtu,
+		events: make(chan tun.Event, 10),
+		mtu:    mtu,
 	}
 	fail := func(what string, err tcpip.Error) (*netTUN, error) {
 		t.stack.Close()
@@ -94,8 +95,7 @@ func newNetTUN(addrs []netip.Addr, mtu int) (*netTUN, error) {
 	if err := t.stack.SetTransportProtocolOption(tcp.ProtocolNumber, &retries); err != nil {
 		return fail("set TCP retransmission limit", err)
 	}
-	t.notify = t.ep.AddNotify(t)
-	if err := t.stack.CreateNIC(nicID, t.ep); err != nil {
+	if err := t.stack.CreateNIC(nicID, t.link); err != nil {
 		return fail("create NIC", err)
 	}
 	var has4, has6 bool
@@ -124,20 +124,59 @@ func (t *netTUN) Name() (string, error)    { return "go", nil }
 func (t *netTUN) File() *os.File           { return nil }
 func (t *netTUN) Events() <-chan tun.Event { return t.events }
 func (t *netTUN) MTU() (int, error)        { return t.mtu, nil }
-func (t *netTUN) BatchSize() int           { return 1 }
+func (t *netTUN) BatchSize() int           { return tunBatch }
 
-// Read hands wireguard-go the next packet the stack sends.
+// Read hands wireguard-go the packets the stack sends: it waits for one, then takes whatever
+// else is queued, as long as the batch has room.
 func (t *netTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	view, ok := <-t.incoming
-	if !ok {
-		return 0, os.ErrClosed
+	n := 0
+	for n < len(bufs) {
+		var pkt *stack.PacketBuffer
+		if n == 0 {
+			select {
+			case pkt = <-t.link.q:
+			case <-t.link.closed:
+				return 0, os.ErrClosed
+			}
+		} else {
+			select {
+			case pkt = <-t.link.q:
+			default:
+				return n, nil
+			}
+		}
+		if size := pkt.Size(); size <= len(bufs[n])-offset {
+			t.views = packetSlices(t.views[:0], pkt)
+			sizes[n] = copySlices(bufs[n][offset:], t.views)
+			n++
+		}
+		pkt.DecRef()
 	}
-	n, err := view.Read(bufs[0][offset:])
-	if err != nil {
-		return 0, err
+	return n, nil
+}
+
+// packetSlices appends the slices that make up pkt, headers first, to dst: what pkt.AsSlices
+// returns, without allocating.
+func packetSlices(dst [][]byte, pkt *stack.PacketBuffer) [][]byte {
+	vl, skip := pkt.AsViewList()
+	for v := vl.Front(); v != nil; v = v.Next() {
+		b := v.AsSlice()
+		if skip >= len(b) {
+			skip -= len(b)
+			continue
+		}
+		dst = append(dst, b[skip:])
+		skip = 0
 	}
-	sizes[0] = n
-	return 1, nil
+	return dst
+}
+
+func copySlices(dst []byte, src [][]byte) int {
+	n := 0
+	for _, b := range src {
+		n += copy(dst[n:], b)
+	}
+	return n
 }
 
 // Write hands the stack packets that arrived through the tunnel.
@@ -147,41 +186,29 @@ func (t *netTUN) Write(bufs [][]byte, offset int) (int, error) {
 		if len(pkt) == 0 {
 			continue
 		}
-		pkb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
+		var proto tcpip.NetworkProtocolNumber
 		switch pkt[0] >> 4 {
 		case 4:
-			t.ep.InjectInbound(header.IPv4ProtocolNumber, pkb)
+			proto = header.IPv4ProtocolNumber
 		case 6:
-			t.ep.InjectInbound(header.IPv6ProtocolNumber, pkb)
+			proto = header.IPv6ProtocolNumber
 		default:
-			pkb.DecRef()
-			return 0, syscall.EAFNOSUPPORT
+			continue // wireguard-go lets only IPv4 and IPv6 through
 		}
+		pkb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
+		t.link.deliver(proto, pkb)
+		pkb.DecRef()
 	}
 	return len(bufs), nil
 }
 
-// WriteNotify implements channel.Notification: the stack queued a packet to send.
-func (t *netTUN) WriteNotify() {
-	pkt := t.ep.Read()
-	if pkt == nil {
-		return
-	}
-	view := pkt.ToView()
-	pkt.DecRef()
-	t.incoming <- view
-}
-
 func (t *netTUN) Close() error {
+	t.link.close()
 	t.stack.RemoveNIC(nicID)
 	t.stack.Close()
-	t.ep.RemoveNotify(t.notify)
-	t.ep.Close()
+	t.link.close() // what the stack wrote while closing
 	if t.events != nil {
 		close(t.events)
-	}
-	if t.incoming != nil {
-		close(t.incoming)
 	}
 	return nil
 }
