@@ -8,13 +8,14 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
-// linkQueue is how many packets the netstack may have queued for wireguard-go; a full queue
-// makes the netstack's writers wait (back-pressure), as a full TUN device would.
+// linkQueue is how many packets the netstack may have queued for wireguard-go. With segmentation
+// offload most are 64 KiB TCP packets, so this bounds the queue at a few MiB; a full queue makes
+// the netstack's writers wait (back-pressure), as a full TUN device would.
 const linkQueue = 64
 
 // linkEndpoint is the netstack's side of the tunnel: the stack writes outbound packets into a
 // bounded queue that the tun.Device's Read drains in batches, and Write delivers inbound
-// packets to the stack's dispatcher.
+// packets to the stack's dispatcher. It offers the stack segmentation offload (see tcpseg.go).
 type linkEndpoint struct {
 	mtu uint32
 	q   chan *stack.PacketBuffer
@@ -26,7 +27,10 @@ type linkEndpoint struct {
 	dispatcher stack.NetworkDispatcher
 }
 
-var _ stack.LinkEndpoint = (*linkEndpoint)(nil)
+var (
+	_ stack.LinkEndpoint = (*linkEndpoint)(nil)
+	_ stack.GSOEndpoint  = (*linkEndpoint)(nil)
+)
 
 func newLinkEndpoint(mtu int) *linkEndpoint {
 	return &linkEndpoint{
@@ -91,7 +95,12 @@ func (e *linkEndpoint) ParseHeader(*stack.PacketBuffer) bool { return true }
 func (e *linkEndpoint) Close()                               {}
 func (e *linkEndpoint) SetOnCloseAction(func())              {}
 
+// Capabilities: none. Outbound UDP and ICMP checksums are computed by the stack (TCP's are
+// completed by the segmenter), so that packets leaving the tunnel are correct for any peer.
 func (e *linkEndpoint) Capabilities() stack.LinkEndpointCapabilities { return 0 }
+
+func (e *linkEndpoint) GSOMaxSize() uint32               { return gsoMaxSize }
+func (e *linkEndpoint) SupportedGSO() stack.SupportedGSO { return stack.HostGSOSupported }
 
 func (e *linkEndpoint) Attach(d stack.NetworkDispatcher) {
 	e.mu.Lock()

@@ -22,18 +22,23 @@ import (
 
 // netTUN is the Mesh's tunnel: a gVisor network stack behind wireguard-go's tun.Device
 // interface. wireguard-go's own tun/netstack keeps its stack to itself and moves one packet per
-// call; this one configures the stack (see newNetTUN) and moves batches.
+// call; this one configures the stack (see newNetTUN) and moves batches, with segmentation
+// offload on the way out (tcpseg.go).
 type netTUN struct {
 	link   *linkEndpoint
 	stack  *stack.Stack
 	events chan tun.Event
 	mtu    int
 
-	views [][]byte // the slices of the packet being read, reused (Read has one caller)
+	// Read has one caller at a time (wireguard-go's TUN reader): the packet it is segmenting
+	// carries over from one Read to the next when the batch is full.
+	seg    tcpSegmenter
+	segPkt *stack.PacketBuffer
+	views  [][]byte // the slices of the packet being read, reused
 }
 
 // tunBatch is how many packets one Read may return: wireguard-go sizes its TUN reader's buffers
-// by it (64 KiB each).
+// by it (64 KiB each). 64 holds a whole 64 KiB TCP packet cut into MTU-sized segments.
 const tunBatch = 64
 
 var _ tun.Device = (*netTUN)(nil)
@@ -127,10 +132,23 @@ func (t *netTUN) MTU() (int, error)        { return t.mtu, nil }
 func (t *netTUN) BatchSize() int           { return tunBatch }
 
 // Read hands wireguard-go the packets the stack sends: it waits for one, then takes whatever
-// else is queued, as long as the batch has room.
+// else is queued, as long as the batch has room. A TCP packet built for segmentation offload
+// becomes as many MTU-sized packets as it takes.
 func (t *netTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n := 0
 	for n < len(bufs) {
+		if t.segPkt != nil {
+			for n < len(bufs) && !t.seg.done() {
+				sizes[n] = t.seg.next(bufs[n][offset:])
+				n++
+			}
+			if !t.seg.done() {
+				return n, nil
+			}
+			t.segPkt.DecRef()
+			t.segPkt = nil
+			continue
+		}
 		var pkt *stack.PacketBuffer
 		if n == 0 {
 			select {
@@ -145,6 +163,9 @@ func (t *netTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 				return n, nil
 			}
 		}
+		if t.segment(pkt, len(bufs[n])-offset) {
+			continue
+		}
 		if size := pkt.Size(); size <= len(bufs[n])-offset {
 			t.views = packetSlices(t.views[:0], pkt)
 			sizes[n] = copySlices(bufs[n][offset:], t.views)
@@ -153,6 +174,27 @@ func (t *netTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		pkt.DecRef()
 	}
 	return n, nil
+}
+
+// segment starts segmenting pkt if the stack left its segmentation or TCP checksum to the link.
+// It reports false for packets to be sent as they are. A packet it cannot segment is dropped
+// (and reported true): the stack retransmits what was in it.
+func (t *netTUN) segment(pkt *stack.PacketBuffer, room int) bool {
+	gso := pkt.GSOOptions
+	if gso.Type != stack.GSOTCPv4 && gso.Type != stack.GSOTCPv6 {
+		return false
+	}
+	mss := int(gso.MSS)
+	if mss == 0 || pkt.Size() <= t.mtu {
+		mss = t.mtu // one segment, whose checksum the segmenter completes
+	}
+	t.views = packetSlices(t.views[:0], pkt)
+	if err := t.seg.reset(t.views, mss); err != nil || t.seg.hdrLen+mss > room {
+		pkt.DecRef()
+		return true
+	}
+	t.segPkt = pkt
+	return true
 }
 
 // packetSlices appends the slices that make up pkt, headers first, to dst: what pkt.AsSlices
