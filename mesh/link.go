@@ -15,7 +15,8 @@ const linkQueue = 64
 
 // linkEndpoint is the netstack's side of the tunnel: the stack writes outbound packets into a
 // bounded queue that the tun.Device's Read drains in batches, and Write delivers inbound
-// packets to the stack's dispatcher. It offers the stack segmentation offload (see tcpseg.go).
+// packets to the stack's dispatcher. It offers the stack segmentation offload (see tcpseg.go)
+// and takes inbound checksums as verified (WireGuard authenticated the packets).
 type linkEndpoint struct {
 	mtu uint32
 	q   chan *stack.PacketBuffer
@@ -95,9 +96,12 @@ func (e *linkEndpoint) ParseHeader(*stack.PacketBuffer) bool { return true }
 func (e *linkEndpoint) Close()                               {}
 func (e *linkEndpoint) SetOnCloseAction(func())              {}
 
-// Capabilities: none. Outbound UDP and ICMP checksums are computed by the stack (TCP's are
-// completed by the segmenter), so that packets leaving the tunnel are correct for any peer.
-func (e *linkEndpoint) Capabilities() stack.LinkEndpointCapabilities { return 0 }
+// Capabilities: inbound checksums need no verification. Outbound UDP and ICMP checksums are
+// still computed by the stack (TCP's are completed by the segmenter), so that packets leaving
+// the tunnel are correct for any peer, not only for another netstack.
+func (e *linkEndpoint) Capabilities() stack.LinkEndpointCapabilities {
+	return stack.CapabilityRXChecksumOffload
+}
 
 func (e *linkEndpoint) GSOMaxSize() uint32               { return gsoMaxSize }
 func (e *linkEndpoint) SupportedGSO() stack.SupportedGSO { return stack.HostGSOSupported }

@@ -11,8 +11,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
 
-// Tests of the in-process offloads: the segmenter (tcpseg.go), on packets built here byte by
-// byte.
+// Tests of the in-process offloads: the segmenter (tcpseg.go) and the coalescer
+// (tcpcoalesce.go), on packets built here byte by byte.
 
 var (
 	src4, dst4 = tcpip.AddrFrom4([4]byte{100, 64, 0, 1}), tcpip.AddrFrom4([4]byte{100, 64, 0, 2})
@@ -235,6 +235,169 @@ func TestSegmenterRefusesMalformed(t *testing.T) {
 	if err := s.reset([][]byte{good}, 0); err == nil {
 		t.Error("mss 0 accepted")
 	}
+}
+
+// coalesceAll plans and builds the netstack packets of a batch.
+func coalesceAll(pkts [][]byte) [][]byte {
+	var c tcpCoalescer
+	var out [][]byte
+	for _, it := range c.plan(pkts) {
+		b := make([]byte, it.size)
+		c.write(b, pkts, it)
+		out = append(out, b)
+	}
+	return out
+}
+
+func TestCoalescerUndoesSegmentation(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		payload := pseudoRandom(50000, 9)
+		orig := buildTCP(tcpPacket{
+			v6: v6, sport: 1, dport: 2, seq: 100, ack: 5, window: 9, flags: header.TCPFlagAck | header.TCPFlagPsh,
+			opts: []byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2}, payload: payload, partial: true,
+		})
+		segs, err := segmentAll(t, [][]byte{orig}, 1380)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := coalesceAll(segs)
+		if len(out) != 1 {
+			t.Fatalf("v6=%v: %d packets, want 1", v6, len(out))
+		}
+		p, err := checkTCP(out[0], false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.seq != 100 || p.flags != header.TCPFlagAck|header.TCPFlagPsh || !bytes.Equal(p.payload, payload) {
+			t.Fatalf("v6=%v: merged seq %d flags %v, payload equal %v", v6, p.seq, p.flags, bytes.Equal(p.payload, payload))
+		}
+	}
+}
+
+func TestCoalescerRules(t *testing.T) {
+	seg := func(sport uint16, seq uint32, n int, mod ...func(*tcpPacket)) []byte {
+		p := tcpPacket{sport: sport, dport: 80, seq: seq, ack: 1, window: 10, flags: header.TCPFlagAck, payload: pseudoRandom(n, byte(seq))}
+		for _, m := range mod {
+			m(&p)
+		}
+		return buildTCP(p)
+	}
+	psh := func(p *tcpPacket) { p.flags |= header.TCPFlagPsh }
+	ack := func(a uint32) func(*tcpPacket) { return func(p *tcpPacket) { p.ack = a } }
+	win := func(w uint16) func(*tcpPacket) { return func(p *tcpPacket) { p.window = w } }
+	udp := buildTCP(tcpPacket{sport: 9, dport: 9})
+	udp[9] = uint8(header.UDPProtocolNumber)
+
+	cases := []struct {
+		name  string
+		batch [][]byte
+		want  []int // packets merged into each output packet, in order
+	}{
+		{"run", [][]byte{seg(1, 0, 100), seg(1, 100, 100), seg(1, 200, 100, psh)}, []int{3}},
+		{"push ends the run", [][]byte{seg(1, 0, 100, psh), seg(1, 100, 100)}, []int{1, 1}},
+		{"short segment ends the run", [][]byte{seg(1, 0, 100), seg(1, 100, 50), seg(1, 150, 100)}, []int{2, 1}},
+		{"gap", [][]byte{seg(1, 0, 100), seg(1, 300, 100)}, []int{1, 1}},
+		{"retransmission", [][]byte{seg(1, 0, 100), seg(1, 0, 100)}, []int{1, 1}},
+		{"other ack", [][]byte{seg(1, 0, 100), seg(1, 100, 100, ack(2))}, []int{1, 1}},
+		{"window may change", [][]byte{seg(1, 0, 100), seg(1, 100, 100, win(99))}, []int{2}},
+		{"larger segment", [][]byte{seg(1, 0, 100), seg(1, 100, 200)}, []int{1, 1}},
+		{"interleaved flows", [][]byte{seg(1, 0, 100), seg(2, 0, 100), seg(1, 100, 100), seg(2, 100, 100)}, []int{2, 2}},
+		{"pure ack", [][]byte{seg(1, 0, 0), seg(1, 0, 0)}, []int{1, 1}},
+		{"not tcp between", [][]byte{seg(1, 0, 100), udp, seg(1, 100, 100)}, []int{2, 1}},
+		{"syn", [][]byte{seg(1, 0, 100, func(p *tcpPacket) { p.flags = header.TCPFlagSyn | header.TCPFlagAck }), seg(1, 100, 100)}, []int{1, 1}},
+		{"options differ", [][]byte{seg(1, 0, 100), seg(1, 100, 100, func(p *tcpPacket) { p.opts = []byte{1, 1, 1, 1} })}, []int{1, 1}},
+	}
+	for _, tc := range cases {
+		var c tcpCoalescer
+		var got []int
+		for _, it := range c.plan(tc.batch) {
+			got = append(got, it.count)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: merged %v, want %v", tc.name, got, tc.want)
+		}
+	}
+
+	// The merged packet carries the last segment's window and flags.
+	out := coalesceAll([][]byte{seg(1, 0, 100), seg(1, 100, 100, win(99), psh)})
+	p, err := checkTCP(out[0], false)
+	if err != nil || p.window != 99 || p.flags != header.TCPFlagAck|header.TCPFlagPsh || len(p.payload) != 200 {
+		t.Fatalf("merged packet: %+v, %v", p, err)
+	}
+}
+
+// streams maps each TCP flow (by source port) of a batch to its payload bytes in order, and
+// counts the rest.
+func streams(pkts [][]byte) (map[uint16][]byte, int) {
+	out := map[uint16][]byte{}
+	other := 0
+	for _, b := range pkts {
+		s := parseSegment(b)
+		if !s.tcp {
+			other++
+			continue
+		}
+		port := binary.BigEndian.Uint16(b[s.ipLen:])
+		out[port] = append(out[port], b[s.hdrLen:]...)
+	}
+	return out, other
+}
+
+// FuzzCoalesce feeds the coalescer batches of segments of a few flows, in fuzzer-chosen order,
+// sizes, sequence numbers and flags, with some malformed packets mixed in: every flow's bytes
+// must come out in order, nothing may be lost or added, and merged packets must be well formed.
+func FuzzCoalesce(f *testing.F) {
+	f.Add([]byte{0, 10, 0, 1, 10, 0, 0, 2, 10, 0})
+	f.Add([]byte{1, 5, 1, 0, 5, 0, 1, 5, 8, 2, 7, 3})
+	f.Fuzz(func(t *testing.T, spec []byte) {
+		seqs := map[uint16]uint32{}
+		var batch [][]byte
+		for i := 0; i+2 < len(spec) && len(batch) < 128; i += 3 {
+			flow, size, ctl := uint16(spec[i]%3+1), int(spec[i+1])*8, spec[i+2]
+			p := tcpPacket{v6: flow == 3, sport: flow, dport: 80, ack: 1, flags: header.TCPFlagAck, seq: seqs[flow], payload: pseudoRandom(size, spec[i])}
+			switch ctl % 8 {
+			case 1:
+				p.flags |= header.TCPFlagPsh
+			case 2:
+				p.seq += 7 // a gap
+			case 3:
+				p.ack = 2
+			case 4:
+				p.flags |= header.TCPFlagSyn
+			case 5:
+				p.opts = []byte{1, 1, 1, 1}
+			}
+			seqs[flow] = p.seq + uint32(size)
+			b := buildTCP(p)
+			if ctl%8 == 6 && len(b) > 30 {
+				b = b[:len(b)-int(ctl)%20] // truncated: lengths disagree
+			}
+			batch = append(batch, b)
+		}
+		wantStreams, wantOther := streams(batch)
+		var c tcpCoalescer
+		items := c.plan(batch)
+		total := 0
+		var out [][]byte
+		for _, it := range items {
+			total += it.count
+			b := make([]byte, it.size)
+			c.write(b, batch, it)
+			if it.count > 1 {
+				if _, err := checkTCP(b, false); err != nil {
+					t.Fatalf("merged packet: %v", err)
+				}
+			}
+			out = append(out, b)
+		}
+		if total != len(batch) {
+			t.Fatalf("%d packets in items, %d in the batch", total, len(batch))
+		}
+		gotStreams, gotOther := streams(out)
+		if gotOther != wantOther || fmt.Sprint(gotStreams) != fmt.Sprint(wantStreams) {
+			t.Fatal("the flows' bytes changed")
+		}
+	})
 }
 
 // FuzzSegment feeds the segmenter arbitrary packets in arbitrary slices: it must refuse them or

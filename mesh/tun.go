@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
@@ -23,7 +24,7 @@ import (
 // netTUN is the Mesh's tunnel: a gVisor network stack behind wireguard-go's tun.Device
 // interface. wireguard-go's own tun/netstack keeps its stack to itself and moves one packet per
 // call; this one configures the stack (see newNetTUN) and moves batches, with segmentation
-// offload on the way out (tcpseg.go).
+// offload on the way out (tcpseg.go) and receive coalescing on the way in (tcpcoalesce.go).
 type netTUN struct {
 	link   *linkEndpoint
 	stack  *stack.Stack
@@ -35,6 +36,8 @@ type netTUN struct {
 	seg    tcpSegmenter
 	segPkt *stack.PacketBuffer
 	views  [][]byte // the slices of the packet being read, reused
+
+	coalescers sync.Pool // *tcpCoalescer; Write is called by every peer's receive routine
 }
 
 // tunBatch is how many packets one Read may return: wireguard-go sizes its TUN reader's buffers
@@ -80,6 +83,7 @@ func newNetTUN(addrs []netip.Addr, mtu int) (*netTUN, error) {
 		events: make(chan tun.Event, 10),
 		mtu:    mtu,
 	}
+	t.coalescers.New = func() any { return new(tcpCoalescer) }
 	fail := func(what string, err tcpip.Error) (*netTUN, error) {
 		t.stack.Close()
 		return nil, fmt.Errorf("%s: %v", what, err)
@@ -221,15 +225,22 @@ func copySlices(dst []byte, src [][]byte) int {
 	return n
 }
 
-// Write hands the stack packets that arrived through the tunnel.
+// Write hands the stack packets that arrived through the tunnel, consecutive segments of a TCP
+// flow merged into one packet.
 func (t *netTUN) Write(bufs [][]byte, offset int) (int, error) {
+	c := t.coalescers.Get().(*tcpCoalescer)
+	defer t.coalescers.Put(c)
+	pkts := c.pkts[:0]
 	for _, b := range bufs {
-		pkt := b[offset:]
-		if len(pkt) == 0 {
-			continue
+		if len(b) > offset {
+			pkts = append(pkts, b[offset:])
 		}
+	}
+	c.pkts = pkts
+	for _, it := range c.plan(pkts) {
+		first := pkts[it.first]
 		var proto tcpip.NetworkProtocolNumber
-		switch pkt[0] >> 4 {
+		switch first[0] >> 4 {
 		case 4:
 			proto = header.IPv4ProtocolNumber
 		case 6:
@@ -237,10 +248,20 @@ func (t *netTUN) Write(bufs [][]byte, offset int) (int, error) {
 		default:
 			continue // wireguard-go lets only IPv4 and IPv6 through
 		}
-		pkb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
+		var payload buffer.Buffer
+		if it.count == 1 {
+			payload = buffer.MakeWithData(first)
+		} else {
+			v := buffer.NewViewSize(it.size)
+			c.write(v.AsSlice(), pkts, it)
+			payload = buffer.MakeWithView(v)
+		}
+		pkb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: payload})
+		pkb.RXChecksumValidated = true
 		t.link.deliver(proto, pkb)
 		pkb.DecRef()
 	}
+	clear(pkts) // do not keep wireguard-go's buffers reachable from the pool
 	return len(bufs), nil
 }
 
