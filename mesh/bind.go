@@ -99,6 +99,10 @@ type bind struct {
 	heldMu sync.Mutex
 	held   map[[32]byte]heldInitiation
 
+	// tx counts packets from the tunnel until they leave by Send, rx packets from the socket
+	// until the tunnel's Write; nil gates count nothing (see queueGate).
+	tx, rx *queueGate
+
 	mu      sync.RWMutex
 	peers   map[[32]byte]*peerState
 	byIndex map[uint32]*peerState
@@ -217,7 +221,7 @@ func (b *bind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 	b.doneMu.Lock()
 	b.done = done
 	b.doneMu.Unlock()
-	return []conn.ReceiveFunc{b.receiveFunc(gen), b.injectFunc(done)}, b.io.localAddr().Port(), nil
+	return []conn.ReceiveFunc{b.receiveFunc(gen, done), b.injectFunc(done)}, b.io.localAddr().Port(), nil
 }
 
 // Close implements conn.Bind: it stops the ReceiveFuncs but leaves the socket open (the Mesh
@@ -265,7 +269,7 @@ func (b *bind) ParseEndpoint(s string) (conn.Endpoint, error) {
 	return b.plainEndpoint(unmapAddrPort(ap)), nil
 }
 
-func (b *bind) receiveFunc(gen uint64) conn.ReceiveFunc {
+func (b *bind) receiveFunc(gen uint64, done chan struct{}) conn.ReceiveFunc {
 	srcs := make([]netip.AddrPort, b.io.batchSize())
 	return func(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
 		for {
@@ -277,6 +281,7 @@ func (b *bind) receiveFunc(gen uint64) conn.ReceiveFunc {
 				// read may fill every buffer it gets.
 				srcs = make([]netip.AddrPort, len(bufs))
 			}
+			b.rx.wait(done)
 			n, err := b.io.read(bufs, sizes, srcs)
 			if err != nil {
 				if b.gen.Load() != gen || errors.Is(err, net.ErrClosed) {
@@ -284,7 +289,7 @@ func (b *bind) receiveFunc(gen uint64) conn.ReceiveFunc {
 				}
 				return 0, err
 			}
-			delivered := 0
+			delivered, data := 0, 0
 			var cache indexCache // one batch: the datagrams read together
 			for i := 0; i < n; i++ {
 				ep := b.classifyAndMap(bufs[i][:sizes[i]], srcs[i], true, &cache)
@@ -295,7 +300,11 @@ func (b *bind) receiveFunc(gen uint64) conn.ReceiveFunc {
 				}
 				eps[i] = ep
 				delivered++
+				if carriesPacket(bufs[i][:sizes[i]]) {
+					data++
+				}
 			}
+			b.rx.enter(data)
 			if delivered > 0 {
 				return n, nil
 			}
@@ -320,6 +329,9 @@ func (b *bind) injectFunc(done chan struct{}) conn.ReceiveFunc {
 			}
 			sizes[n], eps[n] = size, ep
 			n++
+			if carriesPacket(bufs[n-1][:size]) {
+				b.rx.enter(1)
+			}
 		}
 		for n == 0 {
 			select {
@@ -582,6 +594,15 @@ func (b *bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 		return b.io.write(bufs, e.src)
 	}
 	kind := classify(bufs[0])
+	if kind == kindTransport {
+		data := 0
+		for _, buf := range bufs {
+			if carriesPacket(buf) {
+				data++
+			}
+		}
+		defer b.tx.leave(data)
+	}
 	if kind == kindInitiation {
 		p.initSentAt.Store(time.Now().UnixNano())
 	}

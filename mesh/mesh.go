@@ -168,8 +168,9 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 		applied: make(map[[32]byte]Peer),
 	}
 	m.bind = newBind(newPacketIO(sock), ident, m.pub, cfg.OnPacket, log)
+	m.bind.tx, m.bind.rx = newQueueGate(gateLimit), newQueueGate(gateLimit)
 
-	tnet, err := newNetTUN(addrs, mtu)
+	tnet, err := newNetTUN(addrs, mtu, m.bind.tx, m.bind.rx)
 	if err != nil {
 		sock.Close()
 		return nil, fmt.Errorf("mesh: create netstack: %w", err)

@@ -38,6 +38,8 @@ type netTUN struct {
 	views  [][]byte // the slices of the packet being read, reused
 
 	coalescers sync.Pool // *tcpCoalescer; Write is called by every peer's receive routine
+
+	tx, rx *queueGate // shared with the Bind (see queueGate)
 }
 
 // tunBatch is how many packets one Read may return: wireguard-go sizes its TUN reader's buffers
@@ -72,7 +74,7 @@ const (
 	maxRetries = 300
 )
 
-func newNetTUN(addrs []netip.Addr, mtu int) (*netTUN, error) {
+func newNetTUN(addrs []netip.Addr, mtu int, tx, rx *queueGate) (*netTUN, error) {
 	t := &netTUN{
 		link: newLinkEndpoint(mtu),
 		stack: stack.New(stack.Options{
@@ -82,6 +84,8 @@ func newNetTUN(addrs []netip.Addr, mtu int) (*netTUN, error) {
 		}),
 		events: make(chan tun.Event, 10),
 		mtu:    mtu,
+		tx:     tx,
+		rx:     rx,
 	}
 	t.coalescers.New = func() any { return new(tcpCoalescer) }
 	fail := func(what string, err tcpip.Error) (*netTUN, error) {
@@ -140,6 +144,7 @@ func (t *netTUN) BatchSize() int           { return tunBatch }
 // becomes as many MTU-sized packets as it takes.
 func (t *netTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n := 0
+	defer func() { t.tx.enter(n) }()
 	for n < len(bufs) {
 		if t.segPkt != nil {
 			for n < len(bufs) && !t.seg.done() {
@@ -155,6 +160,7 @@ func (t *netTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		}
 		var pkt *stack.PacketBuffer
 		if n == 0 {
+			t.tx.wait(t.link.closed)
 			select {
 			case pkt = <-t.link.q:
 			case <-t.link.closed:
@@ -262,6 +268,7 @@ func (t *netTUN) Write(bufs [][]byte, offset int) (int, error) {
 		pkb.DecRef()
 	}
 	clear(pkts) // do not keep wireguard-go's buffers reachable from the pool
+	t.rx.leave(len(bufs))
 	return len(bufs), nil
 }
 
