@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,9 +29,16 @@ type dataplane struct {
 	mesh *mesh.Mesh
 	sock *natt.Socket
 	ice  *natt.Manager
-	mon  *natt.Monitor
+	cfg  dataplaneConfig
 
 	lastRecheck atomic.Int64 // unix ns of the last NAT re-check asked for by recheckNAT
+	// stun is the STUN server list in use ("host:port"): the Monitor reads it before every
+	// check, so a changed list (setSTUN) applies without a rebuild.
+	stun atomic.Pointer[[]string]
+
+	monMu     sync.Mutex
+	mon       *natt.Monitor // nil while there are no STUN servers
+	monClosed bool
 
 	mu    sync.Mutex
 	keys  map[string][32]byte  // device ID → key of the peers handed to ICE
@@ -60,9 +68,12 @@ type dataplaneConfig struct {
 func newDataplane(ctx context.Context, cfg dataplaneConfig) (*dataplane, error) {
 	dp := &dataplane{
 		log:   cfg.logger,
+		cfg:   cfg,
 		keys:  map[string][32]byte{},
 		paths: map[string]natt.Path{},
 	}
+	stun := slices.Clone(cfg.stun)
+	dp.stun.Store(&stun)
 	// The mesh delivers STUN/ICE packets from its receive path; the socket they go to exists
 	// only once the mesh (which owns the UDP socket) does.
 	var sock atomic.Pointer[natt.Socket]
@@ -110,32 +121,72 @@ func newDataplane(ctx context.Context, cfg dataplaneConfig) (*dataplane, error) 
 		return nil, fmt.Errorf("start NAT traversal: %w", err)
 	}
 	if len(cfg.stun) > 0 {
-		dp.mon = natt.NewMonitor(natt.MonitorConfig{
-			Socket: dp.sock,
-			Servers: func(ctx context.Context) ([]netip.AddrPort, error) {
-				return natt.ResolveServers(ctx, nil, cfg.stun)
-			},
-			Logger: cfg.logger.With("component", "nat-monitor"),
-			OnChange: func(old, cur natt.NATInfo) {
-				dp.mu.Lock()
-				dp.nat = cur
-				dp.mu.Unlock()
-				if cfg.onNAT != nil {
-					cfg.onNAT(cur)
-				}
-				if old.Type != natt.NATUnknown || old.Reflexive.IsValid() {
-					// The network changed under us (a new public address: the NAT's mapping
-					// changed or we moved): every path may be stale, and so may the
-					// connections to the coordinator that signaling goes through.
-					if cfg.onMoved != nil {
-						cfg.onMoved()
-					}
-					dp.ice.RestartAll()
-				}
-			},
-		})
+		dp.monMu.Lock()
+		dp.startMonitorLocked()
+		dp.monMu.Unlock()
 	}
 	return dp, nil
+}
+
+// startMonitorLocked starts the NAT monitor; dp.monMu must be held. Its results decide, besides
+// the endpoints the node publishes, which ICE sessions gather relayed candidates.
+func (dp *dataplane) startMonitorLocked() {
+	cfg := dp.cfg
+	dp.mon = natt.NewMonitor(natt.MonitorConfig{
+		Socket: dp.sock,
+		Servers: func(ctx context.Context) ([]netip.AddrPort, error) {
+			return natt.ResolveServers(ctx, nil, *dp.stun.Load())
+		},
+		Logger: cfg.logger.With("component", "nat-monitor"),
+		OnChange: func(old, cur natt.NATInfo) {
+			dp.mu.Lock()
+			dp.nat = cur
+			dp.mu.Unlock()
+			if cfg.onNAT != nil {
+				cfg.onNAT(cur)
+			}
+			if old.Type != natt.NATUnknown || old.Reflexive.IsValid() {
+				// The network changed under us (a new public address: the NAT's mapping
+				// changed or we moved): every path may be stale, and so may the
+				// connections to the coordinator that signaling goes through.
+				if cfg.onMoved != nil {
+					cfg.onMoved()
+				}
+				dp.ice.RestartAll()
+			}
+		},
+		// Every result, changed or not (a check may fail and the next one find the NAT as it
+		// was), decides which ICE sessions gather relayed candidates. When no STUN server
+		// answered, UDP may be blocked: the type is unknown, and sessions gather them.
+		OnCheck: func(cur natt.NATInfo, err error) {
+			if err != nil {
+				cur.Type = natt.NATUnknown
+			}
+			dp.ice.SetLocalNAT(cur.Type)
+		},
+	})
+}
+
+// setSTUN makes NAT detection and new ICE sessions use another STUN server list (the
+// organization's relays changed).
+func (dp *dataplane) setSTUN(servers []string) {
+	if slices.Equal(*dp.stun.Load(), servers) {
+		return
+	}
+	servers = slices.Clone(servers)
+	dp.stun.Store(&servers)
+	if err := dp.ice.SetSTUN(servers); err != nil {
+		dp.log.Warn("STUN servers", "err", err)
+	}
+	dp.monMu.Lock()
+	defer dp.monMu.Unlock()
+	switch {
+	case dp.monClosed:
+	case dp.mon == nil && len(servers) > 0:
+		dp.startMonitorLocked()
+	case dp.mon != nil:
+		dp.mon.Recheck()
+	}
 }
 
 // recheckNAT runs a NAT check now, at most every recheckSpacing: a session with a peer stopped
@@ -144,7 +195,10 @@ func newDataplane(ctx context.Context, cfg dataplaneConfig) (*dataplane, error) 
 // now rather than at the next periodic check lets the new public address be published, NAT
 // traversal restart and the control connections be replaced within seconds.
 func (dp *dataplane) recheckNAT() {
-	if dp.mon == nil {
+	dp.monMu.Lock()
+	mon := dp.mon
+	dp.monMu.Unlock()
+	if mon == nil {
 		return
 	}
 	now := time.Now().UnixNano()
@@ -153,7 +207,7 @@ func (dp *dataplane) recheckNAT() {
 		return
 	}
 	dp.log.Debug("path trouble: re-checking the NAT")
-	dp.mon.Recheck()
+	mon.Recheck()
 }
 
 // onPath follows ICE's choice: a direct pair becomes the peer's WireGuard path; a lost one
@@ -244,6 +298,10 @@ func (dp *dataplane) setPeers(ctx context.Context, devices map[string]api.Device
 	for _, id := range removed {
 		dp.ice.RemovePeer(id)
 	}
+	// Before AddPeer, so that the first session knows whether the peer needs a relay.
+	for id := range want {
+		dp.ice.SetPeerSymmetric(id, devices[id].SymmetricNAT)
+	}
 	for _, id := range added {
 		if err := dp.ice.AddPeer(id, want[id]); err != nil && !errors.Is(err, natt.ErrPeerExists) {
 			dp.log.Warn("start ICE", "device", id, "err", err)
@@ -260,12 +318,6 @@ func (dp *dataplane) handleSignal(from string, payload []byte) {
 	}
 }
 
-func (dp *dataplane) path(deviceID string) natt.Path {
-	dp.mu.Lock()
-	defer dp.mu.Unlock()
-	return dp.paths[deviceID]
-}
-
 // setTURN hands NAT traversal refreshed relay credentials.
 func (dp *dataplane) setTURN(servers []natt.TURNServer) {
 	if err := dp.ice.SetTURN(servers); err != nil {
@@ -273,17 +325,29 @@ func (dp *dataplane) setTURN(servers []natt.TURNServer) {
 	}
 }
 
-// traversal describes each peer's ICE state, by device ID.
-func (dp *dataplane) traversal() map[string]string {
-	out := map[string]string{}
+// traversal returns each peer's ICE state, by device ID. One snapshot per peer gives its state
+// and its pair together, so a status never shows "connected" without the pair.
+func (dp *dataplane) traversal() map[string]natt.PathStatus {
+	out := map[string]natt.PathStatus{}
 	for _, ps := range dp.ice.Paths() {
-		s := string(ps.State)
-		if ps.Reason != "" && !ps.Path.Valid() {
-			s += ": " + ps.Reason
-		}
-		out[ps.PeerID] = s
+		out[ps.PeerID] = ps
 	}
 	return out
+}
+
+// traversalString is how Peer.Traversal shows an ICE state: the state and, while there is no
+// pair, why the last session was lost. A peer ICE has not been given yet (the tunnel learns
+// peers a moment before NAT traversal does) is "new", like one whose first session has not
+// started.
+func traversalString(ps natt.PathStatus, ok bool) string {
+	if !ok {
+		return string(natt.StateNew)
+	}
+	s := string(ps.State)
+	if ps.Reason != "" && !ps.Path.Valid() {
+		s += ": " + ps.Reason
+	}
+	return s
 }
 
 func (dp *dataplane) natInfo() natt.NATInfo {
@@ -295,8 +359,12 @@ func (dp *dataplane) natInfo() natt.NATInfo {
 // close stops NAT traversal before the socket under it.
 func (dp *dataplane) close() error {
 	var errs []error
-	if dp.mon != nil {
-		dp.mon.Close()
+	dp.monMu.Lock()
+	mon := dp.mon
+	dp.monClosed = true
+	dp.monMu.Unlock()
+	if mon != nil {
+		mon.Close()
 	}
 	if err := dp.ice.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		errs = append(errs, err)

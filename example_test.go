@@ -6,30 +6,71 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/nexodus-sdk/nexodus"
-	"github.com/nexodus-sdk/nexodus/internal/devcoord"
+	"github.com/nexodus-sdk/nexodus/api"
+	"github.com/nexodus-sdk/nexodus/client"
+	"github.com/nexodus-sdk/nexodus/coordinator"
+	"github.com/nexodus-sdk/nexodus/coordinator/store/sqlite"
 )
 
 // Two nodes of one organization: one serves HTTP on the mesh, the other calls it by hostname.
-// The coordinator runs in-process here; in production ControlURL points at a shared one.
+// The coordinator runs in-process here (SQLite storage, its HTTP API on a test server) and is
+// bootstrapped through its API: an admin makes a user, the user a registration key. In
+// production ControlURL points at a shared coordinator and the key comes from its operator.
 func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dir, _ := os.MkdirTemp("", "nexodus-example-")
+	dir, err := os.MkdirTemp("", "nexodus-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer os.RemoveAll(dir)
-	coord, err := devcoord.Start(ctx, filepath.Join(dir, "coord.db"), devcoord.Options{})
+	const adminToken = "example-admin-token-0123456789"
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "coord.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	coord, err := coordinator.New(ctx, coordinator.Config{Store: store, AdminToken: adminToken})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer coord.Close()
-	alice, _ := coord.NewTenant(ctx, "alice")
-	key, _ := alice.RegKey(ctx, "")
+	hs := httptest.NewServer(coord)
+	defer hs.Close()
 
-	server := &nexodus.Node{ControlURL: coord.URL, AuthKey: key, Hostname: "server"}
+	admin, err := client.New(hs.URL, client.WithToken(adminToken))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer admin.CloseIdleConnections()
+	user, err := admin.CreateUser(ctx, api.CreateUserRequest{Username: "alice"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	token, err := admin.CreateToken(ctx, user.User.ID, api.CreateTokenRequest{Description: "example"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	alice, err := client.New(hs.URL, client.WithToken(token.Secret))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer alice.CloseIdleConnections()
+	regKey, err := alice.CreateRegKey(ctx, api.CreateRegKeyRequest{
+		OrganizationID: user.PersonalOrganizationID, Description: "example",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	key := regKey.Secret
+
+	server := &nexodus.Node{ControlURL: hs.URL, AuthKey: key, Hostname: "server"}
 	defer server.Close()
 	ln, err := server.Listen("tcp", ":80")
 	if err != nil {
@@ -42,7 +83,7 @@ func Example() {
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	laptop := &nexodus.Node{ControlURL: coord.URL, AuthKey: key, Hostname: "laptop"}
+	laptop := &nexodus.Node{ControlURL: hs.URL, AuthKey: key, Hostname: "laptop"}
 	defer laptop.Close()
 	hc := laptop.HTTPClient()
 	defer hc.CloseIdleConnections()

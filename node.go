@@ -56,7 +56,8 @@ type Node struct {
 	// uses a default.
 	ControlHTTPClient *http.Client
 
-	relayOnly bool // tests: force every path through the relay (export_test.go)
+	relayOnly         bool   // tests: force every path through the relay (export_test.go)
+	testHookReaddress func() // tests: see runtimeConfig.testHookReaddress (export_test.go)
 
 	mu      sync.Mutex
 	startMu sync.Mutex // serializes start attempts; held for the whole of one
@@ -150,6 +151,8 @@ func (n *Node) config() (runtimeConfig, error) {
 		httpClient:   n.ControlHTTPClient,
 		stunServers:  n.STUNServers,
 		relayOnly:    n.relayOnly,
+
+		testHookReaddress: n.testHookReaddress,
 	}
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)

@@ -3,12 +3,14 @@ package nexodus_test
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -23,6 +25,7 @@ import (
 	"github.com/nexodus-sdk/nexodus/api"
 	"github.com/nexodus-sdk/nexodus/client"
 	"github.com/nexodus-sdk/nexodus/internal/devcoord"
+	"github.com/nexodus-sdk/nexodus/natt"
 )
 
 func TestMain(m *testing.M) {
@@ -597,4 +600,152 @@ func heapInUse() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse
+}
+
+// Peer.Traversal: a peer NAT traversal has no state for yet reads "new", like one whose first
+// session has not started, never "" or "waiting" (which programs take for a verdict).
+func TestTraversalString(t *testing.T) {
+	for _, tc := range []struct {
+		st   natt.PathStatus
+		ok   bool
+		want string
+	}{
+		{natt.PathStatus{}, false, "new"},
+		{natt.PathStatus{State: natt.StateNew}, true, "new"},
+		{natt.PathStatus{State: natt.StateChecking}, true, "checking"},
+		{natt.PathStatus{State: natt.StateWaiting, Reason: "ICE failed"}, true, "waiting: ICE failed"},
+		{natt.PathStatus{State: natt.StateConnected, Reason: "stale", Path: natt.Path{Remote: netip.MustParseAddrPort("192.0.2.1:1")}}, true, "connected"},
+	} {
+		if got := nexodus.TraversalString(tc.st, tc.ok); got != tc.want {
+			t.Errorf("TraversalString(%+v, %v) = %q, want %q", tc.st, tc.ok, got, tc.want)
+		}
+	}
+}
+
+// While a node rebuilds its tunnel after an address change (it moved to another organization),
+// Status, WhoIs and Dial answer at once rather than wait for the rebuild: they used to block on
+// the node's lock for the whole close-and-build.
+func TestReaddressDoesNotBlockQueries(t *testing.T) {
+	e := newEnv(t)
+	ctx := testCtx(t)
+	org2, err := e.tenant.Client.CreateOrganization(ctx, api.CreateOrganizationRequest{Name: "second"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := e.up("peer")
+	answered := make(chan error, 1)
+	mover := e.up("mover", func(mover *nexodus.Node) {
+		nexodus.SetReaddressHook(mover, func() {
+			// The rebuild is in progress on the node's own goroutine: the queries must not
+			// wait for it to end, so they run beside it and the hook waits for them.
+			done := make(chan error, 1)
+			go func() {
+				st := mover.Status()
+				mover.WhoIs(st.TunnelIPv4.String())
+				c, err := mover.Dial(ctx, "tcp", net.JoinHostPort(peer.Status().TunnelIPv4.String(), "7000"))
+				if err == nil {
+					c.Close()
+					err = errors.New("dial succeeded on a closed data plane")
+				} else if !errors.Is(err, net.ErrClosed) {
+					err = fmt.Errorf("dial during the rebuild: %w, want net.ErrClosed", err)
+				} else {
+					err = nil
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				answered <- err
+			case <-time.After(20 * time.Second): // a bound for "never answered", not a timing
+				answered <- errors.New("Status/WhoIs/Dial blocked while the tunnel was rebuilt")
+			}
+		})
+	})
+	dst := org2.ID
+	if _, err := e.tenant.Client.UpdateDevice(ctx, mover.Status().DeviceID, api.UpdateDeviceRequest{OrganizationID: &dst}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the tunnel was never rebuilt")
+	}
+	waitFor(t, "mover in the second organization", func() bool {
+		return mover.Status().OrganizationID == org2.ID && !hasPeer(mover, "peer")
+	})
+}
+
+// A host with more interface addresses than a device may publish keeps its reflexive address
+// and its LAN addresses; loopback ones go first. The reflexive one used to be appended only if
+// there was room, after loopback.
+func TestPublishedEndpointsKeepReflexive(t *testing.T) {
+	var addrs []netip.Addr
+	addrs = append(addrs, netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1"))
+	for i := range api.MaxEndpoints + 2 {
+		addrs = append(addrs, netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}))
+	}
+	addrs = append(addrs, netip.MustParseAddr("127.0.0.2"))
+	refl := netip.MustParseAddrPort("203.0.113.7:40000")
+	eps := nexodus.PublishedEndpoints(addrs, 51820, refl)
+	if len(eps) != api.MaxEndpoints {
+		t.Fatalf("%d endpoints, want %d", len(eps), api.MaxEndpoints)
+	}
+	if eps[0].Source != api.EndpointReflexive || eps[0].Address != refl.String() {
+		t.Fatalf("first endpoint %+v, want the reflexive %v", eps[0], refl)
+	}
+	for _, ep := range eps[1:] {
+		ap := netip.MustParseAddrPort(ep.Address)
+		if ep.Source != api.EndpointLocal || ap.Addr().IsLoopback() || ap.Port() != 51820 {
+			t.Errorf("endpoint %+v: want LAN addresses only once they fill the list", ep)
+		}
+	}
+
+	// With room, loopback is published too (peers on the same machine use it), after the rest.
+	eps = nexodus.PublishedEndpoints(addrs[:4], 51820, netip.AddrPort{})
+	want := []string{"10.0.0.1:51820", "10.0.0.2:51820", "127.0.0.1:51820", "[::1]:51820"}
+	if len(eps) != len(want) {
+		t.Fatalf("endpoints %+v, want %v", eps, want)
+	}
+	for i, ep := range eps {
+		if ep.Address != want[i] || ep.Source != api.EndpointLocal {
+			t.Errorf("endpoint %d: %+v, want local %s", i, ep, want[i])
+		}
+	}
+}
+
+// Device records come from the coordinator (the peer list on the event stream): network input.
+// Whatever they hold, the node either refuses a record or makes a WireGuard peer of it whose
+// allowed IPs are masked prefixes and whose endpoints are usable addresses.
+func FuzzDevicePeer(f *testing.F) {
+	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	f.Add(key, "100.64.0.2", "fd00::2", "10.1.0.0/16", "192.0.2.7:51820", "db")
+	f.Add("not-base64", "100.64.0.300", "", "10.1.0.1/16", "[::1]:0", "")
+	f.Add(key, "", "", "::/0", "192.0.2.7", "a.b")
+	f.Fuzz(func(t *testing.T, pub, v4, v6, prefix, endpoint, hostname string) {
+		d := api.Device{
+			ID: "dev", Hostname: hostname, PublicKey: pub, TunnelIPv4: v4, TunnelIPv6: v6,
+			ChildPrefixes: []string{prefix},
+			Endpoints:     []api.Endpoint{{Source: api.EndpointLocal, Address: endpoint}},
+		}
+		mp, p, err := nexodus.DevicePeer(d)
+		if p.DeviceID != "dev" || p.Path != nexodus.PathNone {
+			t.Fatalf("peer %+v", p)
+		}
+		if err != nil {
+			return
+		}
+		for _, pfx := range mp.AllowedIPs {
+			if !pfx.IsValid() || pfx != pfx.Masked() {
+				t.Fatalf("allowed IP %v of %+v: not a masked prefix", pfx, d)
+			}
+		}
+		for _, ep := range mp.Endpoints {
+			if !ep.IsValid() {
+				t.Fatalf("endpoint %v of %+v", ep, d)
+			}
+		}
+	})
 }

@@ -133,30 +133,44 @@ func sanitizeHostname(h string) string {
 	return s
 }
 
-// localEndpoints lists the node's interface addresses with its WireGuard port: the "host"
-// candidates peers on the same network (or the same machine) can reach directly.
-func localEndpoints(port uint16) []api.Endpoint {
+// interfaceAddrs lists the host's interface addresses that peers could dial: link-local ones
+// need a zone peers cannot know.
+func interfaceAddrs() []netip.Addr {
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
 		return nil
 	}
-	var eps []api.Endpoint
+	var out []netip.Addr
 	for _, a := range addrs {
 		pfx, err := netip.ParsePrefix(a.String())
 		if err != nil {
 			continue
 		}
 		ip := pfx.Addr().Unmap()
-		// Link-local addresses need a zone to be dialled, which peers cannot know.
 		if ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsUnspecified() {
 			continue
 		}
-		eps = append(eps, api.Endpoint{
-			Source:  api.EndpointLocal,
-			Address: netip.AddrPortFrom(ip, port).String(),
-		})
-		if len(eps) == api.MaxEndpoints {
-			break
+		out = append(out, ip)
+	}
+	return out
+}
+
+// publishedEndpoints is where the node tells peers to reach it: its public mapping (reflexive,
+// when STUN found one), its interface addresses with its WireGuard port (the "host" candidates
+// peers on the same network, or the same machine, reach directly), loopback last. At most
+// api.MaxEndpoints: what is cut is loopback first, which only peers on this very machine use,
+// never the reflexive address, which every peer behind another NAT needs.
+func publishedEndpoints(addrs []netip.Addr, port uint16, reflexive netip.AddrPort) []api.Endpoint {
+	var eps []api.Endpoint
+	if reflexive.IsValid() {
+		eps = append(eps, api.Endpoint{Source: api.EndpointReflexive, Address: reflexive.String()})
+	}
+	for _, loopback := range []bool{false, true} {
+		for _, ip := range addrs {
+			if ip.IsLoopback() != loopback || len(eps) == api.MaxEndpoints {
+				continue
+			}
+			eps = append(eps, api.Endpoint{Source: api.EndpointLocal, Address: netip.AddrPortFrom(ip, port).String()})
 		}
 	}
 	return eps

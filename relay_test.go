@@ -9,7 +9,10 @@ import (
 	"net/netip"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/pion/stun/v4"
 
 	"github.com/nexodus-sdk/nexodus"
 	"github.com/nexodus-sdk/nexodus/api"
@@ -293,4 +296,97 @@ func TestNodeSwitchesToOrgRelays(t *testing.T) {
 	waitFor(t, "the path to move back to the default relay", func() bool {
 		return through(def, own, "default again")
 	})
+}
+
+// stunCounter answers STUN Binding requests on 127.0.0.1 and counts them.
+type stunCounter struct {
+	pc   net.PacketConn
+	n    atomic.Int64
+	done chan struct{}
+}
+
+func newSTUNCounter(t *testing.T) *stunCounter {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stunCounter{pc: pc, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			req := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
+			ua, ok := from.(*net.UDPAddr)
+			if req.Decode() != nil || req.Type != stun.BindingRequest || !ok {
+				continue
+			}
+			s.n.Add(1)
+			resp, err := stun.Build(stun.NewTransactionIDSetter(req.TransactionID), stun.BindingSuccess,
+				&stun.XORMappedAddress{IP: ua.IP, Port: ua.Port}, stun.Fingerprint)
+			if err == nil {
+				pc.WriteTo(resp.Raw, from)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		pc.Close()
+		<-s.done
+	})
+	return s
+}
+
+func (s *stunCounter) addr() string { return s.pc.LocalAddr().String() }
+
+// TestNodeFollowsOrgSTUNServers: when the organization names its own STUN servers, the running
+// node's NAT detection (and ICE) moves to them, told by the event stream: it used to keep
+// querying the servers it started with.
+func TestNodeFollowsOrgSTUNServers(t *testing.T) {
+	secret := []byte("default-relay-secret-for-tests-0")
+	def, own := newSTUNCounter(t), newSTUNCounter(t)
+	rl := startRelay(t, secret, "127.0.0.1:0")
+	t.Cleanup(func() { rl.Close() })
+	ctx := testCtx(t)
+	coord, err := devcoord.Start(ctx, filepath.Join(t.TempDir(), "coord.db"), devcoord.Options{
+		Logger: testLogger(t).With("component", "coordinator"),
+		Configure: func(c *coordinator.Config) {
+			// NAT detection needs two servers; the relay answers STUN too.
+			c.STUNServers = []string{def.addr(), rl.Addrs().UDP[0].String()}
+			c.RelaySecret = secret
+			c.TURNServers = []string{"turn:" + rl.Addrs().UDP[0].String() + "?transport=udp"}
+			c.SealKey = bytes.Repeat([]byte{7}, 32)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { coord.Close() })
+	tenant, err := coord.NewTenant(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := tenant.RegKey(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, coord: coord, tenant: tenant, key: key}
+	n := e.up("a")
+	waitFor(t, "a reflexive address from the default STUN server", func() bool {
+		return n.Status().ReflexiveAddr.IsValid() && def.n.Load() > 0
+	})
+	if own.n.Load() != 0 {
+		t.Fatal("the organization's STUN server was asked before it was named")
+	}
+
+	if _, err := tenant.Client.SetOrgRelays(ctx, tenant.OrgID, api.SetOrgRelaysRequest{
+		STUN: []string{own.addr(), rl.Addrs().UDP[0].String()},
+		TURN: []string{"turn:" + rl.Addrs().UDP[0].String() + "?transport=udp"}, Secret: "organization-relay-secret-for-tests",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a NAT check against the organization's STUN server", func() bool { return own.n.Load() > 0 })
 }

@@ -37,6 +37,9 @@ type runtimeConfig struct {
 	httpClient   *http.Client
 	stunServers  []string // overrides the coordinator's list when set
 	relayOnly    bool     // tests: every path through the relay
+	// testHookReaddress, when set, runs in readdress between closing the old data plane and
+	// building the new one (tests).
+	testHookReaddress func()
 }
 
 // runtime is a started node: everything start made, torn down by close.
@@ -101,7 +104,7 @@ func startRuntime(ctx, life context.Context, cfg runtimeConfig) (*runtime, error
 			rt.wg.Wait()
 		}
 	}()
-	dp, err := rt.newDataplane(ctx, uint16(cfg.listenPort))
+	dp, err := rt.newDataplane(ctx, uint16(cfg.listenPort), rt.self, rt.stun, rt.relay.Load())
 	if err != nil {
 		return nil, err
 	}
@@ -223,10 +226,12 @@ func (rt *runtime) newClient(token string) (*client.Client, error) {
 	return rt.base.WithToken(token), nil
 }
 
-// newDataplane brings up WireGuard and NAT traversal on the tunnel addresses of rt.self.
-func (rt *runtime) newDataplane(ctx context.Context, port uint16) (*dataplane, error) {
+// newDataplane brings up WireGuard and NAT traversal on the tunnel addresses of self, with the
+// given STUN servers and relays. It reads nothing under rt.mu, so that a rebuild need not
+// hold it.
+func (rt *runtime) newDataplane(ctx context.Context, port uint16, self api.Device, stun []string, relay *api.RelayConfig) (*dataplane, error) {
 	var addrs []netip.Addr
-	for _, s := range []string{rt.self.TunnelIPv4, rt.self.TunnelIPv6} {
+	for _, s := range []string{self.TunnelIPv4, self.TunnelIPv6} {
 		if s == "" {
 			continue
 		}
@@ -243,8 +248,8 @@ func (rt *runtime) newDataplane(ctx context.Context, port uint16) (*dataplane, e
 		key:       rt.key,
 		addrs:     addrs,
 		port:      port,
-		stun:      rt.stun,
-		turn:      turnServers(rt.relay.Load()),
+		stun:      stun,
+		turn:      turnServers(relay),
 		relayOnly: rt.cfg.relayOnly,
 		logger:    rt.log,
 		signal: func(ctx context.Context, deviceID string, payload []byte) error {
@@ -335,13 +340,16 @@ func (rt *runtime) setRelay(fresh *api.RelayConfig, pushed bool) {
 	}
 	rt.relay.Store(fresh)
 	rt.mu.Lock()
-	if len(rt.cfg.stunServers) == 0 {
-		// NAT traversal keeps the STUN servers it started with; a rebuilt tunnel uses these.
+	ownSTUN := len(rt.cfg.stunServers) > 0 // the Node's own list wins over the coordinator's
+	if !ownSTUN {
 		rt.stun = fresh.STUN
 	}
 	dp := rt.dp
 	rt.mu.Unlock()
 	if dp != nil {
+		if !ownSTUN {
+			dp.setSTUN(fresh.STUN)
+		}
 		dp.setTURN(turnServers(fresh))
 	}
 	if pushed {
@@ -413,11 +421,8 @@ func (rt *runtime) publishEndpoints(ctx context.Context) error {
 	rt.mu.RLock()
 	dp, hostname := rt.dp, rt.self.Hostname
 	rt.mu.RUnlock()
-	eps := localEndpoints(dp.mesh.LocalAddr().Port())
 	nat := dp.natInfo()
-	if nat.Reflexive.IsValid() && len(eps) < api.MaxEndpoints {
-		eps = append(eps, api.Endpoint{Source: api.EndpointReflexive, Address: nat.Reflexive.String()})
-	}
+	eps := publishedEndpoints(interfaceAddrs(), dp.mesh.LocalAddr().Port(), nat.Reflexive)
 	symmetric := nat.Type == natt.NATSymmetric
 	upd := api.UpdateDeviceRequest{Endpoints: &eps, SymmetricNAT: &symmetric}
 	if hostname != rt.cfg.hostname {
@@ -521,20 +526,40 @@ func (rt *runtime) apply(ctx context.Context, ev api.Event) {
 
 // readdress rebuilds the tunnel after the coordinator gave this device new addresses (it moved
 // to another organization). Connections and listeners on the old addresses end.
+//
+// rt.mu is not held across the slow part: closing the old data plane tells every ICE peer
+// (up to a second) and must finish before the new mesh binds the same port. Meanwhile Status,
+// WhoIs and Dial answer from the closed data plane (Dial fails with net.ErrClosed) instead of
+// waiting. Only apply, on the event stream's goroutine, replaces rt.dp, so no other rebuild
+// can interleave.
 func (rt *runtime) readdress(ctx context.Context) {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	old := rt.dp
+	rt.mu.RLock()
+	old, self, stun := rt.dp, rt.self, rt.stun
+	rt.mu.RUnlock()
 	port := old.mesh.LocalAddr().Port()
 	old.close()
-	dp, err := rt.newDataplane(ctx, port)
+	if h := rt.cfg.testHookReaddress; h != nil {
+		h()
+	}
+	relay := rt.relay.Load()
+	dp, err := rt.newDataplane(ctx, port, self, stun, relay)
 	if err != nil {
 		// Keep the closed one in place: dials fail with net.ErrClosed until the next change.
 		rt.log.Error("rebuild tunnel after address change", "err", err)
 		return
 	}
+	rt.mu.Lock()
 	rt.dp = dp
-	rt.log.Info("tunnel re-addressed", "ipv4", rt.self.TunnelIPv4, "ipv6", rt.self.TunnelIPv6)
+	stunNow := rt.stun
+	rt.mu.Unlock()
+	// Relay servers that changed while the new data plane was built went to the old one.
+	if cur := rt.relay.Load(); cur != relay {
+		dp.setTURN(turnServers(cur))
+	}
+	if !slices.Equal(stunNow, stun) {
+		dp.setSTUN(stunNow)
+	}
+	rt.log.Info("tunnel re-addressed", "ipv4", self.TunnelIPv4, "ipv6", self.TunnelIPv6)
 	rt.requestPublish()
 }
 
@@ -686,8 +711,9 @@ func (rt *runtime) status() *Status {
 				}
 			}
 		}
-		p.Traversal = traversal[d.ID]
-		if ice := rt.dp.path(d.ID); ice.Valid() {
+		ps, ok := traversal[d.ID]
+		p.Traversal = traversalString(ps, ok)
+		if ice := ps.Path; ice.Valid() {
 			p.LocalCandidate = localCandidateType(ice.LocalType)
 			p.RemoteCandidate = CandidateType(ice.RemoteType)
 			p.PathSince = ice.Since

@@ -85,8 +85,12 @@ type Peer struct {
 	LocalCandidate  CandidateType
 	RemoteCandidate CandidateType
 	PathSince       time.Time
-	// Traversal is NAT traversal's state for the peer ("checking", "connected", "waiting",
-	// ...) and, when it has no pair, why: e.g. "waiting: all candidate pairs failed".
+	// Traversal is NAT traversal's state for the peer and, when it has no pair, why the last
+	// session was lost: "new" (just learned, no session started yet), "offering", "checking"
+	// (still deciding), "connected", "disconnected", or "waiting" (a session failed; a new one
+	// starts after a backoff), e.g. "waiting: ICE failed: no candidate pair works". A program
+	// waiting for the path to settle should treat new, offering and checking as undecided:
+	// WireGuard may already work over a published endpoint meanwhile.
 	Traversal     string
 	LastHandshake time.Time
 	RxBytes       uint64

@@ -63,13 +63,25 @@
 // every peer at once, for network changes; working paths stay in use until the new sessions
 // select theirs.
 //
+// Manager.Paths reports each peer's state: StateNew from AddPeer until its first session is
+// offered, then offering, checking and connected; StateWaiting only once a session failed or
+// ended, with Reason saying why (the reason stays through the retries, until one connects).
+// A caller waiting for traversal to settle must treat new, offering and checking as undecided.
+//
 // # Relayed candidates
 //
 // With TURN servers configured (Config.TURN, replaced by SetTURN when the credentials are
-// refreshed), agents also gather relayed candidates: pion allocates on each TURN server over
+// refreshed), a session gathers relayed candidates when a relay is likely needed: this host is
+// behind a symmetric NAT, or its NAT type is unknown (not checked yet, or no STUN server
+// answered: UDP may be blocked) — see SetLocalNAT —, the peer reported a symmetric NAT
+// (SetPeerSymmetric), or the previous session with the peer failed without relayed candidates.
+// Other sessions make no TURN allocation, so relay load does not grow with the number of peers
+// that connect directly, and a per-credential quota is left to the peers that need it; a
+// session that connected directly while holding allocations it turned out not to need is
+// replaced, its pair staying in use, by one without. pion allocates on each TURN server over
 // UDP, TCP (transport=tcp, for networks that drop UDP) or TLS, on sockets of its own — not the
 // shared one, which carries no TURN traffic. The TURN servers answer STUN too, so they also
-// yield server-reflexive candidates. Type preferences (host > prflx > srflx > relay) make ICE
+// yield server-reflexive candidates, whether or not the session allocates. Type preferences (host > prflx > srflx > relay) make ICE
 // select a working direct pair over a relayed one, and pion waits 2 s before it nominates a
 // relayed pair at all, for direct checks that need a few tries to get through a NAT.
 // RelayOnly gathers relayed candidates only (tests on 127.0.0.1, networks where only the relay
@@ -89,7 +101,9 @@
 // few seconds more while the peer switches too; if the new session fails instead, the kept one
 // becomes current again and nothing is reported. While a peer is relayed, the controlling side
 // starts a new session every UpgradeInterval to look for a direct pair: the switch happens
-// without the path ever being reported lost. If the TURN server dies, relayed sessions lose
+// without the path ever being reported lost. Such upgrade sessions (and the answers to them)
+// gather no relayed candidates: the kept session's allocation carries the traffic meanwhile, so
+// a relayed peer does not allocate again at every look. If the TURN server dies, relayed sessions lose
 // consent, report the zero Path and restart with backoff until the relay is back; peers with a
 // direct path are not affected. The signaling format needs no change: relay candidates are
 // ordinary candidate lines.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -99,11 +100,14 @@ type PeerState string
 
 // Peer states.
 const (
+	// StateNew: the peer was just added and its first session has not started yet. It is not
+	// a verdict on the path: a caller waiting for NAT traversal to settle must keep waiting.
+	StateNew          PeerState = "new"
 	StateOffering     PeerState = "offering"     // our offer is out, waiting for the answer
 	StateChecking     PeerState = "checking"     // credentials exchanged, connectivity checks running
 	StateConnected    PeerState = "connected"    // a pair is selected; consent checks keep it alive
 	StateDisconnected PeerState = "disconnected" // consent checks stopped getting answers
-	StateWaiting      PeerState = "waiting"      // the session failed or ended; a new one starts after a backoff
+	StateWaiting      PeerState = "waiting"      // a session failed or ended (Reason says why); a new one starts after a backoff
 	StateClosed       PeerState = "closed"
 )
 
@@ -113,7 +117,7 @@ type PathStatus struct {
 	PeerKey     [32]byte
 	Controlling bool // this side is the controlling agent (its public key is the smaller)
 	State       PeerState
-	Session     string // current session ID, "" while waiting
+	Session     string // current session ID, "" while new or waiting
 	Path        Path   // the selected pair; zero when none
 	Sessions    int    // sessions started with this peer so far (offers made or answered)
 	Failures    int    // sessions that failed, were disconnected or were ended by the peer
@@ -151,9 +155,10 @@ type Config struct {
 	// For a relayed path (p.Relayed()), the peer's WireGuard packets must go through p.Send.
 	OnPath func(peerID string, peerKey [32]byte, p Path)
 
-	// TURN are the relays for relayed candidates (see also SetTURN). ICE selects a relayed pair
-	// only when no direct pair works, and while a peer is relayed it looks for a direct pair
-	// again every UpgradeInterval.
+	// TURN are the relays for relayed candidates (see also SetTURN). A session gathers relayed
+	// candidates (a TURN allocation) only when a relay is likely needed: see SetLocalNAT and
+	// SetPeerSymmetric. ICE selects a relayed pair only when no direct pair works, and while a
+	// peer is relayed it looks for a direct pair again every UpgradeInterval.
 	TURN []TURNServer
 	// OnRelayPacket receives the datagrams (not STUN) the peer sent over a relayed pair: the
 	// root hands them to WireGuard (mesh.InjectPacket). It is called from one goroutine per
@@ -206,11 +211,46 @@ func (c *Config) setDefaults() {
 	def(&c.UpgradeInterval, 45*time.Second)
 }
 
+// parseURI is stun.ParseURI made safe for input from the network (the coordinator's server
+// lists). pion adds a default port to a host part without one and parses again; for a host part
+// that still lacks a port once one is added (e.g. "stun:[1]2") it recurses until the stack
+// overflows, which kills the process. Such URIs are refused here first.
+func parseURI(raw string) (*stun.URI, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	var ae *net.AddrError
+	if _, _, err := net.SplitHostPort(u.Opaque); errors.As(err, &ae) && ae.Err == "missing port in address" {
+		if _, _, err := net.SplitHostPort(u.Opaque + ":1"); errors.As(err, &ae) && ae.Err == "missing port in address" {
+			return nil, fmt.Errorf("host %q: %w", u.Opaque, err)
+		}
+	}
+	return stun.ParseURI(raw)
+}
+
+// parseSTUN validates "host:port" STUN servers and turns them into pion URIs.
+func parseSTUN(servers []string) ([]*stun.URI, error) {
+	urls := make([]*stun.URI, 0, len(servers))
+	for _, s := range servers {
+		raw := s
+		if !strings.HasPrefix(raw, "stun:") {
+			raw = "stun:" + raw
+		}
+		u, err := parseURI(raw)
+		if err != nil {
+			return nil, fmt.Errorf("natt: STUN server %q: %w", s, err)
+		}
+		urls = append(urls, u)
+	}
+	return urls, nil
+}
+
 // parseTURN validates TURN servers and turns them into pion URIs.
 func parseTURN(servers []TURNServer) ([]*stun.URI, error) {
 	out := make([]*stun.URI, 0, len(servers))
 	for _, s := range servers {
-		u, err := stun.ParseURI(s.URL)
+		u, err := parseURI(s.URL)
 		if err != nil {
 			return nil, fmt.Errorf("natt: TURN server %q: %w", s.URL, err)
 		}
@@ -232,10 +272,14 @@ type Manager struct {
 	log  *slog.Logger
 	view *sockView
 	mux  *iceMux
-	urls []*stun.URI // STUN servers
 
-	turnMu sync.Mutex
+	turnMu sync.Mutex  // guards urls and turn
+	urls   []*stun.URI // STUN servers, for new sessions (see SetSTUN)
 	turn   []*stun.URI // TURN servers with credentials, for new sessions
+
+	natMu    sync.Mutex
+	localNAT NATType         // this host's NAT as last reported by SetLocalNAT; NATUnknown until then
+	symPeers map[string]bool // peers that reported a symmetric NAT (SetPeerSymmetric)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -255,17 +299,9 @@ func New(cfg Config) (*Manager, error) {
 		return nil, errors.New("natt: Config.Signal is required")
 	}
 	cfg.setDefaults()
-	urls := make([]*stun.URI, 0, len(cfg.STUNServers))
-	for _, s := range cfg.STUNServers {
-		raw := s
-		if !strings.HasPrefix(raw, "stun:") {
-			raw = "stun:" + raw
-		}
-		u, err := stun.ParseURI(raw)
-		if err != nil {
-			return nil, fmt.Errorf("natt: STUN server %q: %w", s, err)
-		}
-		urls = append(urls, u)
+	urls, err := parseSTUN(cfg.STUNServers)
+	if err != nil {
+		return nil, err
 	}
 	turn, err := parseTURN(cfg.TURN)
 	if err != nil {
@@ -292,15 +328,16 @@ func New(cfg Config) (*Manager, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
-		cfg:    cfg,
-		log:    log,
-		view:   view,
-		mux:    mux,
-		urls:   urls,
-		turn:   turn,
-		ctx:    ctx,
-		cancel: cancel,
-		peers:  make(map[string]*peer),
+		cfg:      cfg,
+		log:      log,
+		view:     view,
+		mux:      mux,
+		urls:     urls,
+		turn:     turn,
+		symPeers: map[string]bool{},
+		ctx:      ctx,
+		cancel:   cancel,
+		peers:    make(map[string]*peer),
 	}, nil
 }
 
@@ -342,6 +379,9 @@ func (m *Manager) RemovePeer(peerID string) {
 	p, ok := m.peers[peerID]
 	delete(m.peers, peerID)
 	m.mu.Unlock()
+	m.natMu.Lock()
+	delete(m.symPeers, peerID)
+	m.natMu.Unlock()
 	if ok {
 		p.cancel()
 	}
@@ -412,15 +452,103 @@ func (m *Manager) SetTURN(servers []TURNServer) error {
 			case p.kick <- struct{}{}:
 			default:
 			}
+		} else {
+			p.reconsider() // relays may have appeared or gone
 		}
 	}
 	return nil
+}
+
+// SetLocalNAT tells the Manager what this host's NAT check found (a Monitor's result), which
+// decides whether its sessions gather relayed candidates. Behind a symmetric NAT, or while the
+// type is unknown (not checked yet, no STUN server answered — UDP may be blocked — or a single
+// server could not tell), every session does: direct paths are unlikely or unproven. Behind an
+// endpoint-independent NAT or none, only sessions with peers that need a relay do (see
+// SetPeerSymmetric), and sessions with a peer whose previous session failed without one.
+// Allocating for every peer would load the relay with O(peers) allocations per device and let
+// a per-credential quota starve the one peer that needs it. A session that is already
+// connected directly keeps its path; one that holds an allocation it no longer needs is
+// replaced by one without, its direct path staying in use.
+func (m *Manager) SetLocalNAT(t NATType) {
+	m.natMu.Lock()
+	changed := m.localNAT != t
+	m.localNAT = t
+	m.natMu.Unlock()
+	if changed {
+		m.reconsiderAll()
+	}
+}
+
+// SetPeerSymmetric records whether a peer reported (through the coordinator) being behind a
+// symmetric NAT: sessions with such a peer gather relayed candidates. It may be called before
+// AddPeer; RemovePeer forgets it.
+func (m *Manager) SetPeerSymmetric(peerID string, symmetric bool) {
+	m.natMu.Lock()
+	changed := m.symPeers[peerID] != symmetric
+	if symmetric {
+		m.symPeers[peerID] = true
+	} else {
+		delete(m.symPeers, peerID)
+	}
+	m.natMu.Unlock()
+	if !changed {
+		return
+	}
+	m.mu.Lock()
+	p := m.peers[peerID]
+	m.mu.Unlock()
+	if p != nil {
+		p.reconsider()
+	}
+}
+
+func (m *Manager) reconsiderAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.peers {
+		p.reconsider()
+	}
+}
+
+// relayHint reports whether this host's NAT, or the peer's, makes a relay likely to be needed.
+func (m *Manager) relayHint(peerID string) (bool, string) {
+	m.natMu.Lock()
+	defer m.natMu.Unlock()
+	switch {
+	case m.localNAT == NATSymmetric:
+		return true, "this host is behind a symmetric NAT"
+	case m.localNAT == NATUnknown:
+		return true, "this host's NAT type is unknown"
+	case m.symPeers[peerID]:
+		return true, "the peer is behind a symmetric NAT"
+	}
+	return false, ""
 }
 
 func (m *Manager) turnURLs() []*stun.URI {
 	m.turnMu.Lock()
 	defer m.turnMu.Unlock()
 	return m.turn
+}
+
+// SetSTUN replaces the STUN servers ("host:port") that new sessions gather server-reflexive
+// candidates from (for example when the organization's servers changed). Working paths are
+// not disturbed.
+func (m *Manager) SetSTUN(servers []string) error {
+	urls, err := parseSTUN(servers)
+	if err != nil {
+		return err
+	}
+	m.turnMu.Lock()
+	m.urls = urls
+	m.turnMu.Unlock()
+	return nil
+}
+
+func (m *Manager) stunURLs() []*stun.URI {
+	m.turnMu.Lock()
+	defer m.turnMu.Unlock()
+	return m.urls
 }
 
 // Restart starts a new ICE session with one peer now, without backoff (for example when the
@@ -484,7 +612,9 @@ func (m *Manager) controlling(remote [32]byte) bool {
 	return bytes.Compare(m.cfg.LocalKey[:], remote[:]) < 0
 }
 
-func (m *Manager) newAgent() (*ice.Agent, error) {
+// newAgent makes an agent for one session; relay says whether it gathers relayed candidates
+// (makes TURN allocations).
+func (m *Manager) newAgent(relay bool) (*ice.Agent, error) {
 	networks := []ice.NetworkType{ice.NetworkTypeUDP4}
 	turnTransports := []ice.NetworkType{ice.NetworkTypeUDP4, ice.NetworkTypeTCP4}
 	if m.cfg.IPv6 {
@@ -494,15 +624,18 @@ func (m *Manager) newAgent() (*ice.Agent, error) {
 	// Candidate types: their type preferences (host > prflx > srflx > relay) make ICE prefer
 	// any working direct pair, and pion nominates a relayed pair only after waiting 2 s for a
 	// better one. Relayed candidates come from TURN allocations pion makes on sockets of its
-	// own (not the shared one).
+	// own (not the shared one). Without relay the TURN servers stay in the list: they answer
+	// STUN, for server-reflexive candidates, and pion allocates only for the relay type.
 	types := []ice.CandidateType{ice.CandidateTypeHost, ice.CandidateTypeServerReflexive}
-	urls := m.urls
+	urls := m.stunURLs()
 	if turn := m.turnURLs(); len(turn) > 0 {
-		types = append(types, ice.CandidateTypeRelay)
 		urls = append(slices.Clip(urls), turn...)
-		if m.cfg.RelayOnly {
+		switch {
+		case m.cfg.RelayOnly:
 			types = []ice.CandidateType{ice.CandidateTypeRelay}
 			urls = turn
+		case relay:
+			types = append(types, ice.CandidateTypeRelay)
 		}
 	}
 	// pion's wait before nominating a relayed pair (2 s, for a direct pair to show up) does

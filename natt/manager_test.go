@@ -16,13 +16,23 @@ import (
 // link delivers signals between Managers by peer ID, like the coordinator's signaling would.
 // cut stops delivery from a peer (a crashed node says nothing).
 type link struct {
-	mu   sync.Mutex
-	mgrs map[string]*Manager
-	cut  map[string]bool
-	sent atomic.Int64
+	mu    sync.Mutex
+	mgrs  map[string]*Manager
+	cut   map[string]bool
+	types map[string]map[SignalType]int // signals delivered, by sender and type
+	sent  atomic.Int64
 }
 
-func newLink() *link { return &link{mgrs: map[string]*Manager{}, cut: map[string]bool{}} }
+func newLink() *link {
+	return &link{mgrs: map[string]*Manager{}, cut: map[string]bool{}, types: map[string]map[SignalType]int{}}
+}
+
+// count returns how many signals of type typ from were delivered.
+func (l *link) count(from string, typ SignalType) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.types[from][typ]
+}
 
 func (l *link) signalFrom(from string) func(ctx context.Context, to string, b []byte) error {
 	return func(ctx context.Context, to string, b []byte) error {
@@ -36,6 +46,14 @@ func (l *link) signalFrom(from string) func(ctx context.Context, to string, b []
 			return errors.New("no such peer")
 		}
 		l.sent.Add(1)
+		if msg, err := DecodeSignal(b); err == nil {
+			l.mu.Lock()
+			if l.types[from] == nil {
+				l.types[from] = map[SignalType]int{}
+			}
+			l.types[from][msg.Type]++
+			l.mu.Unlock()
+		}
 		return m.HandleSignal(from, b)
 	}
 }
@@ -500,4 +518,45 @@ func TestDetectNATWhileManagerRuns(t *testing.T) {
 	if err := a.mgr.Restart("nobody"); !errors.Is(err, ErrUnknownPeer) {
 		t.Fatalf("Restart(unknown) = %v", err)
 	}
+}
+
+// A peer starts in StateNew, not StateWaiting: "waiting" means a session failed, and a caller
+// waiting for NAT traversal to settle (nxcat status -wait) took the initial state for a verdict
+// before the first session had even started. On the way to connected, no snapshot may show
+// "waiting" without a reason.
+func TestPeerStartsNew(t *testing.T) {
+	l := newLink()
+	a := newTestPeer(t, l, "a", 1)
+
+	// The initial state, before the actor's goroutine runs (newPeer is what AddPeer calls).
+	p := newPeer(a.mgr, "x", [32]byte{9})
+	st := p.statusSnapshot()
+	p.cancel()
+	if st.State != StateNew || st.Session != "" || st.Reason != "" || st.Sessions != 0 {
+		t.Fatalf("status of a just-made peer: %+v, want state %q, no session, no reason", st, StateNew)
+	}
+
+	b := newTestPeer(t, l, "b", 2)
+	if err := b.mgr.AddPeer("a", a.key); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.mgr.AddPeer("b", b.key); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[PeerState]bool{}
+	eventually(t, 20*time.Second, "a connected to b", func() bool {
+		st, ok := status(a.mgr, "b")
+		if !ok {
+			t.Fatal("peer b not in a's Paths right after AddPeer")
+		}
+		seen[st.State] = true
+		if st.State == StateWaiting && st.Reason == "" {
+			t.Fatalf("a's peer b is waiting without a reason before any session failed: %+v", st)
+		}
+		if st.State == StateConnected && !st.Path.Valid() {
+			t.Fatalf("a's peer b is connected without a pair: %+v", st)
+		}
+		return st.State == StateConnected
+	})
+	t.Logf("states seen on the way: %v", seen)
 }

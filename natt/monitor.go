@@ -29,6 +29,10 @@ type MonitorConfig struct {
 	// previous one (NATInfo.Equal), including the first successful check. It must not block
 	// for long.
 	OnChange func(old, cur NATInfo)
+	// OnCheck, when set, is called from the Monitor's goroutine after every check, changed or
+	// not, with its result or its error (no STUN server answered: UDP may be blocked), before
+	// OnChange. It must not block for long.
+	OnCheck func(cur NATInfo, err error)
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 
@@ -165,6 +169,9 @@ func (m *Monitor) check(parent context.Context) {
 		m.cur = info
 	}
 	m.mu.Unlock()
+	if m.cfg.OnCheck != nil {
+		m.cfg.OnCheck(info, err)
+	}
 	if err != nil {
 		m.log.Warn("NAT check failed", "err", err)
 		return

@@ -28,6 +28,9 @@ const (
 	// a pair: the peer may switch a moment later, and packets already on the way through the
 	// old allocation still arrive.
 	keepGrace = 5 * time.Second
+	// releaseAfter is how long a session that connected directly keeps a TURN allocation it
+	// turned out not to need before a session without one replaces it (see armRelease).
+	releaseAfter = 10 * time.Second
 )
 
 // peer is the actor that owns all ICE state for one remote peer. Its goroutine (run) is the only
@@ -43,6 +46,7 @@ type peer struct {
 	cancel      context.CancelFunc
 	inbox       chan SignalMessage
 	kick        chan struct{}
+	recheck     chan struct{} // what decides relay gathering changed (see reconsider)
 	events      eventQueue
 	out         *sender
 
@@ -62,9 +66,12 @@ type peer struct {
 	early     map[string][]string // session -> candidates that arrived before it
 	earlyIDs  []string            // order of early, for eviction
 	attempt   int                 // consecutive failures, for backoff
-	timer     *time.Timer
-	timerKind timerKind
-	path      Path // as last reported through OnPath
+	// directFailed: a session without relayed candidates failed, and none has connected
+	// directly since; the next sessions gather relayed candidates.
+	directFailed bool
+	timer        *time.Timer
+	timerKind    timerKind
+	path         Path // as last reported through OnPath
 }
 
 type timerKind int
@@ -74,6 +81,7 @@ const (
 	timerOffer             // retransmit our unanswered offer
 	timerRestart           // start a new session
 	timerUpgrade           // relayed: start a new session to look for a direct pair
+	timerRelease           // direct: replace the session to drop a TURN allocation it does not need
 )
 
 // session is one ICE session: one agent with one set of credentials.
@@ -82,6 +90,8 @@ type session struct {
 	agent      *ice.Agent
 	conn       *ice.Conn // data on the selected pair (relayed pairs), once checks started
 	offerer    bool
+	relay      bool     // gathers relayed candidates (holds TURN allocations)
+	upgrade    bool     // looks for a direct pair while a kept session carries the relayed path
 	started    bool     // remote credentials set, checks running
 	hello      []byte   // our offer or answer, for retransmission
 	localCands [][]byte // our candidate messages, for retransmission
@@ -121,11 +131,12 @@ func newPeer(m *Manager, id string, key [32]byte) *peer {
 		cancel:      cancel,
 		inbox:       make(chan SignalMessage, inboxSize),
 		kick:        make(chan struct{}, 1),
+		recheck:     make(chan struct{}, 1),
 		early:       map[string][]string{},
 	}
 	p.events.notify = make(chan struct{}, 1)
 	p.out = newSender(p)
-	p.status = PathStatus{PeerID: id, PeerKey: key, Controlling: p.controlling, State: StateWaiting, Changed: time.Now()}
+	p.status = PathStatus{PeerID: id, PeerKey: key, Controlling: p.controlling, State: StateNew, Changed: time.Now()}
 	return p
 }
 
@@ -181,6 +192,8 @@ func (p *peer) run() {
 			p.log.Info("restarting ICE on request")
 			p.attempt = 0
 			p.offer()
+		case <-p.recheck:
+			p.onReconsider()
 		}
 	}
 }
@@ -243,13 +256,79 @@ func (p *peer) send(b []byte) {
 	}
 }
 
+// reconsider asks the actor to look again at whether its session should gather relayed
+// candidates (this host's or the peer's NAT type, or the TURN servers, changed). It does not
+// block.
+func (p *peer) reconsider() {
+	select {
+	case p.recheck <- struct{}{}:
+	default:
+	}
+}
+
+// wantRelay decides whether a new session gathers relayed candidates: only when a relay is
+// likely needed (see Manager.SetLocalNAT). An upgrade session never does: it looks for a direct
+// pair while the kept session's allocation carries the traffic, so a relayed peer does not
+// allocate again at every look.
+func (p *peer) wantRelay(upgrade bool) (bool, string) {
+	switch {
+	case len(p.m.turnURLs()) == 0:
+		return false, ""
+	case p.m.cfg.RelayOnly:
+		return true, "relay only"
+	case upgrade:
+		return false, ""
+	case p.directFailed:
+		return true, "the last session failed without a relay"
+	}
+	return p.m.relayHint(p.id)
+}
+
+// onReconsider follows a change of what decides relay gathering. A session that needs a relay
+// now but has none and has not begun its checks is replaced at once (a session already
+// checking goes on: if it fails, the next one gathers relayed candidates); a direct session
+// holding an allocation it no longer needs is replaced later (armRelease).
+func (p *peer) onReconsider() {
+	s := p.sess
+	want, why := p.wantRelay(false)
+	live := s != nil && (s.state == ice.ConnectionStateConnected || s.state == ice.ConnectionStateCompleted)
+	switch {
+	case want && p.keep == nil && (s == nil || !s.relay && !s.started):
+		p.log.Info("a relay is likely needed: starting a session with relayed candidates", "why", why)
+		p.attempt = 0
+		p.offer()
+	case !want && live:
+		p.armRelease()
+	}
+}
+
+// armRelease schedules the replacement of a session that connected directly while holding TURN
+// allocations no longer wanted (this host's NAT type was not known yet when it started, say):
+// a direct path outlives its session, so a new session without relayed candidates takes over
+// the pair and the allocations go.
+func (p *peer) armRelease() {
+	s := p.sess
+	if s == nil || !s.relay || p.m.cfg.RelayOnly || !p.path.Valid() || p.path.Relayed() ||
+		p.path.session != s.id || p.timerKind != timerNone {
+		return
+	}
+	if want, _ := p.wantRelay(false); want {
+		return
+	}
+	p.setTimer(timerRelease, releaseAfter)
+}
+
 // newSession creates an agent for session id and wires its callbacks to the event queue.
-func (p *peer) newSession(id string, offerer bool) (*session, error) {
-	a, err := p.m.newAgent()
+func (p *peer) newSession(id string, offerer, upgrade bool) (*session, error) {
+	relay, why := p.wantRelay(upgrade)
+	a, err := p.m.newAgent(relay)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{id: id, agent: a, offerer: offerer}
+	if relay {
+		p.log.Debug("session gathers relayed candidates", "session", id, "why", why)
+	}
+	s := &session{id: id, agent: a, offerer: offerer, relay: relay, upgrade: upgrade}
 	err = a.OnCandidate(func(c ice.Candidate) {
 		if c == nil {
 			p.events.push(agentEvent{sess: id, kind: evGathered})
@@ -292,12 +371,14 @@ func pathOf(local, remote ice.Candidate) Path {
 }
 
 // offer ends (or retires) the current session, if any, and offers a new one.
-func (p *peer) offer() {
+func (p *peer) offer() { p.offerSession(false) }
+
+// offerSession is offer; upgrade marks a look for a direct pair while the path is relayed.
+func (p *peer) offerSession(upgrade bool) {
 	p.retire()
-	s, err := p.newSession(newSessionID(), true)
+	s, err := p.newSession(newSessionID(), true, upgrade)
 	if err != nil {
-		p.log.Warn("cannot start ICE session", "err", err)
-		p.scheduleRestart()
+		p.startFailed("cannot start ICE session", err)
 		return
 	}
 	p.sess = s
@@ -309,6 +390,20 @@ func (p *peer) offer() {
 	p.setTimer(timerOffer, p.m.cfg.OfferTimeout)
 	p.setStatus(func(st *PathStatus) { st.State = StateOffering; st.Session = s.id; st.Sessions++ })
 	p.log.Debug("offered", "session", s.id)
+}
+
+// startFailed handles a session that could not even be created: the kept relayed session, if
+// any, stays current; otherwise the peer waits for a restart, saying why (a peer still in
+// StateNew would look as if its first session were about to start).
+func (p *peer) startFailed(what string, err error) {
+	p.log.Warn(what, "err", err)
+	reason := what + ": " + err.Error()
+	if k := p.keep; k != nil && p.path.Valid() && p.path.session == k.id {
+		p.unretire(reason)
+		return
+	}
+	p.setStatus(func(st *PathStatus) { st.State, st.Session, st.Reason = StateWaiting, "", reason })
+	p.scheduleRestart()
 }
 
 func (p *peer) creds(s *session) [2]string {
@@ -542,6 +637,17 @@ func (p *peer) onTimer(kind timerKind) {
 		}
 		p.log.Info("relayed: looking for a direct path")
 		p.attempt = 0
+		p.offerSession(true)
+	case timerRelease:
+		s := p.sess
+		if s == nil || !s.relay || !p.path.Valid() || p.path.Relayed() || p.path.session != s.id {
+			return
+		}
+		if want, _ := p.wantRelay(false); want {
+			return
+		}
+		p.log.Info("direct path: replacing the session to release its relay allocation", "session", s.id)
+		p.attempt = 0
 		p.offer()
 	case timerOffer:
 		s := p.sess
@@ -630,10 +736,12 @@ func (p *peer) answer(offer SignalMessage) {
 	if p.timerKind == timerRestart {
 		p.clearTimer()
 	}
-	s, err := p.newSession(offer.Session, false)
+	// With a relayed path kept, the peer is looking for a direct pair (or refreshing its own
+	// allocation): the kept session carries the traffic meanwhile, so this one allocates
+	// nothing.
+	s, err := p.newSession(offer.Session, false, p.keep != nil)
 	if err != nil {
-		p.log.Warn("cannot answer ICE offer", "err", err)
-		p.scheduleRestart()
+		p.startFailed("cannot answer ICE offer", err)
 		return
 	}
 	p.sess = s
@@ -753,7 +861,6 @@ func (p *peer) onState(s *session, st ice.ConnectionState) {
 		if p.timerKind == timerRestart {
 			p.clearTimer() // recovered from Disconnected
 		}
-		p.setStatus(func(ps *PathStatus) { ps.State = StateConnected; ps.Reason = "" })
 		if pair, err := s.agent.GetSelectedCandidatePair(); err == nil && pair != nil {
 			path := p.sessionPath(s, pathOf(pair.Local, pair.Remote))
 			if p.path.Valid() && path.samePair(p.path) {
@@ -761,7 +868,13 @@ func (p *peer) onState(s *session, st ice.ConnectionState) {
 			}
 			p.reportPath(path)
 		}
+		if p.path.Valid() && !p.path.Relayed() {
+			p.directFailed = false
+		}
+		// After the path: whoever sees StateConnected also sees its pair (and OnPath has run).
+		p.setStatus(func(ps *PathStatus) { ps.State = StateConnected; ps.Reason = "" })
 		p.armUpgrade()
+		p.armRelease()
 	case ice.ConnectionStateDisconnected:
 		// Consent checks get no answers. Report the path lost now; give the session until the
 		// restart backoff to recover before replacing it (pion moves it to Failed later anyway).
@@ -775,6 +888,9 @@ func (p *peer) onState(s *session, st ice.ConnectionState) {
 		})
 		p.scheduleRestart()
 	case ice.ConnectionStateFailed:
+		if !s.relay && !s.upgrade && len(p.m.turnURLs()) > 0 {
+			p.directFailed = true
+		}
 		p.fail("ICE failed: no candidate pair works")
 	}
 }

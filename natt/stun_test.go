@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -284,5 +285,54 @@ func TestResolveServers(t *testing.T) {
 	}
 	if _, err := ResolveServers(ctx, nil, nil); err == nil {
 		t.Fatal("empty list accepted")
+	}
+}
+
+// OnCheck hears every result, not only changes: a check that failed (which makes the root
+// assume UDP may be blocked) must be followed by word that the NAT is as it was.
+func TestMonitorOnCheckEveryResult(t *testing.T) {
+	a, b := newSTUNServer(t), newSTUNServer(t)
+	n := newTestNode(t)
+	var fail atomic.Bool
+	type result struct {
+		info NATInfo
+		err  error
+	}
+	checks := make(chan result, 10)
+	changes := make(chan NATInfo, 10)
+	mon := NewMonitor(MonitorConfig{
+		Socket: n.sock,
+		Servers: func(context.Context) ([]netip.AddrPort, error) {
+			if fail.Load() {
+				return nil, errors.New("no servers")
+			}
+			return []netip.AddrPort{a.addr, b.addr}, nil
+		},
+		Interval:          time.Hour,
+		InterfaceInterval: -1,
+		Logger:            testLogger(t),
+		OnCheck:           func(cur NATInfo, err error) { checks <- result{cur, err} },
+		OnChange:          func(_, cur NATInfo) { changes <- cur },
+	})
+	defer mon.Close()
+	if r := <-checks; r.err != nil || r.info.Type != NATNone {
+		t.Fatalf("first check: %+v", r)
+	}
+	<-changes
+	fail.Store(true)
+	mon.Recheck()
+	if r := <-checks; r.err == nil {
+		t.Fatalf("check without servers: %+v, want an error", r)
+	}
+	fail.Store(false)
+	mon.Recheck()
+	if r := <-checks; r.err != nil || r.info.Type != NATNone {
+		t.Fatalf("check after the failure: %+v", r)
+	}
+	// One more check: OnChange for the previous one, if any, has run once this one reports.
+	mon.Recheck()
+	<-checks
+	if len(changes) != 0 {
+		t.Fatalf("OnChange called for an unchanged result: %+v", <-changes)
 	}
 }

@@ -140,3 +140,13 @@ func (ts *turnServer) restart() {
 		ts.t.Fatal(err)
 	}
 }
+
+// active returns the number of allocations the server holds now.
+func (ts *turnServer) active() int {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.srv == nil {
+		return 0
+	}
+	return ts.srv.AllocationCount()
+}
