@@ -57,6 +57,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fs.Usage()
 		return 2
 	}
+	// The command and its arguments are checked before the node registers: a typo fails at
+	// once, without a device made on the coordinator.
+	cmd, err := parseCommand(fs.Arg(0), fs.Args()[1:], stderr)
+	var ue usageError
+	switch {
+	case errors.As(err, &ue) && ue.unknown:
+		fmt.Fprintf(stderr, "nxcat: %v\n", err)
+		fs.Usage()
+		return 2
+	case err != nil:
+		fmt.Fprintf(stderr, "nxcat: %v\n", err)
+		return 2
+	}
 	logger := slog.New(slog.DiscardHandler)
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -72,58 +85,84 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	defer node.Close()
 
 	upCtx, cancel := context.WithTimeout(ctx, *timeout)
-	_, err := node.Up(upCtx)
+	_, err = node.Up(upCtx)
 	cancel()
 	if err != nil {
 		fmt.Fprintf(stderr, "nxcat: %v\n", err)
 		return 1
 	}
-
-	cmd, rest := fs.Arg(0), fs.Args()[1:]
-	switch cmd {
-	case "listen":
-		err = listen(ctx, node, rest, stdout, stderr)
-	case "dial":
-		err = dial(ctx, node, rest, stdin, stdout)
-	case "status":
-		err = status(ctx, node, rest, stdout, stderr)
-	default:
-		fmt.Fprintf(stderr, "nxcat: unknown command %q\n", cmd)
-		fs.Usage()
-		return 2
-	}
-	var ue usageError
-	switch {
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "nxcat: %v\n", err)
-		return 2
-	case err != nil:
+	if err := cmd(ctx, node, stdin, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "nxcat: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-type usageError struct{ msg string }
+// usageError is a command line that cannot run; unknown: the command itself is unknown.
+type usageError struct {
+	msg     string
+	unknown bool
+}
 
 func (e usageError) Error() string { return e.msg }
 
-// listen serves TCP on the tunnel: each connection's bytes go to stdout, and back to the
-// sender with -echo. It runs until ctx ends.
-func listen(ctx context.Context, node *nexodus.Node, args []string, stdout, stderr io.Writer) error {
+// command runs a parsed subcommand on a node that is up.
+type command func(ctx context.Context, node *nexodus.Node, stdin io.Reader, stdout, stderr io.Writer) error
+
+// parseCommand checks a subcommand and its arguments (errors are usageErrors) and returns what
+// runs it.
+func parseCommand(name string, args []string, stderr io.Writer) (command, error) {
+	switch name {
+	case "listen":
+		port, echo, err := parseListen(args, stderr)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, node *nexodus.Node, _ io.Reader, stdout, stderr io.Writer) error {
+			return listen(ctx, node, port, echo, stdout, stderr)
+		}, nil
+	case "dial":
+		if len(args) != 1 {
+			return nil, usageError{msg: "dial takes one HOST:PORT"}
+		}
+		if _, _, err := net.SplitHostPort(args[0]); err != nil {
+			return nil, usageError{msg: fmt.Sprintf("dial: %v", err)}
+		}
+		return func(ctx context.Context, node *nexodus.Node, stdin io.Reader, stdout, _ io.Writer) error {
+			return dial(ctx, node, args[0], stdin, stdout)
+		}, nil
+	case "status":
+		opts, err := parseStatus(args, stderr)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, node *nexodus.Node, _ io.Reader, stdout, _ io.Writer) error {
+			return status(ctx, node, opts, stdout)
+		}, nil
+	}
+	return nil, usageError{msg: fmt.Sprintf("unknown command %q", name), unknown: true}
+}
+
+func parseListen(args []string, stderr io.Writer) (port int, echo bool, err error) {
 	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	echo := fs.Bool("echo", false, "send what is received back to the sender")
+	e := fs.Bool("echo", false, "send what is received back to the sender")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return 0, false, usageError{msg: err.Error()}
 	}
 	if fs.NArg() != 1 {
-		return usageError{"listen takes one PORT"}
+		return 0, false, usageError{msg: "listen takes one PORT"}
 	}
-	port, err := strconv.Atoi(fs.Arg(0))
+	port, err = strconv.Atoi(fs.Arg(0))
 	if err != nil || port < 1 || port > 65535 {
-		return usageError{fmt.Sprintf("bad port %q", fs.Arg(0))}
+		return 0, false, usageError{msg: fmt.Sprintf("bad port %q", fs.Arg(0))}
 	}
+	return port, *e, nil
+}
+
+// listen serves TCP on the tunnel: each connection's bytes go to stdout, and back to the
+// sender with echo. It runs until ctx ends.
+func listen(ctx context.Context, node *nexodus.Node, port int, echo bool, stdout, stderr io.Writer) error {
 	ln, err := node.Listen("tcp", ":"+strconv.Itoa(port))
 	if err != nil {
 		return err
@@ -141,7 +180,7 @@ func listen(ctx context.Context, node *nexodus.Node, args []string, stdout, stde
 			}
 			return err
 		}
-		go serve(c, out, *echo)
+		go serve(c, out, echo)
 	}
 }
 
@@ -155,11 +194,8 @@ func serve(c net.Conn, out io.Writer, echo bool) {
 }
 
 // dial copies stdin to the peer and the peer's bytes to stdout until both directions end.
-func dial(ctx context.Context, node *nexodus.Node, args []string, stdin io.Reader, stdout io.Writer) error {
-	if len(args) != 1 {
-		return usageError{"dial takes one HOST:PORT"}
-	}
-	c, err := node.Dial(ctx, "tcp", args[0])
+func dial(ctx context.Context, node *nexodus.Node, target string, stdin io.Reader, stdout io.Writer) error {
+	c, err := node.Dial(ctx, "tcp", target)
 	if err != nil {
 		return err
 	}
@@ -179,39 +215,53 @@ func dial(ctx context.Context, node *nexodus.Node, args []string, stdin io.Reade
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("read from %s: %w", args[0], err)
+		return fmt.Errorf("read from %s: %w", target, err)
 	}
 	// The peer closed; stdin may still be open (a terminal), so don't wait for it.
 	select {
 	case err := <-sent:
 		if err != nil {
-			return fmt.Errorf("send to %s: %w", args[0], err)
+			return fmt.Errorf("send to %s: %w", target, err)
 		}
 	default:
 	}
 	return nil
 }
 
-// status prints the peer table, after waiting up to -wait for that many peers to appear.
-func status(ctx context.Context, node *nexodus.Node, args []string, stdout, stderr io.Writer) error {
+type statusOptions struct {
+	format  string
+	wait    int
+	waitFor time.Duration
+}
+
+func parseStatus(args []string, stderr io.Writer) (statusOptions, error) {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	format := fs.String("o", "table", "output format: table or json")
-	wait := fs.Int("wait", 0, "wait until at least this many peers have a handshake")
-	waitFor := fs.Duration("wait-timeout", 30*time.Second, "how long -wait waits")
+	var o statusOptions
+	fs.StringVar(&o.format, "o", "table", "output format: table or json")
+	fs.IntVar(&o.wait, "wait", 0, "wait until at least this many peers have a handshake")
+	fs.DurationVar(&o.waitFor, "wait-timeout", 30*time.Second, "how long -wait waits")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return o, usageError{msg: err.Error()}
 	}
-	if *format != "table" && *format != "json" {
-		return usageError{fmt.Sprintf("unknown output format %q", *format)}
+	if fs.NArg() != 0 {
+		return o, usageError{msg: fmt.Sprintf("status takes no arguments, got %q", fs.Args())}
 	}
+	if o.format != "table" && o.format != "json" {
+		return o, usageError{msg: fmt.Sprintf("unknown output format %q", o.format)}
+	}
+	return o, nil
+}
+
+// status prints the peer table, after waiting up to -wait for that many peers to appear.
+func status(ctx context.Context, node *nexodus.Node, o statusOptions, stdout io.Writer) error {
 	var waitErr error
-	if *wait > 0 {
+	if o.wait > 0 {
 		// On a timeout the table is still printed: which peers have no path, and why, is
 		// what the caller needs then.
-		waitErr = waitPeers(ctx, node, *wait, *waitFor)
+		waitErr = waitPeers(ctx, node, o.wait, o.waitFor)
 	}
-	if err := printStatus(node.Status(), *format, stdout); err != nil {
+	if err := printStatus(node.Status(), o.format, stdout); err != nil {
 		return err
 	}
 	return waitErr
@@ -242,9 +292,16 @@ func printStatus(st *nexodus.Status, format string, stdout io.Writer) error {
 }
 
 // settled reports whether NAT traversal has finished deciding a peer's path: WireGuard may
-// already work over a published endpoint while ICE is still checking pairs.
+// already work over a published endpoint while ICE has not started ("new") or is still
+// offering or checking pairs. "waiting" is settled: a session failed, and its reason is the
+// answer the caller wants.
 func settled(traversal string) bool {
-	return !strings.HasPrefix(traversal, "offering") && !strings.HasPrefix(traversal, "checking")
+	state, _, _ := strings.Cut(traversal, ":")
+	switch state {
+	case "", "new", "offering", "checking":
+		return false
+	}
+	return true
 }
 
 // waitPeers pings every peer until n of them have a working, settled path, or the time runs out.

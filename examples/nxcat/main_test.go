@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -134,5 +137,58 @@ func TestErrorsExitNonZero(t *testing.T) {
 				t.Fatalf("exit %d (want %d), stderr %q (want %q in it)", code, tc.code, errOut.String(), tc.msg)
 			}
 		})
+	}
+}
+
+// A peer NAT traversal has not decided on yet is not settled, whatever WireGuard does meanwhile:
+// "new" (no session started yet) once passed for settled, and status -wait returned a peer
+// with no ICE pair.
+func TestSettled(t *testing.T) {
+	for traversal, want := range map[string]bool{
+		"":          false, // not known to NAT traversal yet
+		"new":       false,
+		"offering":  false,
+		"checking":  false,
+		"connected": true,
+		"disconnected: consent checks unanswered":      true,
+		"waiting: ICE failed: no candidate pair works": true,
+	} {
+		if got := settled(traversal); got != want {
+			t.Errorf("settled(%q) = %v, want %v", traversal, got, want)
+		}
+	}
+}
+
+// A command line that cannot run fails before the node registers: no request reaches the
+// coordinator, so a typo leaves no device behind and does not wait for a slow coordinator.
+func TestBadCommandLineTouchesNoCoordinator(t *testing.T) {
+	var requests atomic.Int64
+	coord := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		http.Error(w, "not here", http.StatusServiceUnavailable)
+	}))
+	defer coord.Close()
+	base := []string{"-control", coord.URL, "-authkey", "nxk_x.y", "-hostname", "a"}
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"lisen", "7000"}, `unknown command "lisen"`},
+		{[]string{"listen", "99999"}, "bad port"},
+		{[]string{"listen"}, "listen takes one PORT"},
+		{[]string{"listen", "-ech", "7000"}, "flag provided but not defined"},
+		{[]string{"dial"}, "dial takes one HOST:PORT"},
+		{[]string{"dial", "srv"}, "missing port"},
+		{[]string{"status", "-o", "yaml"}, "unknown output format"},
+		{[]string{"status", "extra"}, "status takes no arguments"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), append(append([]string{}, base...), tc.args...), strings.NewReader(""), &out, &errOut, noEnv)
+		if code != 2 || !strings.Contains(errOut.String(), tc.msg) {
+			t.Errorf("%q: exit %d, stderr %q; want exit 2 and %q", tc.args, code, errOut.String(), tc.msg)
+		}
+	}
+	if n := requests.Load(); n != 0 {
+		t.Fatalf("%d requests reached the coordinator for command lines that cannot run", n)
 	}
 }
