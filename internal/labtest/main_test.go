@@ -18,25 +18,14 @@ import (
 	"github.com/pion/stun/v4"
 )
 
-// helperEnv turns the test binary into one of this package's helpers (see runHelper); the lab
-// runs it inside a namespace by re-executing the binary.
-const helperEnv = "LABTEST_HELPER"
-
 // bins are the example binaries, built once by TestMain when the lab can run.
 var bins struct {
-	dir      string
-	err      error  // building the required binaries failed
-	skip     string // why they were not built (the lab cannot run here)
-	relay    string // path of the relay binary, "" when examples/relay is missing or broken
-	relayWhy string // why there is no relay binary
-	// Coordinator flags that exist in this tree (other work adds them).
-	coordFlags map[string]bool
+	dir  string
+	err  error  // building them failed: every case fails
+	skip string // why they were not built (the lab cannot run here)
 }
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(helperEnv); mode != "" {
-		os.Exit(runHelper(mode, os.Args[1:]))
-	}
 	flag.Parse()
 	if why := labUnavailable(); why != "" {
 		bins.skip = why
@@ -80,8 +69,8 @@ func labUnavailable() string {
 	return ""
 }
 
-// buildBinaries builds the example programs into dir from the module root. The relay is built
-// on its own: while it does not exist (or does not build) the cases that need it skip.
+// buildBinaries builds the example programs into dir from the module root. Every case needs
+// them, the relay included (it is the lab's STUN server too): a build failure fails the cases.
 func buildBinaries(dir string) error {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
@@ -91,30 +80,11 @@ func buildBinaries(dir string) error {
 	if gomod == "" || gomod == os.DevNull {
 		return errors.New("go env GOMOD: not inside a module")
 	}
-	root := filepath.Dir(gomod)
-	build := func(pkgs ...string) error {
-		cmd := exec.Command("go", append([]string{"build", "-o", dir + "/"}, pkgs...)...)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %w\n%s", strings.Join(pkgs, " "), err, out)
-		}
-		return nil
-	}
-	if err := build("./examples/coordinator", "./examples/nexctl", "./examples/nxcat"); err != nil {
-		return err
-	}
-	if m, _ := filepath.Glob(filepath.Join(root, "examples/relay/*.go")); len(m) == 0 {
-		bins.relayWhy = "examples/relay does not exist yet"
-	} else if err := build("./examples/relay"); err != nil {
-		bins.relayWhy = fmt.Sprintf("examples/relay does not build: %v", err)
-	} else {
-		bins.relay = filepath.Join(dir, "relay")
-	}
-	// Which optional flags does this coordinator have? ("-h" prints the flag set.)
-	help, _ := exec.Command(filepath.Join(dir, "coordinator"), "-h").CombinedOutput()
-	bins.coordFlags = map[string]bool{}
-	for _, f := range []string{"stun-servers", "turn-servers", "relay-secret"} {
-		bins.coordFlags[f] = strings.Contains(string(help), "-"+f+" ")
+	pkgs := []string{"./examples/coordinator", "./examples/nexctl", "./examples/nxcat", "./examples/relay"}
+	cmd := exec.Command("go", append([]string{"build", "-o", dir + "/"}, pkgs...)...)
+	cmd.Dir = filepath.Dir(gomod)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", strings.Join(pkgs, " "), err, out)
 	}
 	return nil
 }
@@ -129,70 +99,6 @@ func bin(t testing.TB, name string) string {
 		t.Fatalf("labtest: building the example binaries: %v", bins.err)
 	}
 	return filepath.Join(bins.dir, name)
-}
-
-// runHelper runs a helper mode of the test binary and returns the exit code.
-//
-//	stun -listen IP:PORT[,IP:PORT...]   answer STUN Binding requests on each UDP address
-func runHelper(mode string, args []string) int {
-	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
-	listen := fs.String("listen", "", "comma-separated UDP addresses")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	var err error
-	switch mode {
-	case "stun":
-		err = stunServe(strings.Split(*listen, ","))
-	default:
-		err = fmt.Errorf("unknown helper %q", mode)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "labtest helper %s: %v\n", mode, err)
-		return 1
-	}
-	return 0
-}
-
-// stunServe is a minimal STUN server (RFC 5389 Binding only): a stand-in for the relay's STUN
-// side while examples/relay does not exist. NAT-type detection needs two server addresses.
-func stunServe(addrs []string) error {
-	errc := make(chan error, len(addrs))
-	var ready []string
-	for _, a := range addrs {
-		pc, err := net.ListenPacket("udp4", a)
-		if err != nil {
-			return err
-		}
-		ready = append(ready, pc.LocalAddr().String())
-		go func() { errc <- stunLoop(pc) }()
-	}
-	fmt.Printf("stun ready %s\n", strings.Join(ready, ","))
-	return <-errc
-}
-
-func stunLoop(pc net.PacketConn) error {
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := pc.ReadFrom(buf)
-		if err != nil {
-			return err
-		}
-		req := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
-		if err := req.Decode(); err != nil || req.Type != stun.BindingRequest {
-			continue
-		}
-		ua, ok := from.(*net.UDPAddr)
-		if !ok {
-			continue
-		}
-		resp, err := stun.Build(stun.NewTransactionIDSetter(req.TransactionID), stun.BindingSuccess,
-			&stun.XORMappedAddress{IP: ua.IP, Port: ua.Port}, stun.Fingerprint)
-		if err != nil {
-			continue
-		}
-		_, _ = pc.WriteTo(resp.Raw, from)
-	}
 }
 
 // stunBinding sends one STUN Binding request from a fresh socket in h's namespace to server

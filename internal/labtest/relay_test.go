@@ -41,7 +41,7 @@ func wantRelayed(p peerStatus, localRelay bool) error {
 	return nil
 }
 
-var relayCfg = worldConfig{STUN: true, TURN: true}
+var relayCfg = worldConfig{TURN: true}
 
 // Relay case 1: a host behind a symmetric NAT and one behind a cone NAT cannot hole-punch
 // (the symmetric side's mapping toward the peer is not the one STUN saw, and the cone side
@@ -317,7 +317,7 @@ func TestRelayKilled(t *testing.T) {
 	restarted := time.Now()
 	seqAtRestart := relayed.lastSent.Load()
 	// The same addresses and secret; the counters every 5 s show what the relay forwards.
-	w.relay = w.coord.Start(w.ctx, bins.relay, append(w.relayArgs, "-stats-interval", "5s")...)
+	w.relay = w.coord.Start(w.ctx, bin(t, "relay"), append(w.relayArgs, "-stats-interval", "5s")...)
 	w.waitSTUN(w.relay, w.relayAddrs...)
 	t.Logf("relay restarted after %v down (relayed stream at seq %d)", restarted.Sub(killed).Round(time.Millisecond), seqAtRestart)
 	wctx, wcancel := context.WithTimeout(w.ctx, relayRecoveryDeadline)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -33,19 +32,11 @@ const (
 	upTimeout = 30 * time.Second
 )
 
-// forceEnv, set to 1, runs cases whose prerequisites (a coordinator flag, the relay binary) are
-// missing instead of skipping them, to see how they fail.
-const forceEnv = "LABTEST_FORCE"
-
-// worldConfig says what the public side of a lab provides.
+// worldConfig says what the public side of a lab provides beyond the coordinator and the STUN
+// server (the relay's two ports), which every lab has.
 type worldConfig struct {
-	// STUN: the case needs the coordinator to hand nodes STUN servers (it does whenever it
-	// has the flag; this makes the case skip when it has not) (the relay's two ports, or this package's
-	// STUN helper while examples/relay does not exist). Needs the coordinator's -stun-servers.
-	STUN bool
 	// TURN: the coordinator also hands out the relay as TURN server with credentials from the
-	// shared secret, so nodes gather relayed candidates. Needs examples/relay and the
-	// coordinator's -turn-servers and -relay-secret.
+	// shared secret, so nodes gather relayed candidates.
 	TURN bool
 }
 
@@ -63,10 +54,9 @@ type world struct {
 	turn   []string // TURN URLs handed to nodes
 	regKey string
 	nats   []*natlab.NAT
-	// relay is the running relay process (nil while examples/relay does not exist) and
-	// relayArgs its command line after the binary, so that a case can kill it and start it
-	// again on the same addresses (see restartRelay in relay_test.go); relayAddrs are its two
-	// UDP addresses.
+	// relay is the running relay process and relayArgs its command line after the binary, so
+	// that a case can kill it and start it again on the same addresses (see TestRelayKilled);
+	// relayAddrs are its two UDP addresses.
 	relay      *natlab.Process
 	relayArgs  []string
 	relayAddrs []string
@@ -77,19 +67,6 @@ type world struct {
 	dumpOnce sync.Once
 }
 
-// need skips t unless cond holds (or LABTEST_FORCE=1), naming what is missing.
-func need(t *testing.T, cond bool, what string) {
-	t.Helper()
-	if cond {
-		return
-	}
-	if os.Getenv(forceEnv) == "1" {
-		t.Logf("labtest: %s; running anyway (%s=1)", what, forceEnv)
-		return
-	}
-	t.Skipf("labtest: %s (set %s=1 to run the case anyway and see how it fails)", what, forceEnv)
-}
-
 // newWorld builds the lab's public side. It skips t where the lab cannot run (natlab.New).
 func newWorld(t *testing.T, cfg worldConfig) *world {
 	t.Helper()
@@ -97,54 +74,26 @@ func newWorld(t *testing.T, cfg worldConfig) *world {
 	t.Cleanup(cancel)
 	lab := natlab.New(t) // skips (or fails under NATLAB_REQUIRE=1) where the lab cannot run
 	coordBin, nexctl := bin(t, "coordinator"), bin(t, "nexctl")
-	if cfg.STUN {
-		need(t, bins.coordFlags["stun-servers"], "the coordinator has no -stun-servers flag yet, so nodes get no STUN servers")
-	}
-	if cfg.TURN {
-		need(t, bins.relay != "", "no relay binary: "+bins.relayWhy)
-		need(t, bins.coordFlags["turn-servers"] && bins.coordFlags["relay-secret"],
-			"the coordinator has no -turn-servers/-relay-secret flags yet")
-	}
 	w := &world{t: t, ctx: ctx, lab: lab, pub: lab.PublicSegment()}
 	w.coord = lab.AddHost("coord", w.pub)
 	ip := w.coord.IP()
 	w.url = fmt.Sprintf("http://%s:%d", ip, coordPort)
 
-	// STUN (and TURN) on the coordinator's host, two ports so that NAT-type detection can
-	// compare the mappings toward two destinations.
+	// The relay on the coordinator's host: the STUN server (two ports, so that NAT-type
+	// detection can compare the mappings toward two destinations) and, for TURN cases, the relay.
 	s1, s2 := netip.AddrPortFrom(ip, stunPort1).String(), netip.AddrPortFrom(ip, stunPort2).String()
-	switch {
-	case bins.relay != "":
-		w.relayArgs = []string{"-listen", s1, "-listen2", s2, "-tcp-listen", s1,
-			"-public-ip", ip.String(), "-secret", relaySecret, "-realm", "nexodus"}
-		w.relayAddrs = []string{s1, s2}
-		w.relay = w.coord.Start(ctx, bins.relay, w.relayArgs...)
-		w.waitSTUN(w.relay, s1, s2)
-	default:
-		if cfg.STUN {
-			t.Logf("labtest: %s; using the test binary's STUN responder on %s and %s", bins.relayWhy, s1, s2)
-		}
-		exe, err := os.Executable()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := w.coord.Command(ctx, exe, "-listen", s1+","+s2)
-		cmd.Env = append(os.Environ(), helperEnv+"=stun")
-		p := w.coord.StartCmd(cmd)
-		if _, err := p.WaitFor(ctx, "stun ready"); err != nil {
-			t.Fatal(err)
-		}
-		w.waitSTUN(p, s1, s2)
-	}
+	w.relayArgs = []string{"-listen", s1, "-listen2", s2, "-tcp-listen", s1,
+		"-public-ip", ip.String(), "-secret", relaySecret, "-realm", "nexodus"}
+	w.relayAddrs = []string{s1, s2}
+	w.relay = w.coord.Start(ctx, bin(t, "relay"), w.relayArgs...)
+	w.waitSTUN(w.relay, s1, s2)
 
+	// STUN servers always, as a real deployment would have; TURN only where the case wants
+	// relayed candidates.
+	w.stun = []string{s1, s2}
 	args := []string{"-listen", fmt.Sprintf("%s:%d", ip, coordPort), "-db", t.TempDir() + "/nexodus.db",
-		"-admin-token", adminToken}
-	if bins.coordFlags["stun-servers"] { // always, when the coordinator can: a real deployment would
-
-		w.stun = []string{s1, s2}
-		args = append(args, "-stun-servers", strings.Join(w.stun, ","))
-	}
-	if cfg.TURN && bins.coordFlags["turn-servers"] {
+		"-admin-token", adminToken, "-stun-servers", strings.Join(w.stun, ",")}
+	if cfg.TURN {
 		w.turn = []string{"turn:" + s1 + "?transport=udp", "turn:" + s1 + "?transport=tcp"}
 		args = append(args, "-turn-servers", strings.Join(w.turn, ","), "-relay-secret", relaySecret)
 	}
