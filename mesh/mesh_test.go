@@ -557,41 +557,141 @@ func TestOpenCloseLoop(t *testing.T) {
 	})
 }
 
-// TestFirstDialToJustAddedPeer adds the peers one after the other and dials at once: the dialer's
-// initiation reaches a node that does not know it yet, and the dial must still succeed promptly
-// because the second node starts a handshake as soon as it learns the peer.
-func TestFirstDialToJustAddedPeer(t *testing.T) {
-	for i := range 3 {
-		a, b := newTestNode(t, 1), newTestNode(t, 2)
-		l, err := b.m.Listen("tcp", ":80")
+// wgTap relays UDP between two meshes on 127.0.0.1 and counts the WireGuard messages it relays,
+// by direction and kind: a sends to ForA (b's address as a knows it), b to ForB.
+type wgTap struct {
+	forA, forB *net.UDPConn
+	a, b       netip.AddrPort // the meshes' real sockets
+	wg         sync.WaitGroup
+
+	mu     sync.Mutex
+	counts map[string]int // "a>b initiation", "b>a response", ...
+}
+
+func newWGTap(t *testing.T, a, b netip.AddrPort) *wgTap {
+	t.Helper()
+	listen := func() *net.UDPConn {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		serveEcho(t, l)
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		if err := a.m.SetPeers(ctx, []Peer{b.asPeer()}); err != nil {
+		return c
+	}
+	tp := &wgTap{forA: listen(), forB: listen(), a: a, b: b, counts: map[string]int{}}
+	tp.wg.Add(2)
+	go tp.relay(tp.forA, tp.forB, b, "a>b")
+	go tp.relay(tp.forB, tp.forA, a, "b>a")
+	t.Cleanup(func() {
+		tp.forA.Close()
+		tp.forB.Close()
+		tp.wg.Wait()
+	})
+	return tp
+}
+
+func (tp *wgTap) relay(from, out *net.UDPConn, to netip.AddrPort, dir string) {
+	defer tp.wg.Done()
+	buf := make([]byte, 65535)
+	for {
+		n, _, err := from.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		tp.mu.Lock()
+		tp.counts[dir+" "+classify(buf[:n]).String()]++
+		tp.mu.Unlock()
+		out.WriteToUDPAddrPort(buf[:n], to)
+	}
+}
+
+func (tp *wgTap) count(what string) int {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	return tp.counts[what]
+}
+
+func udpAddrPort(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+// holds reports whether n's Bind holds an initiation from key for replay.
+func (n *testNode) holds(key [32]byte) bool {
+	n.m.bind.heldMu.Lock()
+	defer n.m.bind.heldMu.Unlock()
+	_, ok := n.m.bind.held[key]
+	return ok
+}
+
+// orderedKeys returns two private keys whose public keys sort as wanted: the first one smaller
+// (its node is the preferred initiator) when firstSmaller.
+func orderedKeys(t *testing.T, firstSmaller bool) (a, b [32]byte) {
+	t.Helper()
+	for {
+		var err error
+		if a, err = GeneratePrivateKey(); err != nil {
 			t.Fatal(err)
 		}
-		start := time.Now()
-		var wg sync.WaitGroup
-		var dialErr error
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dialErr = echoRoundTrip(ctx, a, "tcp", tcpAddr(b.v4, 80), []byte("first"))
-		}()
-		// b learns about a only now.
-		if err := b.m.SetPeers(ctx, []Peer{a.asPeer()}); err != nil {
+		if b, err = GeneratePrivateKey(); err != nil {
 			t.Fatal(err)
 		}
-		wg.Wait()
-		cancel()
-		if dialErr != nil {
-			t.Fatal(dialErr)
+		pa, pb := PublicKey(a), PublicKey(b)
+		if (bytes.Compare(pa[:], pb[:]) < 0) == firstSmaller {
+			return a, b
 		}
-		t.Logf("round %d: first byte after %v", i, time.Since(start))
-		a.m.Close()
-		b.m.Close()
+	}
+}
+
+// TestFirstDialToJustAddedPeer dials a peer that does not know the dialer yet: the dialer's
+// initiation reaches a node that drops what it cannot attribute to a peer. The first packet
+// must not stall for wireguard-go's 5 s retry: the node holds the initiation and replays it
+// when it learns the peer. Asserted is that exactly one handshake happened — the dialer's first
+// initiation, answered once — which fails without the replay whichever side initiates: either
+// the dialer has to send its initiation again, or the other node starts a handshake of its own.
+func TestFirstDialToJustAddedPeer(t *testing.T) {
+	for _, dialerFirst := range []bool{true, false} {
+		name := "dialer-is-preferred-initiator"
+		if !dialerFirst {
+			name = "dialer-is-not-preferred-initiator"
+		}
+		t.Run(name, func(t *testing.T) {
+			ka, kb := orderedKeys(t, dialerFirst)
+			a, b := startTestNode(t, 1, ka), startTestNode(t, 2, kb)
+			l, err := b.m.Listen("tcp", ":80")
+			if err != nil {
+				t.Fatal(err)
+			}
+			serveEcho(t, l)
+			tap := newWGTap(t, a.endpoint(), b.endpoint())
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			bForA, aForB := b.asPeer(), a.asPeer()
+			bForA.Endpoints = []netip.AddrPort{udpAddrPort(tap.forA)}
+			aForB.Endpoints = []netip.AddrPort{udpAddrPort(tap.forB)}
+			if err := a.m.SetPeers(ctx, []Peer{bForA}); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			dialed := make(chan error, 1)
+			go func() { dialed <- echoRoundTrip(ctx, a, "tcp", tcpAddr(b.v4, 80), []byte("first")) }()
+			// a's initiation reached b, which does not know a and keeps it; only then does b
+			// learn about a.
+			eventually(t, testTimeout, func() error {
+				if !b.holds(a.pub) {
+					return errors.New("b holds no initiation from a")
+				}
+				return nil
+			})
+			if err := b.m.SetPeers(ctx, []Peer{aForB}); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-dialed; err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("first byte after %v", time.Since(start).Round(time.Millisecond))
+			got := [3]int{tap.count("a>b initiation"), tap.count("b>a initiation"), tap.count("b>a response")}
+			if got != [3]int{1, 0, 1} {
+				t.Fatalf("handshake messages a>b initiations %d, b>a initiations %d, b>a responses %d; "+
+					"want 1, 0, 1: a's first initiation replayed and answered", got[0], got[1], got[2])
+			}
+		})
 	}
 }
 

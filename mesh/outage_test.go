@@ -9,6 +9,10 @@ import (
 	"time"
 )
 
+// resumeDeadline bounds the wait for a stream to resume after an outage: far above gVisor's
+// retransmission backoff after a 2 s outage, so only a stream that never resumes fails.
+const resumeDeadline = 60 * time.Second
+
 // A TCP connection whose application keeps writing while the path is down must resume as soon
 // as the path works again. gVisor's tail loss probe (RACK) used to re-arm the retransmission
 // timer at every write attempt, so a writer faster than the timeout kept it from ever firing:
@@ -21,7 +25,7 @@ func TestTCPResumesAfterOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	serveEcho(t, l)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*resumeDeadline)
 	defer cancel()
 	c, err := b.m.DialContext(ctx, "tcp", tcpAddr(a.v4, 7000))
 	if err != nil {
@@ -76,7 +80,7 @@ func TestTCPResumesAfterOutage(t *testing.T) {
 			}
 		}
 	}
-	if _, ok := latest(10 * time.Second); !ok {
+	if _, ok := latest(resumeDeadline); !ok {
 		t.Fatal("no echo before the outage")
 	}
 
@@ -91,8 +95,10 @@ func TestTCPResumesAfterOutage(t *testing.T) {
 	a.m.SetPeerPath(b.pub, b.endpoint())
 	b.m.SetPeerPath(a.pub, a.endpoint())
 	restored := time.Now()
-	if _, ok := latest(5 * time.Second); !ok {
-		t.Fatal("the stream did not resume within 5 s after the path came back")
+	// The deadline only bounds "never resumed" (the bug: not one retransmission, ever); how
+	// long resumption took is logged, not asserted.
+	if _, ok := latest(resumeDeadline); !ok {
+		t.Fatalf("the stream did not resume within %v after the path came back", resumeDeadline)
 	}
 	t.Logf("stream resumed %v after the path came back", time.Since(restored).Round(time.Millisecond))
 	c.Close()
