@@ -1,14 +1,22 @@
 package nexodus_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/nexodus-sdk/nexodus"
+	"github.com/nexodus-sdk/nexodus/coordinator"
+	"github.com/nexodus-sdk/nexodus/internal/devcoord"
+	"github.com/nexodus-sdk/nexodus/relay"
 )
 
 // BenchmarkUpToFirstByte measures connection setup as an application sees it: a new node's Up
@@ -69,4 +77,184 @@ func BenchmarkIdleNodeMemory(b *testing.B) {
 	for _, n := range nodes {
 		n.Close()
 	}
+}
+
+// pathEnv is two nodes of one organization, srv and cli, with a TURN relay configured.
+type pathEnv struct {
+	srv, cli *nexodus.Node
+}
+
+// newPathEnv starts a coordinator, a real TURN relay (package relay, on 127.0.0.1) and two
+// nodes; with relayed, both nodes send everything through the relay (SetRelayOnly). It waits
+// until cli has the expected path to srv and an echo works.
+func newPathEnv(b *testing.B, relayed bool) *pathEnv {
+	b.Helper()
+	ctx := testCtx(b)
+	secret := []byte("relay-secret-for-benchmarks-0123")
+	rl, err := relay.New(ctx, relay.Config{
+		Secret: secret, PublicIP: netip.MustParseAddr("127.0.0.1"), UDPListen: []string{"127.0.0.1:0"},
+		Logger: testLogger(b).With("component", "relay"),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { rl.Close() })
+	coord, err := devcoord.Start(ctx, filepath.Join(b.TempDir(), "coord.db"), devcoord.Options{
+		Logger: testLogger(b).With("component", "coordinator"),
+		Configure: func(c *coordinator.Config) {
+			c.RelaySecret = secret
+			c.TURNServers = []string{"turn:" + rl.Addrs().UDP[0].String() + "?transport=udp"}
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { coord.Close() })
+	tenant, err := coord.NewTenant(ctx, "alice")
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, err := tenant.RegKey(ctx, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := &env{t: b, coord: coord, tenant: tenant, key: key}
+	var mods []func(*nexodus.Node)
+	if relayed {
+		mods = append(mods, nexodus.SetRelayOnly)
+	}
+	pe := &pathEnv{srv: e.up("srv", mods...), cli: e.up("cli", mods...)}
+	serveEcho(b, pe.srv, ":7000")
+	want := nexodus.PathDirect
+	if relayed {
+		want = nexodus.PathRelayed
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var path nexodus.PathType
+		for _, p := range pe.cli.Peers() {
+			if p.Hostname == "srv" {
+				path = p.Path
+			}
+		}
+		ectx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err := echoOnce(ectx, pe.cli, "tcp", "srv:7000")
+		cancel()
+		if path == want && err == nil {
+			return pe
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("no %s path from cli to srv: path %q, echo: %v", want, path, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// BenchmarkNodePaths measures two Nodes talking directly and the same through a real TURN relay,
+// in the same run: bulk TCP in 1 MiB operations (every byte checked) and 1-byte TCP round
+// trips (p50, p99). The relay forwards ciphertext; the figures show what it costs.
+//
+//	go test -run '^$' -bench NodePaths -benchtime 2s .
+func BenchmarkNodePaths(b *testing.B) {
+	for _, path := range []string{"direct", "relayed"} {
+		b.Run(path, func(b *testing.B) {
+			pe := newPathEnv(b, path == "relayed")
+			b.Run("throughput", func(b *testing.B) { benchNodeThroughput(b, pe) })
+			b.Run("rtt", func(b *testing.B) { benchNodeRTT(b, pe) })
+		})
+	}
+}
+
+var benchPattern = func() []byte {
+	p := make([]byte, 64<<10)
+	for i := range p {
+		p[i] = byte(i * 13)
+	}
+	return p
+}()
+
+func benchNodeThroughput(b *testing.B, pe *pathEnv) {
+	const op = 1 << 20
+	total := int64(b.N) * op
+	ln, err := pe.srv.Listen("tcp", ":0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	result := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			result <- err
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 64<<10)
+		var got int64
+		for got < total {
+			n, err := c.Read(buf)
+			for i := 0; i < n; {
+				off := int((got + int64(i)) % int64(len(benchPattern)))
+				m := min(n-i, len(benchPattern)-off)
+				if !bytes.Equal(buf[i:i+m], benchPattern[off:off+m]) {
+					result <- fmt.Errorf("corrupted data at byte %d", got+int64(i))
+					return
+				}
+				i += m
+			}
+			got += int64(n)
+			if err != nil && got < total {
+				result <- fmt.Errorf("after %d bytes: %w", got, err)
+				return
+			}
+		}
+		_, err = c.Write([]byte{1})
+		result <- err
+	}()
+	ctx := testCtx(b)
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	c, err := pe.cli.Dial(ctx, "tcp", net.JoinHostPort("srv", port))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.SetBytes(op)
+	b.ResetTimer()
+	for sent := int64(0); sent < total; sent += int64(len(benchPattern)) {
+		if _, err := c.Write(benchPattern); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	if err := <-result; err != nil {
+		b.Fatal(err)
+	}
+}
+
+func benchNodeRTT(b *testing.B, pe *pathEnv) {
+	c, err := pe.cli.Dial(testCtx(b), "tcp", "srv:7000")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	buf := []byte{0}
+	rtts := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if _, err := c.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+		rtts = append(rtts, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(rtts)
+	b.ReportMetric(float64(rtts[len(rtts)/2])/1e3, "p50-µs")
+	b.ReportMetric(float64(rtts[len(rtts)*99/100])/1e3, "p99-µs")
 }
