@@ -103,6 +103,11 @@ type bind struct {
 	// until the tunnel's Write; nil gates count nothing (see queueGate).
 	tx, rx *queueGate
 
+	// onInitiation and onAnswer, if set, learn that an initiation to a peer went out and that
+	// the peer answered one (the Mesh's early handshake retries, retry.go). They must not
+	// block.
+	onInitiation, onAnswer func(key [32]byte)
+
 	mu      sync.RWMutex
 	peers   map[[32]byte]*peerState
 	byIndex map[uint32]*peerState
@@ -423,6 +428,9 @@ func (b *bind) classifyAndMap(pkt []byte, src netip.AddrPort, mayHold bool, cach
 		p = b.peerByIndex(idx, cache)
 		if p != nil && kind == kindResponse {
 			p.initSentAt.Store(0)
+			if b.onAnswer != nil {
+				b.onAnswer(p.key)
+			}
 		}
 	} else if kind == kindInitiation && b.ident != nil {
 		if key, ok := b.ident.initiator(pkt); ok {
@@ -605,6 +613,9 @@ func (b *bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	}
 	if kind == kindInitiation {
 		p.initSentAt.Store(time.Now().UnixNano())
+		if b.onInitiation != nil {
+			b.onInitiation(p.key)
+		}
 	}
 	if kind == kindInitiation || kind == kindResponse {
 		for _, buf := range bufs {

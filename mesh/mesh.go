@@ -80,6 +80,10 @@ type Mesh struct {
 
 	mu      sync.Mutex // serializes SetPeers and Close
 	applied map[[32]byte]Peer
+
+	retryMu      sync.Mutex
+	retries      map[[32]byte]*handshakeRetry // see retry.go
+	earlyRetries atomic.Int64                 // initiations retryHandshake sent (tests)
 }
 
 // GeneratePrivateKey returns a new random WireGuard private key.
@@ -166,8 +170,10 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 		pub:     PublicKey(cfg.PrivateKey),
 		sock:    sock,
 		applied: make(map[[32]byte]Peer),
+		retries: make(map[[32]byte]*handshakeRetry),
 	}
 	m.bind = newBind(newPacketIO(sock), ident, m.pub, cfg.OnPacket, log)
+	m.bind.onInitiation, m.bind.onAnswer = m.initiationSent, m.initiationAnswered
 	m.bind.tx, m.bind.rx = newQueueGate(gateLimit), newQueueGate(gateLimit)
 
 	tnet, err := newNetTUN(addrs, mtu, m.bind.tx, m.bind.rx)
@@ -269,6 +275,7 @@ func (m *Mesh) SetPeers(ctx context.Context, peers []Peer) error {
 			return fmt.Errorf("mesh: set peers: configure device: %w", err)
 		}
 	}
+	m.stopRetries(removed...)
 	for _, key := range removed {
 		m.bind.removePeer(key)
 		delete(m.applied, key)
@@ -311,6 +318,7 @@ func (m *Mesh) kick(key [32]byte, expire bool) {
 		wp.ExpireCurrentKeypairs()
 	}
 	if m.bind.preferredInitiator(key) {
+		m.stopRetries(key) // a fresh start: the early retries count from this initiation
 		wp.SendKeepalive() // without a session: queues a keepalive and sends an initiation
 		m.log.Debug("peer handshake started", "peer", hexKey(key)[:8])
 	}
@@ -453,6 +461,7 @@ func (m *Mesh) Close() error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.stopRetries()
 	m.dev.Close() // closes the netstack and the bind, and waits for the device's goroutines
 	if err := m.sock.Close(); err != nil {
 		return fmt.Errorf("mesh: close socket: %w", err)

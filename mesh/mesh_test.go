@@ -566,6 +566,7 @@ type wgTap struct {
 
 	mu     sync.Mutex
 	counts map[string]int // "a>b initiation", "b>a response", ...
+	drop   map[string]int // how many more messages of a kind to drop, by the same keys
 }
 
 func newWGTap(t *testing.T, a, b netip.AddrPort) *wgTap {
@@ -577,7 +578,7 @@ func newWGTap(t *testing.T, a, b netip.AddrPort) *wgTap {
 		}
 		return c
 	}
-	tp := &wgTap{forA: listen(), forB: listen(), a: a, b: b, counts: map[string]int{}}
+	tp := &wgTap{forA: listen(), forB: listen(), a: a, b: b, counts: map[string]int{}, drop: map[string]int{}}
 	tp.wg.Add(2)
 	go tp.relay(tp.forA, tp.forB, b, "a>b")
 	go tp.relay(tp.forB, tp.forA, a, "b>a")
@@ -597,10 +598,17 @@ func (tp *wgTap) relay(from, out *net.UDPConn, to netip.AddrPort, dir string) {
 		if err != nil {
 			return
 		}
+		what := dir + " " + classify(buf[:n]).String()
 		tp.mu.Lock()
-		tp.counts[dir+" "+classify(buf[:n]).String()]++
+		tp.counts[what]++
+		drop := tp.drop[what] > 0
+		if drop {
+			tp.drop[what]--
+		}
 		tp.mu.Unlock()
-		out.WriteToUDPAddrPort(buf[:n], to)
+		if !drop {
+			out.WriteToUDPAddrPort(buf[:n], to)
+		}
 	}
 }
 
