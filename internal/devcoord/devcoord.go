@@ -88,7 +88,10 @@ func (c *Coordinator) start(ctx context.Context, addr string) error {
 		st.Close()
 		return fmt.Errorf("devcoord: listen: %w", err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	// As the coordinator binary serves it: ReadTimeout does not end event streams (net/http
+	// lifts the read deadline once a bodyless request is read); no WriteTimeout, streams bound
+	// each write themselves.
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
