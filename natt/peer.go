@@ -62,10 +62,14 @@ type peer struct {
 	// and a new session (an upgrade attempt, a restart) looks for a pair; see retire.
 	keep      *session
 	keepTimer *time.Timer
-	stale     []string            // recently ended sessions, oldest first
-	early     map[string][]string // session -> candidates that arrived before it
-	earlyIDs  []string            // order of early, for eviction
-	attempt   int                 // consecutive failures, for backoff
+	// releaseTimer fires releaseAfter after a direct session was found to hold TURN
+	// allocations it does not need (armRelease). It is a timer of its own: the peer's other
+	// timer is taken by offers and restarts, and a release must not be lost to one of them.
+	releaseTimer *time.Timer
+	stale        []string            // recently ended sessions, oldest first
+	early        map[string][]string // session -> candidates that arrived before it
+	earlyIDs     []string            // order of early, for eviction
+	attempt      int                 // consecutive failures, for backoff
 	// directFailed: a session without relayed candidates failed, and none has connected
 	// directly since; the next sessions gather relayed candidates.
 	directFailed bool
@@ -81,7 +85,6 @@ const (
 	timerOffer             // retransmit our unanswered offer
 	timerRestart           // start a new session
 	timerUpgrade           // relayed: start a new session to look for a direct pair
-	timerRelease           // direct: replace the session to drop a TURN allocation it does not need
 )
 
 // session is one ICE session: one agent with one set of credentials.
@@ -167,6 +170,9 @@ func (p *peer) run() {
 	p.keepTimer = time.NewTimer(time.Hour)
 	p.keepTimer.Stop()
 	defer p.keepTimer.Stop()
+	p.releaseTimer = time.NewTimer(time.Hour)
+	p.releaseTimer.Stop()
+	defer p.releaseTimer.Stop()
 
 	p.log.Debug("peer added", "controlling", p.controlling)
 	p.offer()
@@ -186,6 +192,8 @@ func (p *peer) run() {
 			kind := p.timerKind
 			p.timerKind = timerNone
 			p.onTimer(kind)
+		case <-p.releaseTimer.C:
+			p.release()
 		case <-p.keepTimer.C:
 			p.closeKeep()
 		case <-p.kick:
@@ -308,14 +316,28 @@ func (p *peer) onReconsider() {
 // the pair and the allocations go.
 func (p *peer) armRelease() {
 	s := p.sess
-	if s == nil || !s.relay || p.m.cfg.RelayOnly || !p.path.Valid() || p.path.Relayed() ||
-		p.path.session != s.id || p.timerKind != timerNone {
+	if s == nil || !s.relay || p.m.cfg.RelayOnly || !p.path.Valid() || p.path.Relayed() || p.path.session != s.id {
 		return
 	}
 	if want, _ := p.wantRelay(false); want {
 		return
 	}
-	p.setTimer(timerRelease, releaseAfter)
+	p.releaseTimer.Reset(releaseAfter)
+}
+
+// release replaces the session armRelease found holding allocations it does not need, if that
+// is still so.
+func (p *peer) release() {
+	s := p.sess
+	if s == nil || !s.relay || !p.path.Valid() || p.path.Relayed() || p.path.session != s.id {
+		return
+	}
+	if want, _ := p.wantRelay(false); want {
+		return
+	}
+	p.log.Info("direct path: replacing the session to release its relay allocation", "session", s.id)
+	p.attempt = 0
+	p.offer()
 }
 
 // newSession creates an agent for session id and wires its callbacks to the event queue.
@@ -638,17 +660,6 @@ func (p *peer) onTimer(kind timerKind) {
 		p.log.Info("relayed: looking for a direct path")
 		p.attempt = 0
 		p.offerSession(true)
-	case timerRelease:
-		s := p.sess
-		if s == nil || !s.relay || !p.path.Valid() || p.path.Relayed() || p.path.session != s.id {
-			return
-		}
-		if want, _ := p.wantRelay(false); want {
-			return
-		}
-		p.log.Info("direct path: replacing the session to release its relay allocation", "session", s.id)
-		p.attempt = 0
-		p.offer()
 	case timerOffer:
 		s := p.sess
 		if s == nil || !s.offerer || s.started {
