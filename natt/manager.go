@@ -272,6 +272,7 @@ type Manager struct {
 	log  *slog.Logger
 	view *sockView
 	mux  *iceMux
+	net  bufferedNet // pion's network: large buffers on its TURN sockets
 
 	turnMu sync.Mutex  // guards urls and turn
 	urls   []*stun.URI // STUN servers, for new sessions (see SetSTUN)
@@ -310,6 +311,10 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.RelayOnly && len(turn) == 0 {
 		return nil, errors.New("natt: Config.RelayOnly needs TURN servers")
 	}
+	pnet, err := newBufferedNet()
+	if err != nil {
+		return nil, err
+	}
 	log := loggerOrDiscard(cfg.Logger).With("component", "natt")
 	view := newSockView(cfg.Socket)
 	mux := &iceMux{
@@ -328,6 +333,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
+		net:      pnet,
 		cfg:      cfg,
 		log:      log,
 		view:     view,
@@ -651,6 +657,7 @@ func (m *Manager) newAgent(relay bool) (*ice.Agent, error) {
 		ice.WithUDPMux(m.mux),
 		ice.WithUDPMuxSrflx(m.mux),
 		ice.WithUrls(urls),
+		ice.WithNet(m.net),
 		ice.WithRelayAcceptanceMinWait(relayWait),
 		ice.WithMulticastDNSMode(ice.MulticastDNSModeDisabled),
 		ice.WithKeepaliveInterval(m.cfg.KeepaliveInterval),

@@ -11,6 +11,8 @@ import (
 
 	"github.com/pion/turn/v5"
 	"golang.org/x/time/rate"
+
+	"github.com/nexodus-sdk/nexodus/internal/sockbuf"
 )
 
 // listenConn is a UDP listener socket handed to pion. It counts reads in progress so that
@@ -109,6 +111,7 @@ func (g *relayGenerator) AllocatePacketConn(c turn.AllocateListenerConfig) (net.
 		s.log.Warn("cannot open relay socket", "device_id", c.UserID, "err", err)
 		return nil, nil, err
 	}
+	sockbuf.Grow(pc, 2<<20)
 	rc := &relayConn{PacketConn: pc, s: s, userID: c.UserID}
 	if lim := s.cfg.BandwidthLimit; lim > 0 {
 		burst := int(min(max(lim, 64<<10), 1<<30))

@@ -57,6 +57,7 @@ import (
 
 	"github.com/pion/turn/v5"
 
+	"github.com/nexodus-sdk/nexodus/internal/sockbuf"
 	"github.com/nexodus-sdk/nexodus/internal/turncred"
 )
 
@@ -199,10 +200,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return fail(fmt.Errorf("relay: listen udp %s: %w", a, err))
 		}
 		opened = append(opened, pc.Close)
-		if uc, ok := pc.(*net.UDPConn); ok {
-			_ = uc.SetReadBuffer(4 << 20) // best effort: the kernel may cap it
-			_ = uc.SetWriteBuffer(4 << 20)
-		}
+		sockbuf.Grow(pc, 4<<20)
 		s.addrs.UDP = append(s.addrs.UDP, addrPort(pc.LocalAddr()))
 		pcs = append(pcs, turn.PacketConnConfig{PacketConn: &listenConn{PacketConn: pc, s: s}, RelayAddressGenerator: gen, PermissionHandler: s.permit})
 	}

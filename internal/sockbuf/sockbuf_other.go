@@ -1,0 +1,7 @@
+//go:build !linux
+
+package sockbuf
+
+import "net"
+
+func force(*net.UDPConn, int) bool { return false }
