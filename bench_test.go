@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"testing"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/nexodus-sdk/nexodus"
 	"github.com/nexodus-sdk/nexodus/coordinator"
-	"github.com/nexodus-sdk/nexodus/internal/devcoord"
 	"github.com/nexodus-sdk/nexodus/relay"
 )
 
@@ -99,26 +97,10 @@ func newPathEnv(b *testing.B, relayed bool) *pathEnv {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { rl.Close() })
-	coord, err := devcoord.Start(ctx, filepath.Join(b.TempDir(), "coord.db"), devcoord.Options{
-		Logger: testLogger(b).With("component", "coordinator"),
-		Configure: func(c *coordinator.Config) {
-			c.RelaySecret = secret
-			c.TURNServers = []string{"turn:" + rl.Addrs().UDP[0].String() + "?transport=udp"}
-		},
+	e := newEnvConfig(b, func(c *coordinator.Config) {
+		c.RelaySecret = secret
+		c.TURNServers = []string{"turn:" + rl.Addrs().UDP[0].String() + "?transport=udp"}
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { coord.Close() })
-	tenant, err := coord.NewTenant(ctx, "alice")
-	if err != nil {
-		b.Fatal(err)
-	}
-	key, err := tenant.RegKey(ctx, "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	e := &env{t: b, coord: coord, tenant: tenant, key: key}
 	var mods []func(*nexodus.Node)
 	if relayed {
 		mods = append(mods, nexodus.SetRelayOnly)

@@ -24,6 +24,7 @@ import (
 	"github.com/nexodus-sdk/nexodus"
 	"github.com/nexodus-sdk/nexodus/api"
 	"github.com/nexodus-sdk/nexodus/client"
+	"github.com/nexodus-sdk/nexodus/coordinator"
 	"github.com/nexodus-sdk/nexodus/internal/devcoord"
 	"github.com/nexodus-sdk/nexodus/natt"
 )
@@ -53,11 +54,16 @@ type env struct {
 	key    string
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { return newEnvConfig(t, nil) }
+
+// newEnvConfig is newEnv with the coordinator's configuration adjusted by configure (relays,
+// STUN servers, ...).
+func newEnvConfig(t testing.TB, configure func(*coordinator.Config)) *env {
 	t.Helper()
 	ctx := testCtx(t)
 	coord, err := devcoord.Start(ctx, filepath.Join(t.TempDir(), "coord.db"), devcoord.Options{
-		Logger: testLogger(t).With("component", "coordinator"),
+		Logger:    testLogger(t).With("component", "coordinator"),
+		Configure: configure,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,7 +16,6 @@ import (
 	"github.com/nexodus-sdk/nexodus"
 	"github.com/nexodus-sdk/nexodus/api"
 	"github.com/nexodus-sdk/nexodus/coordinator"
-	"github.com/nexodus-sdk/nexodus/internal/devcoord"
 	"github.com/nexodus-sdk/nexodus/relay"
 )
 
@@ -140,26 +138,10 @@ func TestRelayedPathCarriesOnlyCiphertext(t *testing.T) {
 	tp := newTap(t, relayAddr)
 
 	ctx := testCtx(t)
-	coord, err := devcoord.Start(ctx, filepath.Join(t.TempDir(), "coord.db"), devcoord.Options{
-		Logger: testLogger(t).With("component", "coordinator"),
-		Configure: func(c *coordinator.Config) {
-			c.RelaySecret = secret
-			c.TURNServers = []string{"turn:" + tp.addr() + "?transport=udp"}
-		},
+	e := newEnvConfig(t, func(c *coordinator.Config) {
+		c.RelaySecret = secret
+		c.TURNServers = []string{"turn:" + tp.addr() + "?transport=udp"}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { coord.Close() })
-	tenant, err := coord.NewTenant(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := tenant.RegKey(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, coord: coord, tenant: tenant, key: key}
 	srv := e.up("srv", nexodus.SetRelayOnly)
 	cli := e.up("cli", nexodus.SetRelayOnly)
 	serveEcho(t, srv, ":7000")
@@ -242,27 +224,11 @@ func TestNodeSwitchesToOrgRelays(t *testing.T) {
 	t.Cleanup(func() { own.Close() })
 
 	ctx := testCtx(t)
-	coord, err := devcoord.Start(ctx, filepath.Join(t.TempDir(), "coord.db"), devcoord.Options{
-		Logger: testLogger(t).With("component", "coordinator"),
-		Configure: func(c *coordinator.Config) {
-			c.RelaySecret = defSecret
-			c.TURNServers = []string{"turn:" + def.Addrs().UDP[0].String() + "?transport=udp"}
-			c.SealKey = bytes.Repeat([]byte{7}, 32)
-		},
+	e := newEnvConfig(t, func(c *coordinator.Config) {
+		c.RelaySecret = defSecret
+		c.TURNServers = []string{"turn:" + def.Addrs().UDP[0].String() + "?transport=udp"}
+		c.SealKey = bytes.Repeat([]byte{7}, 32)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { coord.Close() })
-	tenant, err := coord.NewTenant(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := tenant.RegKey(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, coord: coord, tenant: tenant, key: key}
 	srv := e.up("srv", nexodus.SetRelayOnly)
 	cli := e.up("cli", nexodus.SetRelayOnly)
 	serveEcho(t, srv, ":7000")
@@ -276,7 +242,7 @@ func TestNodeSwitchesToOrgRelays(t *testing.T) {
 		t.Fatalf("default relay %+v, organization relay %+v", def.Stats(), own.Stats())
 	}
 
-	if _, err := tenant.Client.SetOrgRelays(ctx, tenant.OrgID, api.SetOrgRelaysRequest{
+	if _, err := e.tenant.Client.SetOrgRelays(ctx, e.tenant.OrgID, api.SetOrgRelaysRequest{
 		TURN: []string{"turn:" + own.Addrs().UDP[0].String() + "?transport=udp"}, Secret: orgSecret,
 	}); err != nil {
 		t.Fatal(err)
@@ -290,7 +256,7 @@ func TestNodeSwitchesToOrgRelays(t *testing.T) {
 		return through(own, def, "organization")
 	})
 
-	if err := tenant.Client.ClearOrgRelays(ctx, tenant.OrgID); err != nil {
+	if err := e.tenant.Client.ClearOrgRelays(ctx, e.tenant.OrgID); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the path to move back to the default relay", func() bool {
@@ -351,29 +317,13 @@ func TestNodeFollowsOrgSTUNServers(t *testing.T) {
 	rl := startRelay(t, secret, "127.0.0.1:0")
 	t.Cleanup(func() { rl.Close() })
 	ctx := testCtx(t)
-	coord, err := devcoord.Start(ctx, filepath.Join(t.TempDir(), "coord.db"), devcoord.Options{
-		Logger: testLogger(t).With("component", "coordinator"),
-		Configure: func(c *coordinator.Config) {
-			// NAT detection needs two servers; the relay answers STUN too.
-			c.STUNServers = []string{def.addr(), rl.Addrs().UDP[0].String()}
-			c.RelaySecret = secret
-			c.TURNServers = []string{"turn:" + rl.Addrs().UDP[0].String() + "?transport=udp"}
-			c.SealKey = bytes.Repeat([]byte{7}, 32)
-		},
+	e := newEnvConfig(t, func(c *coordinator.Config) {
+		// NAT detection needs two servers; the relay answers STUN too.
+		c.STUNServers = []string{def.addr(), rl.Addrs().UDP[0].String()}
+		c.RelaySecret = secret
+		c.TURNServers = []string{"turn:" + rl.Addrs().UDP[0].String() + "?transport=udp"}
+		c.SealKey = bytes.Repeat([]byte{7}, 32)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { coord.Close() })
-	tenant, err := coord.NewTenant(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := tenant.RegKey(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, coord: coord, tenant: tenant, key: key}
 	n := e.up("a")
 	waitFor(t, "a reflexive address from the default STUN server", func() bool {
 		return n.Status().ReflexiveAddr.IsValid() && def.n.Load() > 0
@@ -382,7 +332,7 @@ func TestNodeFollowsOrgSTUNServers(t *testing.T) {
 		t.Fatal("the organization's STUN server was asked before it was named")
 	}
 
-	if _, err := tenant.Client.SetOrgRelays(ctx, tenant.OrgID, api.SetOrgRelaysRequest{
+	if _, err := e.tenant.Client.SetOrgRelays(ctx, e.tenant.OrgID, api.SetOrgRelaysRequest{
 		STUN: []string{own.addr(), rl.Addrs().UDP[0].String()},
 		TURN: []string{"turn:" + rl.Addrs().UDP[0].String() + "?transport=udp"}, Secret: "organization-relay-secret-for-tests",
 	}); err != nil {
