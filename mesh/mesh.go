@@ -461,7 +461,7 @@ func (m *Mesh) Close() error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.stopRetries()
+	m.stopAllRetries()
 	m.dev.Close() // closes the netstack and the bind, and waits for the device's goroutines
 	if err := m.sock.Close(); err != nil {
 		return fmt.Errorf("mesh: close socket: %w", err)

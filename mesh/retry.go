@@ -44,14 +44,7 @@ func (m *Mesh) initiationSent(key [32]byte) {
 // initiationAnswered is the Bind's report that the peer answered an initiation: the next
 // unanswered one starts the early retries afresh.
 func (m *Mesh) initiationAnswered(key [32]byte) {
-	m.retryMu.Lock()
-	defer m.retryMu.Unlock()
-	if r := m.retries[key]; r != nil {
-		if r.timer != nil {
-			r.timer.Stop()
-		}
-		delete(m.retries, key)
-	}
+	m.stopRetries(key)
 }
 
 // retryHandshake sends a fresh initiation if the peer still has not answered and has no
@@ -87,19 +80,27 @@ func (m *Mesh) retryHandshake(key [32]byte, r *handshakeRetry) {
 	m.earlyRetries.Add(1)
 }
 
-// stopRetries stops every early-retry timer (Close) or those of the given peers (removal).
+// stopRetries stops the early-retry timers of the given peers (removal, a fresh handshake).
 func (m *Mesh) stopRetries(keys ...[32]byte) {
 	m.retryMu.Lock()
 	defer m.retryMu.Unlock()
-	if keys == nil {
-		for k := range m.retries {
-			keys = append(keys, k)
-		}
-	}
 	for _, k := range keys {
-		if r := m.retries[k]; r != nil && r.timer != nil {
-			r.timer.Stop()
-		}
-		delete(m.retries, k)
+		m.stopRetryLocked(k)
 	}
+}
+
+// stopAllRetries stops every early-retry timer (Close).
+func (m *Mesh) stopAllRetries() {
+	m.retryMu.Lock()
+	defer m.retryMu.Unlock()
+	for k := range m.retries {
+		m.stopRetryLocked(k)
+	}
+}
+
+func (m *Mesh) stopRetryLocked(k [32]byte) {
+	if r := m.retries[k]; r != nil && r.timer != nil {
+		r.timer.Stop()
+	}
+	delete(m.retries, k)
 }

@@ -2,7 +2,6 @@ package mesh
 
 import (
 	"context"
-	"net/netip"
 	"testing"
 )
 
@@ -10,26 +9,22 @@ import (
 // Mesh retries it itself (retry.go), and that retry is the one answered — not wireguard-go's
 // own retransmission 5 s later.
 func TestLostInitiationRetriedEarly(t *testing.T) {
-	ka, kb := orderedKeys(t, true) // a starts the handshake when it learns b
-	a, b := startTestNode(t, 1, ka), startTestNode(t, 2, kb)
-	l, err := b.m.Listen("tcp", ":80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveEcho(t, l)
-	tap := newWGTap(t, a.endpoint(), b.endpoint())
+	tp := newTappedPair(t, true) // a starts the handshake when it learns b
+	a, b, tap := tp.a, tp.b, tp.tap
 	tap.mu.Lock()
 	tap.drop["a>b initiation"] = 1
 	tap.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	bForA, aForB := b.asPeer(), a.asPeer()
-	bForA.Endpoints = []netip.AddrPort{udpAddrPort(tap.forA)}
-	aForB.Endpoints = []netip.AddrPort{udpAddrPort(tap.forB)}
-	if err := b.m.SetPeers(ctx, []Peer{aForB}); err != nil {
+	if err := b.m.SetPeers(ctx, []Peer{tp.aForB}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.m.SetPeers(ctx, []Peer{bForA}); err != nil {
+	if err := a.m.SetPeers(ctx, []Peer{tp.bForA}); err != nil {
+		t.Fatal(err)
+	}
+	// The node applies its peer list again on every change the coordinator reports; that must
+	// not cancel the retry of an unrelated, unanswered initiation.
+	if err := a.m.SetPeers(ctx, []Peer{tp.bForA}); err != nil {
 		t.Fatal(err)
 	}
 	if err := echoRoundTrip(ctx, a, "tcp", tcpAddr(b.v4, 80), []byte("after a lost initiation")); err != nil {
