@@ -100,6 +100,7 @@ func senderIndex(kind packetKind, b []byte) (idx uint32, ok bool) {
 	return 0, false
 }
 
-// carriesPacket reports whether a WireGuard message is a transport message with an IP packet in
-// it (not a keepalive): one that goes between the tunnel and the socket.
-func carriesPacket(b []byte) bool { return classify(b) == kindTransport && len(b) > sizeMinTransport }
+// carriesPacket reports whether b, a WireGuard message (classify already said so), is a
+// transport message with an IP packet in it (not a keepalive): one that goes between the tunnel
+// and the socket.
+func carriesPacket(b []byte) bool { return b[0] == msgTransport && len(b) > sizeMinTransport }
