@@ -111,25 +111,17 @@ func newPathEnv(b *testing.B, relayed bool) *pathEnv {
 	if relayed {
 		want = nexodus.PathRelayed
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var path nexodus.PathType
+	waitFor(b, "cli's "+string(want)+" path to srv and an echo", func() bool {
+		ectx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
 		for _, p := range pe.cli.Peers() {
-			if p.Hostname == "srv" {
-				path = p.Path
+			if p.Hostname == "srv" && p.Path == want {
+				return echoOnce(ectx, pe.cli, "tcp", "srv:7000") == nil
 			}
 		}
-		ectx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		err := echoOnce(ectx, pe.cli, "tcp", "srv:7000")
-		cancel()
-		if path == want && err == nil {
-			return pe
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("no %s path from cli to srv: path %q, echo: %v", want, path, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false
+	})
+	return pe
 }
 
 // BenchmarkNodePaths measures two Nodes talking directly and the same through a real TURN relay,

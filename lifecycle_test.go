@@ -91,24 +91,11 @@ func TestLostTokenGetsSameDeviceBack(t *testing.T) {
 	}
 	serveEcho(t, again, ":7000")
 	cli := e.up("cli")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	waitFor(t, "cli to reach the re-registered srv", func() bool {
 		ctx, cancel := context.WithTimeout(testCtx(t), 2*time.Second)
-		err := echoOnce(ctx, cli, "tcp", "srv:7000")
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cli cannot reach the re-registered srv: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		defer cancel()
+		return echoOnce(ctx, cli, "tcp", "srv:7000") == nil
+	})
 	// The node's control connection works with the new token.
-	for !again.Status().ControlConnected {
-		if time.Now().After(deadline) {
-			t.Fatal("control stream down after re-registration")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, "the control stream after re-registration", func() bool { return again.Status().ControlConnected })
 }

@@ -105,7 +105,7 @@ func (e *env) up(hostname string, mod ...func(*nexodus.Node)) *nexodus.Node {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {

@@ -620,6 +620,31 @@ func (tp *wgTap) count(what string) int {
 
 func udpAddrPort(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
 
+// tappedPair is two meshes whose WireGuard messages go through a wgTap, with an echo server on
+// b:80; bForA and aForB are the peers to configure (their endpoints point at the tap). Neither
+// mesh has peers yet. aFirst makes a the preferred initiator.
+type tappedPair struct {
+	a, b         *testNode
+	tap          *wgTap
+	bForA, aForB Peer
+}
+
+func newTappedPair(t *testing.T, aFirst bool) tappedPair {
+	t.Helper()
+	ka, kb := orderedKeys(t, aFirst)
+	tp := tappedPair{a: startTestNode(t, 1, ka), b: startTestNode(t, 2, kb)}
+	l, err := tp.b.m.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveEcho(t, l)
+	tp.tap = newWGTap(t, tp.a.endpoint(), tp.b.endpoint())
+	tp.bForA, tp.aForB = tp.b.asPeer(), tp.a.asPeer()
+	tp.bForA.Endpoints = []netip.AddrPort{udpAddrPort(tp.tap.forA)}
+	tp.aForB.Endpoints = []netip.AddrPort{udpAddrPort(tp.tap.forB)}
+	return tp
+}
+
 // holds reports whether n's Bind holds an initiation from key for replay.
 func (n *testNode) holds(key [32]byte) bool {
 	n.m.bind.heldMu.Lock()
@@ -660,19 +685,10 @@ func TestFirstDialToJustAddedPeer(t *testing.T) {
 			name = "dialer-is-not-preferred-initiator"
 		}
 		t.Run(name, func(t *testing.T) {
-			ka, kb := orderedKeys(t, dialerFirst)
-			a, b := startTestNode(t, 1, ka), startTestNode(t, 2, kb)
-			l, err := b.m.Listen("tcp", ":80")
-			if err != nil {
-				t.Fatal(err)
-			}
-			serveEcho(t, l)
-			tap := newWGTap(t, a.endpoint(), b.endpoint())
+			tp := newTappedPair(t, dialerFirst)
+			a, b, tap, bForA, aForB := tp.a, tp.b, tp.tap, tp.bForA, tp.aForB
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
-			bForA, aForB := b.asPeer(), a.asPeer()
-			bForA.Endpoints = []netip.AddrPort{udpAddrPort(tap.forA)}
-			aForB.Endpoints = []netip.AddrPort{udpAddrPort(tap.forB)}
 			if err := a.m.SetPeers(ctx, []Peer{bForA}); err != nil {
 				t.Fatal(err)
 			}
