@@ -315,29 +315,31 @@ func (p *peer) onReconsider() {
 // a direct path outlives its session, so a new session without relayed candidates takes over
 // the pair and the allocations go.
 func (p *peer) armRelease() {
-	s := p.sess
-	if s == nil || !s.relay || p.m.cfg.RelayOnly || !p.path.Valid() || p.path.Relayed() || p.path.session != s.id {
-		return
+	if p.holdsUnneededAllocation() {
+		p.releaseTimer.Reset(releaseAfter)
 	}
-	if want, _ := p.wantRelay(false); want {
-		return
-	}
-	p.releaseTimer.Reset(releaseAfter)
 }
 
 // release replaces the session armRelease found holding allocations it does not need, if that
 // is still so.
 func (p *peer) release() {
-	s := p.sess
-	if s == nil || !s.relay || !p.path.Valid() || p.path.Relayed() || p.path.session != s.id {
+	if !p.holdsUnneededAllocation() {
 		return
 	}
-	if want, _ := p.wantRelay(false); want {
-		return
-	}
-	p.log.Info("direct path: replacing the session to release its relay allocation", "session", s.id)
+	p.log.Info("direct path: replacing the session to release its relay allocation", "session", p.sess.id)
 	p.attempt = 0
 	p.offer()
+}
+
+// holdsUnneededAllocation reports whether the current session gathered relayed candidates but
+// carries a direct path, and no relay is wanted any more.
+func (p *peer) holdsUnneededAllocation() bool {
+	s := p.sess
+	if s == nil || !s.relay || p.m.cfg.RelayOnly || !p.path.Valid() || p.path.Relayed() || p.path.session != s.id {
+		return false
+	}
+	want, _ := p.wantRelay(false)
+	return !want
 }
 
 // newSession creates an agent for session id and wires its callbacks to the event queue.
