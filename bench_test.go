@@ -1,6 +1,8 @@
 package nexodus_test
 
 import (
+	"github.com/stretchr/testify/require"
+
 	"bytes"
 	"context"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/nexodus-sdk/nexodus"
 	"github.com/nexodus-sdk/nexodus/coordinator"
+	"github.com/nexodus-sdk/nexodus/nexodustest"
 	"github.com/nexodus-sdk/nexodus/relay"
 )
 
@@ -30,7 +33,7 @@ func BenchmarkUpToFirstByte(b *testing.B) {
 	var samples []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		n := &nexodus.Node{ControlURL: e.coord.URL, AuthKey: e.key, Hostname: fmt.Sprintf("c%d", i)}
+		n := &nexodus.Node{ControlURL: e.kit.URL, AuthKey: e.key, Hostname: fmt.Sprintf("c%d", i)}
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if _, err := n.Up(ctx); err != nil {
@@ -101,9 +104,9 @@ func newPathEnv(b *testing.B, relayed bool) *pathEnv {
 		c.RelaySecret = secret
 		c.TURNServers = []string{"turn:" + rl.Addrs().UDP[0].String() + "?transport=udp"}
 	})
-	var mods []func(*nexodus.Node)
+	var mods []nexodustest.NodeOption
 	if relayed {
-		mods = append(mods, nexodus.SetRelayOnly)
+		mods = append(mods, nexodustest.ForceRelay())
 	}
 	pe := &pathEnv{srv: e.up("srv", mods...), cli: e.up("cli", mods...)}
 	serveEcho(b, pe.srv, ":7000")
@@ -111,7 +114,7 @@ func newPathEnv(b *testing.B, relayed bool) *pathEnv {
 	if relayed {
 		want = nexodus.PathRelayed
 	}
-	waitFor(b, "cli's "+string(want)+" path to srv and an echo", func() bool {
+	require.Eventually(b, func() bool {
 		ectx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		for _, p := range pe.cli.Peers() {
@@ -120,7 +123,7 @@ func newPathEnv(b *testing.B, relayed bool) *pathEnv {
 			}
 		}
 		return false
-	})
+	}, waitTimeout, waitTick, "cli's "+string(want)+" path to srv and an echo")
 	return pe
 }
 

@@ -4,46 +4,90 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 const module = "github.com/nexodus-sdk/nexodus"
 
-// TestImportRules keeps the package graph DESIGN.md lays out: the data-plane packages and the
-// client never import each other or the facade, and the coordinator never imports the data plane.
+// TestImportRules keeps the package graph docs/ARCHITECTURE.md draws. Calls go one way: the
+// facade (the root package) drives internal/engine, which drives mesh, natt and client; the
+// data-plane packages, the client and the coordinator never import each other or anything
+// above them; key imports nothing of the project's.
 func TestImportRules(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go command not on PATH")
 	}
-	forbidden := map[string][]string{
-		"mesh":        {"client", "natt", "relay", "coordinator", ""},
-		"natt":        {"client", "mesh", "relay", "coordinator", ""},
-		"relay":       {"client", "mesh", "natt", "coordinator", ""},
-		"client":      {"mesh", "natt", "relay", "coordinator", ""},
-		"api":         {"client", "mesh", "natt", "relay", "coordinator", ""},
-		"coordinator": {"client", "mesh", "natt", "relay", ""},
+	// allowed lists, per package, the only project packages its non-test code may import
+	// directly ("" is the root package).
+	allowed := map[string][]string{
+		"":                {"internal/engine"},
+		"internal/engine": {"api", "client", "key", "mesh", "natt"},
+		"mesh":            {"key", "internal/sockbuf"},
+		"natt":            {"key", "internal/sockbuf"},
+		"relay":           {"internal/turncred", "internal/sockbuf"},
+		"client":          {"api", "internal/sealbox"},
+		"api":             {},
+		"key":             {},
 	}
-	for pkg, banned := range forbidden {
-		out, err := exec.Command("go", "list", "-deps", "./"+pkg+"/...").CombinedOutput()
-		if err != nil {
-			if strings.Contains(string(out), "matched no packages") {
-				continue
-			}
-			t.Fatalf("go list -deps ./%s/...: %v\n%s", pkg, err, out)
-		}
-		deps := map[string]bool{}
-		for _, line := range strings.Fields(string(out)) {
-			deps[line] = true
-		}
-		for _, b := range banned {
-			target := module
-			if b != "" {
-				target += "/" + b
-			}
-			for dep := range deps {
-				if dep == target || (b != "" && strings.HasPrefix(dep, target+"/")) {
-					t.Errorf("%s depends on %s, which DESIGN.md forbids", pkg, dep)
-				}
+	// Where the coordinator and the test kit stand: nothing of the data plane in the
+	// coordinator; the kit above everything, and imported by no library package.
+	banned := map[string][]string{
+		"coordinator/...": {"", "internal/engine", "mesh", "natt", "client", "relay", "nexodustest"},
+	}
+	for pkg, ok := range allowed {
+		for from, deps := range projectImports(t, "./"+pkg) {
+			for _, dep := range deps {
+				require.Contains(t, ok, dep, "%s imports %s, which the package graph does not allow", displayName(from), displayName(dep))
 			}
 		}
 	}
+	for pattern, bad := range banned {
+		for from, deps := range projectImports(t, "./"+pattern) {
+			for _, dep := range deps {
+				require.NotContains(t, bad, dep, "%s imports %s, which the package graph forbids", displayName(from), displayName(dep))
+			}
+		}
+	}
+	for from, deps := range projectImports(t, "./...") {
+		if from != "nexodustest" && !strings.HasPrefix(from, "examples/") && !strings.HasPrefix(from, "internal/labtest") {
+			require.NotContains(t, deps, "nexodustest", "%s imports the test kit", displayName(from))
+		}
+	}
+}
+
+// projectImports lists, for each package matching pattern, the project packages its non-test
+// files import directly, as paths below the module ("" for the root).
+func projectImports(t *testing.T, pattern string) map[string][]string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, pattern).CombinedOutput()
+	require.NoError(t, err, "go list %s: %s", pattern, out)
+	rel := func(p string) (string, bool) {
+		if p == module {
+			return "", true
+		}
+		if r, ok := strings.CutPrefix(p, module+"/"); ok {
+			return r, true
+		}
+		return "", false
+	}
+	res := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		from, _ := rel(fields[0])
+		res[from] = []string{}
+		for _, imp := range fields[1:] {
+			if r, ok := rel(imp); ok {
+				res[from] = append(res[from], r)
+			}
+		}
+	}
+	return res
+}
+
+func displayName(p string) string {
+	if p == "" {
+		return "the root package"
+	}
+	return p
 }

@@ -1,6 +1,9 @@
 package nexodus_test
 
 import (
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"bytes"
 	"context"
 	"os"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nexodus-sdk/nexodus"
+	"github.com/nexodus-sdk/nexodus/nexodustest"
 )
 
 // TestReopenSameStateDirLeaksNothing opens and closes a node on one state directory many times:
@@ -48,14 +52,10 @@ func TestReopenSameStateDirLeaksNothing(t *testing.T) {
 		cycle(i)
 		// Goroutines of the peer and the coordinator that served this node's streams end
 		// moments after it closed.
-		deadline := time.Now().Add(10 * time.Second)
-		for runtime.NumGoroutine() > baseline {
-			if time.Now().After(deadline) {
-				var buf bytes.Buffer
-				pprof.Lookup("goroutine").WriteTo(&buf, 1)
-				t.Fatalf("cycle %d: %d goroutines, %d before:\n%s", i, runtime.NumGoroutine(), baseline, buf.String())
-			}
-			time.Sleep(10 * time.Millisecond)
+		if !assert.Eventually(t, func() bool { return runtime.NumGoroutine() <= baseline }, 10*time.Second, 10*time.Millisecond) {
+			var buf bytes.Buffer
+			pprof.Lookup("goroutine").WriteTo(&buf, 1)
+			t.Fatalf("cycle %d: %d goroutines, %d before:\n%s", i, runtime.NumGoroutine(), baseline, buf.String())
 		}
 	}
 	if grown := int64(heapInUse()) - int64(before); grown > 10<<20 {
@@ -70,11 +70,8 @@ func TestReopenSameStateDirLeaksNothing(t *testing.T) {
 func TestLostTokenGetsSameDeviceBack(t *testing.T) {
 	e := newEnv(t)
 	dir := t.TempDir()
-	srv := e.node("srv", func(n *nexodus.Node) { n.StateDir = dir })
-	first, err := srv.Up(testCtx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := e.up("srv", nexodustest.WithStateDir(dir))
+	first := srv.Status()
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -91,11 +88,11 @@ func TestLostTokenGetsSameDeviceBack(t *testing.T) {
 	}
 	serveEcho(t, again, ":7000")
 	cli := e.up("cli")
-	waitFor(t, "cli to reach the re-registered srv", func() bool {
+	require.Eventually(t, func() bool {
 		ctx, cancel := context.WithTimeout(testCtx(t), 2*time.Second)
 		defer cancel()
 		return echoOnce(ctx, cli, "tcp", "srv:7000") == nil
-	})
+	}, waitTimeout, waitTick, "cli to reach the re-registered srv")
 	// The node's control connection works with the new token.
-	waitFor(t, "the control stream after re-registration", func() bool { return again.Status().ControlConnected })
+	require.Eventually(t, func() bool { return again.Status().ControlConnected }, waitTimeout, waitTick, "the control stream after re-registration")
 }

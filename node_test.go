@@ -1,16 +1,16 @@
 package nexodus_test
 
 import (
+	"github.com/stretchr/testify/require"
+
 	"bufio"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -25,8 +25,7 @@ import (
 	"github.com/nexodus-sdk/nexodus/api"
 	"github.com/nexodus-sdk/nexodus/client"
 	"github.com/nexodus-sdk/nexodus/coordinator"
-	"github.com/nexodus-sdk/nexodus/internal/devcoord"
-	"github.com/nexodus-sdk/nexodus/natt"
+	"github.com/nexodus-sdk/nexodus/nexodustest"
 )
 
 func TestMain(m *testing.M) {
@@ -47,11 +46,18 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
 }
 
+// waitTimeout and waitTick are how long and how often tests poll with require.Eventually.
+const (
+	waitTimeout = 20 * time.Second
+	waitTick    = 10 * time.Millisecond
+)
+
+// env is a test kit (coordinator, user, registration key) without a relay, as most tests
+// here need no relay; the relay tests bring their own or use the kit's.
 type env struct {
-	t      testing.TB
-	coord  *devcoord.Coordinator
-	tenant *devcoord.Tenant
-	key    string
+	t   testing.TB
+	kit *nexodustest.Kit
+	key string
 }
 
 func newEnv(t testing.TB) *env { return newEnvConfig(t, nil) }
@@ -60,60 +66,21 @@ func newEnv(t testing.TB) *env { return newEnvConfig(t, nil) }
 // STUN servers, ...).
 func newEnvConfig(t testing.TB, configure func(*coordinator.Config)) *env {
 	t.Helper()
-	ctx := testCtx(t)
-	coord, err := devcoord.Start(ctx, filepath.Join(t.TempDir(), "coord.db"), devcoord.Options{
-		Logger:    testLogger(t).With("component", "coordinator"),
-		Configure: configure,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { coord.Close() })
-	tenant, err := coord.NewTenant(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := tenant.RegKey(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{t: t, coord: coord, tenant: tenant, key: key}
+	// No leak check per test: TestMain checks the whole package, and some tests close
+	// parts of their own (taps, relays) after the kit.
+	kit := nexodustest.New(t, nexodustest.WithLogger(testLogger(t)), nexodustest.WithoutRelay(), nexodustest.WithoutLeakCheck(),
+		nexodustest.WithCoordinatorConfig(configure))
+	return &env{t: t, kit: kit, key: kit.AuthKey}
 }
 
-// node makes a node of the tenant's organization, closed at the end of the test.
-func (e *env) node(hostname string, mod ...func(*nexodus.Node)) *nexodus.Node {
-	n := &nexodus.Node{
-		ControlURL: e.coord.URL,
-		AuthKey:    e.key,
-		Hostname:   hostname,
-		Logger:     testLogger(e.t).With("node", hostname),
-	}
-	for _, m := range mod {
-		m(n)
-	}
-	e.t.Cleanup(func() { n.Close() })
-	return n
+// node makes a node of the kit's organization, closed at the end of the test.
+func (e *env) node(hostname string, mod ...nexodustest.NodeOption) *nexodus.Node {
+	return e.kit.Node(hostname, mod...)
 }
 
-func (e *env) up(hostname string, mod ...func(*nexodus.Node)) *nexodus.Node {
+func (e *env) up(hostname string, mod ...nexodustest.NodeOption) *nexodus.Node {
 	e.t.Helper()
-	n := e.node(hostname, mod...)
-	if _, err := n.Up(testCtx(e.t)); err != nil {
-		e.t.Fatalf("up %s: %v", hostname, err)
-	}
-	return n
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return e.kit.Up(hostname, mod...)
 }
 
 func hasPeer(n *nexodus.Node, hostname string) bool {
@@ -255,14 +222,14 @@ func TestThreeNodesReachEachOther(t *testing.T) {
 		}
 	}
 	for _, name := range names {
-		waitFor(t, name+" to have an ICE path to every peer", func() bool {
+		require.Eventually(t, func() bool {
 			for _, p := range nodes[name].Peers() {
 				if p.LocalCandidate == "" {
 					return false
 				}
 			}
 			return true
-		})
+		}, waitTimeout, waitTick, name+" to have an ICE path to every peer")
 		st := nodes[name].Status()
 		for _, p := range st.Peers {
 			// One machine, no NAT: ICE can only have found host (or peer-reflexive) pairs.
@@ -270,8 +237,8 @@ func TestThreeNodesReachEachOther(t *testing.T) {
 				(p.RemoteCandidate != nexodus.CandidateHost && p.RemoteCandidate != nexodus.CandidatePeerRefl) {
 				t.Errorf("%s: peer %s: ICE pair %s→%s, want host pairs", name, p.Hostname, p.LocalCandidate, p.RemoteCandidate)
 			}
-			if p.Traversal != "connected" {
-				t.Errorf("%s: peer %s: traversal %q, want connected", name, p.Hostname, p.Traversal)
+			if p.Traversal.State != nexodus.TraversalConnected {
+				t.Errorf("%s: peer %s: traversal %s, want connected", name, p.Hostname, p.Traversal)
 			}
 		}
 		if len(st.Peers) != 2 {
@@ -348,11 +315,8 @@ func TestHTTPClientAndWhoIs(t *testing.T) {
 func TestRestartKeepsAddressesAndPeersReconnect(t *testing.T) {
 	e := newEnv(t)
 	dir := t.TempDir()
-	srv := e.node("srv", func(n *nexodus.Node) { n.StateDir = dir })
-	first, err := srv.Up(testCtx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := e.up("srv", nexodustest.WithStateDir(dir))
+	first := srv.Status()
 	serveEcho(t, srv, ":7000")
 	cli := e.up("cli")
 	if err := echoOnce(testCtx(t), cli, "tcp", "srv:7000"); err != nil {
@@ -381,11 +345,11 @@ func TestRestartKeepsAddressesAndPeersReconnect(t *testing.T) {
 	}
 	serveEcho(t, again, ":7000")
 	// The peer learns the new UDP port from the coordinator and reconnects.
-	waitFor(t, "cli to reach the restarted srv", func() bool {
+	require.Eventually(t, func() bool {
 		ctx, cancel := context.WithTimeout(testCtx(t), 2*time.Second)
 		defer cancel()
 		return echoOnce(ctx, cli, "tcp", "srv:7000") == nil
-	})
+	}, waitTimeout, waitTick, "cli to reach the restarted srv")
 }
 
 func TestDeletedDeviceDisappearsFromPeers(t *testing.T) {
@@ -400,11 +364,11 @@ func TestDeletedDeviceDisappearsFromPeers(t *testing.T) {
 		}
 	})
 	doomed := e.up("doomed")
-	waitFor(t, "watcher to see doomed", func() bool { return hasPeer(watcher, "doomed") })
-	if err := e.tenant.Client.DeleteDevice(testCtx(t), doomed.Status().DeviceID); err != nil {
+	require.Eventually(t, func() bool { return hasPeer(watcher, "doomed") }, waitTimeout, waitTick, "watcher to see doomed")
+	if err := e.kit.User.Client.DeleteDevice(testCtx(t), doomed.Status().DeviceID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "doomed to leave watcher's peers", func() bool { return !hasPeer(watcher, "doomed") })
+	require.Eventually(t, func() bool { return !hasPeer(watcher, "doomed") }, waitTimeout, waitTick, "doomed to leave watcher's peers")
 	_, err := watcher.Dial(testCtx(t), "tcp", "doomed:80")
 	if !errors.Is(err, nexodus.ErrUnknownPeer) {
 		t.Fatalf("dial to deleted peer: err = %v, want ErrUnknownPeer", err)
@@ -429,12 +393,12 @@ func TestEphemeralNodeRemovedOnClose(t *testing.T) {
 	watcher := e.up("watcher")
 	temp := e.up("temp")
 	id := temp.Status().DeviceID
-	waitFor(t, "watcher to see temp", func() bool { return hasPeer(watcher, "temp") })
+	require.Eventually(t, func() bool { return hasPeer(watcher, "temp") }, waitTimeout, waitTick, "watcher to see temp")
 	if err := temp.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "temp to leave watcher's peers", func() bool { return !hasPeer(watcher, "temp") })
-	if _, err := e.tenant.Client.GetDevice(testCtx(t), id); !errors.Is(err, client.ErrNotFound) {
+	require.Eventually(t, func() bool { return !hasPeer(watcher, "temp") }, waitTimeout, waitTick, "temp to leave watcher's peers")
+	if _, err := e.kit.User.Client.GetDevice(testCtx(t), id); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("ephemeral device after Close: err = %v, want not found", err)
 	}
 }
@@ -442,14 +406,7 @@ func TestEphemeralNodeRemovedOnClose(t *testing.T) {
 func TestMovedDeviceSwitchesOrganization(t *testing.T) {
 	e := newEnv(t)
 	ctx := testCtx(t)
-	org2, err := e.tenant.Client.CreateOrganization(ctx, api.CreateOrganizationRequest{Name: "second"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key2, err := e.tenant.RegKey(ctx, org2.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	org2, key2 := e.kit.NewOrganization(e.kit.User, "second")
 	old := e.up("old")
 	serveEcho(t, old, ":7000")
 	newcomer := e.up("newcomer", func(n *nexodus.Node) { n.AuthKey = key2 })
@@ -462,19 +419,19 @@ func TestMovedDeviceSwitchesOrganization(t *testing.T) {
 		t.Fatal("mover sees a device of another organization")
 	}
 
-	dst := org2.ID
-	if _, err := e.tenant.Client.UpdateDevice(ctx, mover.Status().DeviceID, api.UpdateDeviceRequest{OrganizationID: &dst}); err != nil {
+	dst := org2
+	if _, err := e.kit.User.Client.UpdateDevice(ctx, mover.Status().DeviceID, api.UpdateDeviceRequest{OrganizationID: &dst}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "mover to join the second organization", func() bool {
-		return mover.Status().OrganizationID == org2.ID && hasPeer(mover, "newcomer") && !hasPeer(mover, "old")
-	})
-	waitFor(t, "mover to reach newcomer", func() bool {
+	require.Eventually(t, func() bool {
+		return mover.Status().OrganizationID == org2 && hasPeer(mover, "newcomer") && !hasPeer(mover, "old")
+	}, waitTimeout, waitTick, "mover to join the second organization")
+	require.Eventually(t, func() bool {
 		c, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		return echoOnce(c, mover, "tcp", "newcomer:7000") == nil
-	})
-	waitFor(t, "old to forget mover", func() bool { return !hasPeer(old, "mover") })
+	}, waitTimeout, waitTick, "mover to reach newcomer")
+	require.Eventually(t, func() bool { return !hasPeer(old, "mover") }, waitTimeout, waitTick, "old to forget mover")
 	oldIP := old.Status().TunnelIPv4.String()
 	short, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
@@ -491,25 +448,21 @@ func TestCoordinatorRestartSurvived(t *testing.T) {
 	if err := echoOnce(testCtx(t), a, "tcp", "b:7000"); err != nil {
 		t.Fatal(err)
 	}
-	addr := strings.TrimPrefix(e.coord.URL, "http://")
-	if err := e.coord.Close(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "a to notice the control plane is gone", func() bool { return !a.Status().ControlConnected })
+	addr := strings.TrimPrefix(e.kit.URL, "http://")
+	e.kit.StopCoordinator()
+	require.Eventually(t, func() bool { return !a.Status().ControlConnected }, waitTimeout, waitTick, "a to notice the control plane is gone")
 	// The data plane does not need the coordinator.
 	if err := echoOnce(testCtx(t), a, "tcp", "b:7000"); err != nil {
 		t.Fatalf("data plane during coordinator outage: %v", err)
 	}
-	if err := e.coord.Restart(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.TrimPrefix(e.coord.URL, "http://"); got != addr {
+	e.kit.StartCoordinator()
+	if got := strings.TrimPrefix(e.kit.URL, "http://"); got != addr {
 		t.Fatalf("coordinator came back on %s, not %s", got, addr)
 	}
-	waitFor(t, "a to reconnect", func() bool { return a.Status().ControlConnected })
+	require.Eventually(t, func() bool { return a.Status().ControlConnected }, waitTimeout, waitTick, "a to reconnect")
 	c := e.up("c")
 	serveEcho(t, c, ":7000")
-	waitFor(t, "a to learn of c after the restart", func() bool { return hasPeer(a, "c") })
+	require.Eventually(t, func() bool { return hasPeer(a, "c") }, waitTimeout, waitTick, "a to learn of c after the restart")
 	if err := echoOnce(testCtx(t), a, "tcp", "c:7000"); err != nil {
 		t.Fatal(err)
 	}
@@ -583,11 +536,11 @@ func TestLazyStartAndCloseBeforeStart(t *testing.T) {
 	srv := e.node("lazy-srv")
 	serveEcho(t, srv, ":7000") // Listen starts the node
 	cli := e.node("lazy-cli")
-	waitFor(t, "lazy-cli to reach lazy-srv", func() bool {
+	require.Eventually(t, func() bool {
 		ctx, cancel := context.WithTimeout(testCtx(t), 2*time.Second)
 		defer cancel()
 		return echoOnce(ctx, cli, "tcp", "lazy-srv:7000") == nil // Dial starts the node
-	})
+	}, waitTimeout, waitTick, "lazy-cli to reach lazy-srv")
 	never := e.node("never")
 	if err := never.Close(); err != nil {
 		t.Fatalf("Close of a node never started: %v", err)
@@ -624,7 +577,7 @@ func TestNodesOpenAndCloseWithoutLeaks(t *testing.T) {
 		t.Errorf("heap grew %d KiB over %d open/close cycles", grown>>10, cycles)
 	}
 	// Ephemeral nodes removed themselves: the peer table is back to empty.
-	waitFor(t, "cycled nodes to leave", func() bool { return len(peer.Peers()) == 0 })
+	require.Eventually(t, func() bool { return len(peer.Peers()) == 0 }, waitTimeout, waitTick, "cycled nodes to leave")
 	// goleak in TestMain checks that no node left a goroutine behind.
 }
 
@@ -638,36 +591,13 @@ func heapInUse() uint64 {
 	return ms.HeapInuse
 }
 
-// Peer.Traversal: a peer NAT traversal has no state for yet reads "new", like one whose first
-// session has not started, never "" or "waiting" (which programs take for a verdict).
-func TestTraversalString(t *testing.T) {
-	for _, tc := range []struct {
-		st   natt.PathStatus
-		ok   bool
-		want string
-	}{
-		{natt.PathStatus{}, false, "new"},
-		{natt.PathStatus{State: natt.StateNew}, true, "new"},
-		{natt.PathStatus{State: natt.StateChecking}, true, "checking"},
-		{natt.PathStatus{State: natt.StateWaiting, Reason: "ICE failed"}, true, "waiting: ICE failed"},
-		{natt.PathStatus{State: natt.StateConnected, Reason: "stale", Path: natt.Path{Remote: netip.MustParseAddrPort("192.0.2.1:1")}}, true, "connected"},
-	} {
-		if got := nexodus.TraversalString(tc.st, tc.ok); got != tc.want {
-			t.Errorf("TraversalString(%+v, %v) = %q, want %q", tc.st, tc.ok, got, tc.want)
-		}
-	}
-}
-
 // While a node rebuilds its tunnel after an address change (it moved to another organization),
 // Status, WhoIs and Dial answer at once rather than wait for the rebuild: they used to block on
 // the node's lock for the whole close-and-build.
 func TestReaddressDoesNotBlockQueries(t *testing.T) {
 	e := newEnv(t)
 	ctx := testCtx(t)
-	org2, err := e.tenant.Client.CreateOrganization(ctx, api.CreateOrganizationRequest{Name: "second"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	org2, _ := e.kit.NewOrganization(e.kit.User, "second")
 	peer := e.up("peer")
 	answered := make(chan error, 1)
 	mover := e.up("mover", func(mover *nexodus.Node) {
@@ -697,8 +627,8 @@ func TestReaddressDoesNotBlockQueries(t *testing.T) {
 			}
 		})
 	})
-	dst := org2.ID
-	if _, err := e.tenant.Client.UpdateDevice(ctx, mover.Status().DeviceID, api.UpdateDeviceRequest{OrganizationID: &dst}); err != nil {
+	dst := org2
+	if _, err := e.kit.User.Client.UpdateDevice(ctx, mover.Status().DeviceID, api.UpdateDeviceRequest{OrganizationID: &dst}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -709,79 +639,7 @@ func TestReaddressDoesNotBlockQueries(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the tunnel was never rebuilt")
 	}
-	waitFor(t, "mover in the second organization", func() bool {
-		return mover.Status().OrganizationID == org2.ID && !hasPeer(mover, "peer")
-	})
-}
-
-// A host with more interface addresses than a device may publish keeps its reflexive address
-// and its LAN addresses; loopback ones go first. The reflexive one used to be appended only if
-// there was room, after loopback.
-func TestPublishedEndpointsKeepReflexive(t *testing.T) {
-	var addrs []netip.Addr
-	addrs = append(addrs, netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1"))
-	for i := range api.MaxEndpoints + 2 {
-		addrs = append(addrs, netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}))
-	}
-	addrs = append(addrs, netip.MustParseAddr("127.0.0.2"))
-	refl := netip.MustParseAddrPort("203.0.113.7:40000")
-	eps := nexodus.PublishedEndpoints(addrs, 51820, refl)
-	if len(eps) != api.MaxEndpoints {
-		t.Fatalf("%d endpoints, want %d", len(eps), api.MaxEndpoints)
-	}
-	if eps[0].Source != api.EndpointReflexive || eps[0].Address != refl.String() {
-		t.Fatalf("first endpoint %+v, want the reflexive %v", eps[0], refl)
-	}
-	for _, ep := range eps[1:] {
-		ap := netip.MustParseAddrPort(ep.Address)
-		if ep.Source != api.EndpointLocal || ap.Addr().IsLoopback() || ap.Port() != 51820 {
-			t.Errorf("endpoint %+v: want LAN addresses only once they fill the list", ep)
-		}
-	}
-
-	// With room, loopback is published too (peers on the same machine use it), after the rest.
-	eps = nexodus.PublishedEndpoints(addrs[:4], 51820, netip.AddrPort{})
-	want := []string{"10.0.0.1:51820", "10.0.0.2:51820", "127.0.0.1:51820", "[::1]:51820"}
-	if len(eps) != len(want) {
-		t.Fatalf("endpoints %+v, want %v", eps, want)
-	}
-	for i, ep := range eps {
-		if ep.Address != want[i] || ep.Source != api.EndpointLocal {
-			t.Errorf("endpoint %d: %+v, want local %s", i, ep, want[i])
-		}
-	}
-}
-
-// Device records come from the coordinator (the peer list on the event stream): network input.
-// Whatever they hold, the node either refuses a record or makes a WireGuard peer of it whose
-// allowed IPs are masked prefixes and whose endpoints are usable addresses.
-func FuzzDevicePeer(f *testing.F) {
-	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
-	f.Add(key, "100.64.0.2", "fd00::2", "10.1.0.0/16", "192.0.2.7:51820", "db")
-	f.Add("not-base64", "100.64.0.300", "", "10.1.0.1/16", "[::1]:0", "")
-	f.Add(key, "", "", "::/0", "192.0.2.7", "a.b")
-	f.Fuzz(func(t *testing.T, pub, v4, v6, prefix, endpoint, hostname string) {
-		d := api.Device{
-			ID: "dev", Hostname: hostname, PublicKey: pub, TunnelIPv4: v4, TunnelIPv6: v6,
-			ChildPrefixes: []string{prefix},
-			Endpoints:     []api.Endpoint{{Source: api.EndpointLocal, Address: endpoint}},
-		}
-		mp, p, err := nexodus.DevicePeer(d)
-		if p.DeviceID != "dev" || p.Path != nexodus.PathNone {
-			t.Fatalf("peer %+v", p)
-		}
-		if err != nil {
-			return
-		}
-		for _, pfx := range mp.AllowedIPs {
-			if !pfx.IsValid() || pfx != pfx.Masked() {
-				t.Fatalf("allowed IP %v of %+v: not a masked prefix", pfx, d)
-			}
-		}
-		for _, ep := range mp.Endpoints {
-			if !ep.IsValid() {
-				t.Fatalf("endpoint %v of %+v", ep, d)
-			}
-		}
-	})
+	require.Eventually(t, func() bool {
+		return mover.Status().OrganizationID == org2 && !hasPeer(mover, "peer")
+	}, waitTimeout, waitTick, "mover in the second organization")
 }

@@ -1,6 +1,8 @@
 package nexodus_test
 
 import (
+	"github.com/stretchr/testify/require"
+
 	"bytes"
 	"context"
 	"errors"
@@ -16,6 +18,7 @@ import (
 	"github.com/nexodus-sdk/nexodus"
 	"github.com/nexodus-sdk/nexodus/api"
 	"github.com/nexodus-sdk/nexodus/coordinator"
+	"github.com/nexodus-sdk/nexodus/nexodustest"
 	"github.com/nexodus-sdk/nexodus/relay"
 )
 
@@ -142,19 +145,19 @@ func TestRelayedPathCarriesOnlyCiphertext(t *testing.T) {
 		c.RelaySecret = secret
 		c.TURNServers = []string{"turn:" + tp.addr() + "?transport=udp"}
 	})
-	srv := e.up("srv", nexodus.SetRelayOnly)
-	cli := e.up("cli", nexodus.SetRelayOnly)
+	srv := e.up("srv", nexodustest.ForceRelay())
+	cli := e.up("cli", nexodustest.ForceRelay())
 	serveEcho(t, srv, ":7000")
 
 	marker := "PLAINTEXT-MARKER-that-must-never-cross-the-relay"
-	waitFor(t, "a relayed echo", func() bool {
+	require.Eventually(t, func() bool {
 		c, cancel := context.WithTimeout(ctx, 3e9)
 		defer cancel()
 		return echoLine(c, cli, "srv:7000", marker) == nil
-	})
-	waitFor(t, "both sides to report a relayed path", func() bool {
+	}, waitTimeout, waitTick, "a relayed echo")
+	require.Eventually(t, func() bool {
 		return relayedPeer(cli, "srv") && relayedPeer(srv, "cli")
-	})
+	}, waitTimeout, waitTick, "both sides to report a relayed path")
 	seen := tp.bytes()
 	if len(seen) == 0 {
 		t.Fatal("nothing went through the relay")
@@ -170,22 +173,22 @@ func TestRelayedPathCarriesOnlyCiphertext(t *testing.T) {
 	if err := rl.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the lost relay to be reported", func() bool {
+	require.Eventually(t, func() bool {
 		for _, p := range cli.Peers() {
 			if p.Hostname == "srv" && p.LocalCandidate == "" {
 				return true
 			}
 		}
 		return false
-	})
+	}, waitTimeout, waitTick, "the lost relay to be reported")
 	// It comes back on the same address: the nodes find the path again by themselves.
 	rl = startRelay(t, secret, relayAddr.String())
 	t.Cleanup(func() { rl.Close() })
-	waitFor(t, "the relayed path to come back", func() bool {
+	require.Eventually(t, func() bool {
 		c, cancel := context.WithTimeout(ctx, 3e9)
 		defer cancel()
 		return relayedPeer(cli, "srv") && echoLine(c, cli, "srv:7000", "after the relay came back") == nil
-	})
+	}, waitTimeout, waitTick, "the relayed path to come back")
 }
 
 // echoLine dials, sends one line and checks the echo.
@@ -229,20 +232,20 @@ func TestNodeSwitchesToOrgRelays(t *testing.T) {
 		c.TURNServers = []string{"turn:" + def.Addrs().UDP[0].String() + "?transport=udp"}
 		c.SealKey = bytes.Repeat([]byte{7}, 32)
 	})
-	srv := e.up("srv", nexodus.SetRelayOnly)
-	cli := e.up("cli", nexodus.SetRelayOnly)
+	srv := e.up("srv", nexodustest.ForceRelay())
+	cli := e.up("cli", nexodustest.ForceRelay())
 	serveEcho(t, srv, ":7000")
 	echo := func(line string) bool {
 		c, cancel := context.WithTimeout(ctx, 3e9)
 		defer cancel()
 		return relayedPeer(cli, "srv") && echoLine(c, cli, "srv:7000", line) == nil
 	}
-	waitFor(t, "a relayed echo through the default relay", func() bool { return echo("default") })
+	require.Eventually(t, func() bool { return echo("default") }, waitTimeout, waitTick, "a relayed echo through the default relay")
 	if def.Stats().BytesRelayed == 0 || own.Stats().AllocationsTotal != 0 {
 		t.Fatalf("default relay %+v, organization relay %+v", def.Stats(), own.Stats())
 	}
 
-	if _, err := e.tenant.Client.SetOrgRelays(ctx, e.tenant.OrgID, api.SetOrgRelaysRequest{
+	if _, err := e.kit.User.Client.SetOrgRelays(ctx, e.kit.User.OrgID, api.SetOrgRelaysRequest{
 		TURN: []string{"turn:" + own.Addrs().UDP[0].String() + "?transport=udp"}, Secret: orgSecret,
 	}); err != nil {
 		t.Fatal(err)
@@ -252,16 +255,16 @@ func TestNodeSwitchesToOrgRelays(t *testing.T) {
 		rb, ob := r.Stats().BytesRelayed, other.Stats().BytesRelayed
 		return echo(line) && r.Stats().BytesRelayed > rb && other.Stats().BytesRelayed == ob
 	}
-	waitFor(t, "the path to move to the organization's relay", func() bool {
+	require.Eventually(t, func() bool {
 		return through(own, def, "organization")
-	})
+	}, waitTimeout, waitTick, "the path to move to the organization's relay")
 
-	if err := e.tenant.Client.ClearOrgRelays(ctx, e.tenant.OrgID); err != nil {
+	if err := e.kit.User.Client.ClearOrgRelays(ctx, e.kit.User.OrgID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the path to move back to the default relay", func() bool {
+	require.Eventually(t, func() bool {
 		return through(def, own, "default again")
-	})
+	}, waitTimeout, waitTick, "the path to move back to the default relay")
 }
 
 // stunCounter answers STUN Binding requests on 127.0.0.1 and counts them.
@@ -325,18 +328,18 @@ func TestNodeFollowsOrgSTUNServers(t *testing.T) {
 		c.SealKey = bytes.Repeat([]byte{7}, 32)
 	})
 	n := e.up("a")
-	waitFor(t, "a reflexive address from the default STUN server", func() bool {
+	require.Eventually(t, func() bool {
 		return n.Status().ReflexiveAddr.IsValid() && def.n.Load() > 0
-	})
+	}, waitTimeout, waitTick, "a reflexive address from the default STUN server")
 	if own.n.Load() != 0 {
 		t.Fatal("the organization's STUN server was asked before it was named")
 	}
 
-	if _, err := e.tenant.Client.SetOrgRelays(ctx, e.tenant.OrgID, api.SetOrgRelaysRequest{
+	if _, err := e.kit.User.Client.SetOrgRelays(ctx, e.kit.User.OrgID, api.SetOrgRelaysRequest{
 		STUN: []string{own.addr(), rl.Addrs().UDP[0].String()},
 		TURN: []string{"turn:" + rl.Addrs().UDP[0].String() + "?transport=udp"}, Secret: "organization-relay-secret-for-tests",
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a NAT check against the organization's STUN server", func() bool { return own.n.Load() > 0 })
+	require.Eventually(t, func() bool { return own.n.Load() > 0 }, waitTimeout, waitTick, "a NAT check against the organization's STUN server")
 }

@@ -2,7 +2,11 @@ package nexodus
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/nexodus-sdk/nexodus/internal/engine"
 )
 
 // PathType says how traffic reaches a peer.
@@ -85,16 +89,55 @@ type Peer struct {
 	LocalCandidate  CandidateType
 	RemoteCandidate CandidateType
 	PathSince       time.Time
-	// Traversal is NAT traversal's state for the peer and, when it has no pair, why the last
-	// session was lost: "new" (just learned, no session started yet), "offering", "checking"
-	// (still deciding), "connected", "disconnected", or "waiting" (a session failed; a new one
-	// starts after a backoff), e.g. "waiting: ICE failed: no candidate pair works". A program
-	// waiting for the path to settle should treat new, offering and checking as undecided:
-	// WireGuard may already work over a published endpoint meanwhile.
-	Traversal     string
+	// Traversal is NAT traversal's state for the peer and, while it has no pair, why the last
+	// session was lost.
+	Traversal     Traversal
 	LastHandshake time.Time
 	RxBytes       uint64
 	TxBytes       uint64
+}
+
+// TraversalState is where NAT traversal is with a peer.
+type TraversalState string
+
+// Traversal states reported in [Peer.Traversal]. A program waiting for the path to settle should
+// treat new, offering and checking as undecided: WireGuard may already work over a published
+// endpoint meanwhile.
+const (
+	TraversalNew          TraversalState = "new"          // just learned; no session started yet
+	TraversalOffering     TraversalState = "offering"     // this side sent its candidates
+	TraversalChecking     TraversalState = "checking"     // checking candidate pairs
+	TraversalConnected    TraversalState = "connected"    // a pair was selected
+	TraversalDisconnected TraversalState = "disconnected" // the selected pair stopped answering
+	TraversalWaiting      TraversalState = "waiting"      // a session failed; another starts after a backoff
+	TraversalClosed       TraversalState = "closed"       // the node is shutting down
+)
+
+// Traversal is NAT traversal's state for one peer. Reason says, while there is no pair, why the
+// last session was lost (e.g. "ICE failed: no candidate pair works"). It marshals to JSON as
+// {"state":"waiting","reason":"..."}.
+type Traversal struct {
+	State  TraversalState `json:"state"`
+	Reason string         `json:"reason,omitempty"`
+}
+
+// Settled reports whether traversal has decided: it found a pair, lost it, or gave up for now
+// ("waiting", whose Reason is then the answer). WireGuard may work over a published endpoint
+// before that, while traversal is new, offering or checking.
+func (t Traversal) Settled() bool {
+	switch t.State {
+	case "", TraversalNew, TraversalOffering, TraversalChecking:
+		return false
+	}
+	return true
+}
+
+// String returns the state and, if there is one, the reason: "waiting: ICE failed: ...".
+func (t Traversal) String() string {
+	if t.Reason == "" {
+		return string(t.State)
+	}
+	return string(t.State) + ": " + t.Reason
 }
 
 // PeerEventType says what happened to a peer.
@@ -111,4 +154,78 @@ const (
 type PeerEvent struct {
 	Type PeerEventType
 	Peer Peer
+}
+
+var peerEventTypes = map[engine.ChangeKind]PeerEventType{
+	engine.PeerAdded:   PeerAdded,
+	engine.PeerUpdated: PeerUpdated,
+	engine.PeerRemoved: PeerRemoved,
+}
+
+// statusOf turns the engine's snapshot into the public status.
+func statusOf(s engine.Snapshot) *Status {
+	st := &Status{
+		DeviceID:         s.Self.ID,
+		OrganizationID:   s.Self.OrganizationID,
+		Hostname:         s.Self.Hostname,
+		PublicKey:        s.PublicKey.String(),
+		TunnelIPv4:       s.Self.TunnelIPv4,
+		TunnelIPv6:       s.Self.TunnelIPv6,
+		LocalAddr:        s.LocalAddr,
+		ControlConnected: s.ControlConnected,
+		NAT:              NATType(s.NAT),
+		ReflexiveAddr:    s.Reflexive,
+	}
+	now := time.Now()
+	for _, ps := range s.Peers {
+		st.Peers = append(st.Peers, peerStatus(ps, now))
+	}
+	slices.SortFunc(st.Peers, func(a, b Peer) int {
+		if c := strings.Compare(a.Hostname, b.Hostname); c != 0 {
+			return c
+		}
+		return strings.Compare(a.DeviceID, b.DeviceID)
+	})
+	return st
+}
+
+// peerStatus is one peer of a snapshot: the path is direct or relayed only while WireGuard's
+// session is fresh, whatever NAT traversal believes.
+func peerStatus(ps engine.PeerSnapshot, now time.Time) Peer {
+	p := peerOf(ps.Device)
+	p.Endpoint = ps.Endpoint
+	p.PathSince = ps.PathSince
+	p.LastHandshake = ps.LastHandshake
+	p.RxBytes, p.TxBytes = ps.RxBytes, ps.TxBytes
+	if !ps.LastHandshake.IsZero() && now.Sub(ps.LastHandshake) < handshakeFresh {
+		p.Path = PathDirect
+		if ps.Relayed {
+			p.Path = PathRelayed
+		}
+	}
+	p.Traversal = Traversal{State: TraversalState(ps.ICEState), Reason: ps.ICEReason}
+	if ps.ICEState == "" {
+		// The tunnel learns peers a moment before NAT traversal does.
+		p.Traversal.State = TraversalNew
+	}
+	if ps.LocalCandidate != "" {
+		p.LocalCandidate = CandidateType(ps.LocalCandidate)
+		p.RemoteCandidate = CandidateType(ps.RemoteCandidate)
+		p.PathSince = ps.PairSince
+	}
+	return p
+}
+
+func peerOf(d engine.Device) Peer {
+	return Peer{
+		DeviceID:      d.ID,
+		Hostname:      d.Hostname,
+		PublicKey:     d.PublicKey,
+		TunnelIPv4:    d.TunnelIPv4,
+		TunnelIPv6:    d.TunnelIPv6,
+		ChildPrefixes: d.ChildPrefixes,
+		Endpoints:     d.Endpoints,
+		Online:        d.Online,
+		Path:          PathNone,
+	}
 }

@@ -33,7 +33,8 @@
 // A non-2xx answer is an [*APIError] carrying the status and the {"code","message"} body;
 // errors.Is matches it against [ErrNotFound], [ErrForbidden], [ErrGone] and the other
 // sentinels, by API code and, when the code is missing or unknown, by status. Every error is
-// wrapped with the operation, as in "get device: device not found (not_found, HTTP 404)".
+// wrapped once, with the package and the operation, as in
+// "client: get device: device not found (not_found, HTTP 404)".
 //
 // # Event streams
 //
@@ -41,7 +42,8 @@
 // Next. A goroutine behind it keeps one Server-Sent Events connection open, treats a silent
 // connection (no event, no heartbeat for WatchOptions.IdleTimeout) as dead, reconnects with
 // backoff after any failure and resumes with Last-Event-ID, so the reader sees every event
-// once and in order. Close stops the goroutine and waits for it.
+// once and in order. Close stops the goroutine and waits for it; a second Close returns
+// [ErrStreamClosed], which wraps net.ErrClosed.
 //
 // # Logging
 //

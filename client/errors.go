@@ -10,16 +10,16 @@ import (
 
 // Sentinel errors matched by [APIError] through errors.Is.
 var (
-	ErrBadRequest    = errors.New("bad request")            // 400, api.CodeBadRequest
-	ErrUnauthorized  = errors.New("unauthorized")           // 401, api.CodeUnauthorized
-	ErrForbidden     = errors.New("forbidden")              // 403, api.CodeForbidden
-	ErrNotFound      = errors.New("not found")              // 404, api.CodeNotFound
-	ErrConflict      = errors.New("conflict")               // 409, api.CodeConflict
-	ErrGone          = errors.New("gone")                   // 410, api.CodeGone
-	ErrTooLarge      = errors.New("too large")              // 413, api.CodeTooLarge
-	ErrPoolExhausted = errors.New("address pool exhausted") // 409, api.CodePoolExhausted
-	ErrInternal      = errors.New("internal server error")  // 500, api.CodeInternal
-	ErrUnavailable   = errors.New("unavailable")            // 503, api.CodeUnavailable
+	ErrBadRequest    = errors.New("client: bad request")            // 400, api.CodeBadRequest
+	ErrUnauthorized  = errors.New("client: unauthorized")           // 401, api.CodeUnauthorized
+	ErrForbidden     = errors.New("client: forbidden")              // 403, api.CodeForbidden
+	ErrNotFound      = errors.New("client: not found")              // 404, api.CodeNotFound
+	ErrConflict      = errors.New("client: conflict")               // 409, api.CodeConflict
+	ErrGone          = errors.New("client: gone")                   // 410, api.CodeGone
+	ErrTooLarge      = errors.New("client: too large")              // 413, api.CodeTooLarge
+	ErrPoolExhausted = errors.New("client: address pool exhausted") // 409, api.CodePoolExhausted
+	ErrInternal      = errors.New("client: internal server error")  // 500, api.CodeInternal
+	ErrUnavailable   = errors.New("client: unavailable")            // 503, api.CodeUnavailable
 )
 
 var codeSentinels = map[string]error{

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 
 	"github.com/nexodus-sdk/nexodus/api"
 )
@@ -41,17 +44,12 @@ func TestAPIErrorIs(t *testing.T) {
 		var err error = &APIError{StatusCode: tt.status, Code: tt.code, Message: "m"}
 		err = fmt.Errorf("op: %w", err)
 		for _, s := range all {
-			want := false
-			for _, w := range tt.want {
-				want = want || w == s
-			}
-			if got := errors.Is(err, s); got != want {
-				t.Errorf("status %d code %q: errors.Is(%v) = %v, want %v", tt.status, tt.code, s, got, want)
-			}
+			want := slices.Contains(tt.want, s)
+			assert.Equal(t, want, errors.Is(err, s), "status %d code %q: errors.Is(%v)", tt.status, tt.code, s)
 		}
 		var ae *APIError
-		if !errors.As(err, &ae) || ae.StatusCode != tt.status {
-			t.Errorf("errors.As lost the *APIError: %v", err)
+		if assert.ErrorAs(t, err, &ae) {
+			assert.Equal(t, tt.status, ae.StatusCode)
 		}
 	}
 }
@@ -76,19 +74,33 @@ func TestReadAPIError(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			resp := &http.Response{StatusCode: tt.status, Body: io.NopCloser(strings.NewReader(tt.body))}
 			e := readAPIError(resp)
-			if e.StatusCode != tt.status || e.Code != tt.code || (tt.msg != "" && e.Message != tt.msg) {
-				t.Errorf("got %+v, want status %d code %q message %q", e, tt.status, tt.code, tt.msg)
+			assert.Equal(t, tt.status, e.StatusCode)
+			assert.Equal(t, tt.code, e.Code)
+			if tt.msg != "" {
+				assert.Equal(t, tt.msg, e.Message)
 			}
-			if e.Message == "" {
-				t.Errorf("empty message: %+v", e)
-			}
+			assert.NotEmpty(t, e.Message)
 		})
 	}
 }
 
-func TestAPIErrorString(t *testing.T) {
-	err := fmt.Errorf("get device: %w", &APIError{StatusCode: 404, Code: "not_found", Message: "device not found"})
-	if got, want := err.Error(), "get device: device not found (not_found, HTTP 404)"; got != want {
-		t.Errorf("got %q, want %q", got, want)
+// TestErrorMessages: every error of a call is wrapped once, with the package and the
+// operation.
+func TestErrorMessages(t *testing.T) {
+	srv := newMemServer(func(n int, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"code":"not_found","message":"device not found"}`)
+	})
+	c := srv.client(t)
+	_, err := c.GetDevice(t.Context(), "d1")
+	assert.EqualError(t, err, "client: get device: device not found (not_found, HTTP 404)")
+	assert.ErrorIs(t, err, ErrNotFound)
+	assert.EqualError(t, c.DeleteRegKey(t.Context(), "k1"), "client: delete registration key: device not found (not_found, HTTP 404)")
+	_, err = OpenDeviceToken([32]byte{}, api.RegisterDeviceResponse{})
+	assert.EqualError(t, err, "client: open device token: response carries no sealed token")
+	for _, s := range []error{ErrBadRequest, ErrUnauthorized, ErrForbidden, ErrNotFound, ErrConflict, ErrGone,
+		ErrTooLarge, ErrPoolExhausted, ErrInternal, ErrUnavailable, ErrStreamClosed} {
+		assert.True(t, strings.HasPrefix(s.Error(), "client: "), "sentinel %q", s)
 	}
 }

@@ -2,17 +2,15 @@ package client_test
 
 import (
 	"context"
-	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
-	"slices"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/nexodus-sdk/nexodus/api"
 	"github.com/nexodus-sdk/nexodus/client"
 	"github.com/nexodus-sdk/nexodus/coordinator"
-	"github.com/nexodus-sdk/nexodus/coordinator/store/sqlite"
 	"github.com/nexodus-sdk/nexodus/internal/turncred"
 )
 
@@ -20,56 +18,28 @@ import (
 // checks them the way a relay would; other callers and deleted devices are refused.
 func TestRelayConfig(t *testing.T) {
 	secret := []byte("client-test-relay-secret")
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "coordinator.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	coord, err := coordinator.New(ctx, coordinator.Config{
-		Store: st, AdminToken: adminToken, Logger: slog.New(slog.DiscardHandler),
-		STUNServers:        []string{"192.0.2.1:3478", "192.0.2.1:3479"},
-		TURNServers:        []string{"turn:192.0.2.1:3478?transport=udp"},
-		RelaySecret:        secret,
-		RelayCredentialTTL: time.Hour,
+	url := startCoordinator(t, func(c *coordinator.Config) {
+		c.STUNServers = []string{"192.0.2.1:3478", "192.0.2.1:3479"}
+		c.TURNServers = []string{"turn:192.0.2.1:3478?transport=udp"}
+		c.RelaySecret = secret
+		c.RelayCredentialTTL = time.Hour
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(coord)
-	t.Cleanup(func() {
-		_ = coord.Close()
-		srv.Close()
-		_ = st.Close()
-	})
-
-	admin := mustClient(t, srv.URL, adminToken)
-	u := must[*api.CreateUserResponse](t, "create user")(admin.CreateUser(t.Context(), api.CreateUserRequest{Username: "alice"}))
-	tok := must[*api.Token](t, "create token")(admin.CreateToken(t.Context(), u.User.ID, api.CreateTokenRequest{}))
-	alice := admin.WithToken(tok.Secret)
-	priv, pub := wgKey(t)
-	reg := must[*api.RegisterDeviceResponse](t, "register")(alice.RegisterDevice(t.Context(), api.RegisterDeviceRequest{
-		OrganizationID: u.PersonalOrganizationID, PublicKey: pub, Hostname: "laptop",
-	}))
-	devTok, err := client.OpenDeviceToken(priv, *reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev := admin.WithToken(devTok)
+	alice, u := newTenant(t, mustClient(t, url, adminToken), "alice")
+	reg, dev := registerIn(t, alice, u.PersonalOrganizationID, "laptop")
 
 	rc := must[*api.RelayConfig](t, "relay config")(dev.RelayConfig(t.Context(), reg.Device.ID))
-	if len(rc.STUN) != 2 || len(rc.TURN) != 1 || rc.TURN[0] != "turn:192.0.2.1:3478?transport=udp" {
-		t.Errorf("servers %+v", rc)
-	}
-	if d := time.Until(rc.ExpiresAt); d <= 0 || d > time.Hour {
-		t.Errorf("ExpiresAt %v is not within the TTL", rc.ExpiresAt)
-	}
-	if id, err := turncred.Verify(secret, rc.Username, rc.Password, time.Now()); err != nil || id != reg.Device.ID {
-		t.Errorf("credentials verify as %q, %v", id, err)
-	}
+	assert.Equal(t, []string{"192.0.2.1:3478", "192.0.2.1:3479"}, rc.STUN)
+	assert.Equal(t, []string{"turn:192.0.2.1:3478?transport=udp"}, rc.TURN)
+	within := time.Until(rc.ExpiresAt)
+	assert.Positive(t, within, "ExpiresAt is not within the TTL")
+	assert.LessOrEqual(t, within, time.Hour, "ExpiresAt is not within the TTL")
+	id, err := turncred.Verify(secret, rc.Username, rc.Password, time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, reg.Device.ID, id)
 
 	_, err = alice.RelayConfig(t.Context(), reg.Device.ID)
 	wantErr(t, "user token", err, client.ErrForbidden)
-	check(t, "delete device", alice.DeleteDevice(t.Context(), reg.Device.ID))
+	require.NoError(t, alice.DeleteDevice(t.Context(), reg.Device.ID), "delete device")
 	_, err = dev.RelayConfig(t.Context(), reg.Device.ID)
 	wantErr(t, "deleted device", err, client.ErrUnauthorized)
 }
@@ -80,52 +50,25 @@ func TestRelayConfig(t *testing.T) {
 func TestOrgRelaysAndRelayEvents(t *testing.T) {
 	secret := []byte("client-test-relay-secret")
 	const orgSecret = "client-test-organization-secret"
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "coordinator.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	coord, err := coordinator.New(ctx, coordinator.Config{
-		Store: st, AdminToken: adminToken, Logger: slog.New(slog.DiscardHandler),
-		TURNServers: []string{"turn:192.0.2.1:3478?transport=udp"}, RelaySecret: secret,
-		SealKey: make([]byte, 32),
+	defaultTURN := []string{"turn:192.0.2.1:3478?transport=udp"}
+	url := startCoordinator(t, func(c *coordinator.Config) {
+		c.TURNServers = defaultTURN
+		c.RelaySecret = secret
+		c.SealKey = make([]byte, 32)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(coord)
-	t.Cleanup(func() {
-		_ = coord.Close()
-		srv.Close()
-		_ = st.Close()
-	})
-	admin := mustClient(t, srv.URL, adminToken)
-	u := must[*api.CreateUserResponse](t, "create user")(admin.CreateUser(t.Context(), api.CreateUserRequest{Username: "alice"}))
-	tok := must[*api.Token](t, "create token")(admin.CreateToken(t.Context(), u.User.ID, api.CreateTokenRequest{}))
-	alice := admin.WithToken(tok.Secret)
+	alice, u := newTenant(t, mustClient(t, url, adminToken), "alice")
 	org := u.PersonalOrganizationID
-	register := func(host string) (*api.RegisterDeviceResponse, *client.Client) {
-		priv, pub := wgKey(t)
-		reg := must[*api.RegisterDeviceResponse](t, "register")(alice.RegisterDevice(t.Context(), api.RegisterDeviceRequest{
-			OrganizationID: org, PublicKey: pub, Hostname: host,
-		}))
-		devTok, err := client.OpenDeviceToken(priv, *reg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return reg, admin.WithToken(devTok)
-	}
-	reg, dev := register("laptop")
-	peer, _ := register("peer")
+	reg, dev := registerIn(t, alice, org, "laptop")
+	peer, _ := registerIn(t, alice, org, "peer")
 
-	_, err = alice.GetOrgRelays(t.Context(), org)
+	_, err := alice.GetOrgRelays(t.Context(), org)
 	wantErr(t, "relays before any", err, client.ErrNotFound)
 	orgTURN := []string{"turn:198.51.100.9:3478?transport=udp"}
 	set := must[*api.OrgRelays](t, "set relays")(alice.SetOrgRelays(t.Context(), org, api.SetOrgRelaysRequest{TURN: orgTURN, Secret: orgSecret}))
+	assert.Equal(t, orgTURN, set.TURN)
 	got := must[*api.OrgRelays](t, "get relays")(alice.GetOrgRelays(t.Context(), org))
-	if !slices.Equal(set.TURN, orgTURN) || !slices.Equal(got.TURN, orgTURN) || got.OrganizationID != org {
-		t.Fatalf("set %+v, got %+v", set, got)
-	}
+	assert.Equal(t, orgTURN, got.TURN)
+	assert.Equal(t, org, got.OrganizationID)
 	_, err = alice.SetOrgRelays(t.Context(), org, api.SetOrgRelaysRequest{TURN: []string{"turn:x"}, Secret: orgSecret})
 	wantErr(t, "bad TURN URL", err, client.ErrBadRequest)
 	_, err = dev.GetOrgRelays(t.Context(), org)
@@ -136,47 +79,40 @@ func TestOrgRelaysAndRelayEvents(t *testing.T) {
 		c, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
 		ev, err := s.Next(c)
-		if err != nil {
-			t.Fatalf("next event: %v", err)
-		}
+		require.NoError(t, err, "next event")
 		return ev
 	}
 	verify := func(ev api.Event, key []byte, turn []string) {
 		t.Helper()
-		if ev.Type != api.EventRelay || ev.Revision != 0 || ev.Relay == nil || !slices.Equal(ev.Relay.TURN, turn) {
-			t.Fatalf("want a relay event with %v, got %+v", turn, ev)
-		}
-		if id, err := turncred.Verify(key, ev.Relay.Username, ev.Relay.Password, time.Now()); err != nil || id != reg.Device.ID {
-			t.Fatalf("pushed credentials verify as %q, %v", id, err)
-		}
+		require.Equal(t, api.EventRelay, ev.Type)
+		require.Zero(t, ev.Revision)
+		require.NotNil(t, ev.Relay)
+		require.Equal(t, turn, ev.Relay.TURN)
+		id, err := turncred.Verify(key, ev.Relay.Username, ev.Relay.Password, time.Now())
+		require.NoError(t, err, "pushed credentials")
+		require.Equal(t, reg.Device.ID, id, "pushed credentials")
 	}
 
 	s := dev.WatchDevice(t.Context(), reg.Device.ID, client.WatchOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 	defer s.Close()
 	sync := next(s)
-	if sync.Type != api.EventSync || sync.Revision == 0 {
-		t.Fatalf("first event %+v", sync)
-	}
+	require.Equal(t, api.EventSync, sync.Type)
+	require.NotZero(t, sync.Revision)
 	verify(next(s), []byte(orgSecret), orgTURN)
-	if s.Revision() != sync.Revision {
-		t.Fatalf("Revision %d after a relay event, want the sync's %d", s.Revision(), sync.Revision)
-	}
+	require.Equal(t, sync.Revision, s.Revision(), "Revision after a relay event")
 
-	check(t, "clear relays", alice.ClearOrgRelays(t.Context(), org))
-	verify(next(s), secret, []string{"turn:192.0.2.1:3478?transport=udp"})
+	require.NoError(t, alice.ClearOrgRelays(t.Context(), org), "clear relays")
+	verify(next(s), secret, defaultTURN)
 	wantErr(t, "clear twice", alice.ClearOrgRelays(t.Context(), org), client.ErrNotFound)
 
-	check(t, "delete peer", alice.DeleteDevice(t.Context(), peer.Device.ID))
+	require.NoError(t, alice.DeleteDevice(t.Context(), peer.Device.ID), "delete peer")
 	removed := next(s)
-	if removed.Type != api.EventDeviceRemoved || removed.Revision <= sync.Revision || s.Revision() != removed.Revision {
-		t.Fatalf("after the relay events: %+v, Revision %d", removed, s.Revision())
-	}
+	require.Equal(t, api.EventDeviceRemoved, removed.Type)
+	require.Greater(t, removed.Revision, sync.Revision)
+	require.Equal(t, removed.Revision, s.Revision())
 
 	// A reconnect resumes after device.removed: nothing replayed, a fresh relay event.
 	s.Reconnect()
-	ev := next(s)
-	verify(ev, secret, []string{"turn:192.0.2.1:3478?transport=udp"})
-	if s.Revision() != removed.Revision {
-		t.Errorf("Revision %d after reconnecting, want %d", s.Revision(), removed.Revision)
-	}
+	verify(next(s), secret, defaultTURN)
+	assert.Equal(t, removed.Revision, s.Revision(), "Revision after reconnecting")
 }

@@ -3,7 +3,6 @@ package client_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/nexodus-sdk/nexodus/api"
 	"github.com/nexodus-sdk/nexodus/client"
@@ -52,27 +54,14 @@ func startRestartable(t *testing.T) *restartable {
 	t.Cleanup(func() {
 		r.coord.Load().Close()
 		r.srv.Close()
-		if err := r.st.Close(); err != nil {
-			t.Errorf("store Close: %v", err)
-		}
+		assert.NoError(t, r.st.Close(), "store Close")
 	})
 	return r
 }
 
 func (r *restartable) open() {
 	r.t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, r.path)
-	if err != nil {
-		r.t.Fatalf("open store: %v", err)
-	}
-	coord, err := coordinator.New(ctx, coordinator.Config{
-		Store: st, AdminToken: adminToken, Logger: slog.New(slog.DiscardHandler), Heartbeat: time.Second,
-	})
-	if err != nil {
-		_ = st.Close()
-		r.t.Fatalf("coordinator.New: %v", err)
-	}
+	coord, st := openCoordinator(r.t, r.path, nil)
 	r.st = st
 	r.coord.Store(coord)
 }
@@ -114,12 +103,8 @@ func (r *restartable) cut() {
 // restart closes the coordinator and its store and opens both again on the same file.
 func (r *restartable) restart() {
 	r.t.Helper()
-	if err := r.coord.Load().Close(); err != nil {
-		r.t.Fatalf("coordinator Close: %v", err)
-	}
-	if err := r.st.Close(); err != nil {
-		r.t.Fatalf("store Close: %v", err)
-	}
+	require.NoError(r.t, r.coord.Load().Close(), "coordinator Close")
+	require.NoError(r.t, r.st.Close(), "store Close")
 	r.open()
 }
 
@@ -127,13 +112,8 @@ func (r *restartable) restart() {
 // and is trying to reconnect.
 func (r *restartable) waitRefused(n int64) {
 	r.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for r.refused.Load() < n {
-		if time.Now().After(deadline) {
-			r.t.Fatalf("the stream did not try to reconnect (refused %d times, want %d)", r.refused.Load(), n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	require.Eventually(r.t, func() bool { return r.refused.Load() >= n }, 20*time.Second, 2*time.Millisecond,
+		"the stream did not try to reconnect (want %d refusals)", n)
 }
 
 // TestStreamResumeAgainstCoordinator reads a device's event stream from the real coordinator
@@ -143,24 +123,12 @@ func (r *restartable) waitRefused(n int64) {
 func TestStreamResumeAgainstCoordinator(t *testing.T) {
 	r := startRestartable(t)
 	ctx := t.Context()
-	admin := mustClient(t, r.srv.URL, adminToken)
-	u := must[*api.CreateUserResponse](t, "create user")(admin.CreateUser(ctx, api.CreateUserRequest{Username: "alice"}))
-	tok := must[*api.Token](t, "token")(admin.CreateToken(ctx, u.User.ID, api.CreateTokenRequest{}))
-	alice := admin.WithToken(tok.Secret)
-	key := must[*api.RegKey](t, "reg key")(alice.CreateRegKey(ctx, api.CreateRegKeyRequest{OrganizationID: u.PersonalOrganizationID}))
-	register := func(hostname string) (*api.Device, *client.Client) {
-		priv, pub := wgKey(t)
-		resp := must[*api.RegisterDeviceResponse](t, "register "+hostname)(admin.WithToken(key.Secret).RegisterDevice(ctx,
-			api.RegisterDeviceRequest{PublicKey: pub, Hostname: hostname}))
-		dt, err := client.OpenDeviceToken(priv, *resp)
-		check(t, "open token", err)
-		return &resp.Device, admin.WithToken(dt)
-	}
-	watcher, watcherC := register("watcher")
-	_, sender := register("sender")
+	alice, u := newTenant(t, mustClient(t, r.srv.URL, adminToken), "alice")
+	watcher, watcherC := registerIn(t, alice, u.PersonalOrganizationID, "watcher")
+	_, sender := registerIn(t, alice, u.PersonalOrganizationID, "sender")
 
 	var connects atomic.Int64
-	s := watcherC.WatchDevice(ctx, watcher.ID, client.WatchOptions{
+	s := watcherC.WatchDevice(ctx, watcher.Device.ID, client.WatchOptions{
 		MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		OnState: func(connected bool, _ error) {
 			if connected {
@@ -169,9 +137,7 @@ func TestStreamResumeAgainstCoordinator(t *testing.T) {
 		},
 	})
 	defer s.Close()
-	if ev := must[api.Event](t, "first event")(s.Next(ctx)); ev.Type != api.EventSync {
-		t.Fatalf("first event %s, want sync", ev.Type)
-	}
+	require.Equal(t, api.EventSync, must[api.Event](t, "first event")(s.Next(ctx)).Type, "first event")
 
 	var got []int
 	var lastRev int64
@@ -181,27 +147,18 @@ func TestStreamResumeAgainstCoordinator(t *testing.T) {
 		defer cancel()
 		for len(got) == 0 || got[len(got)-1] < until {
 			ev, err := s.Next(rctx)
-			if err != nil {
-				t.Fatalf("waiting for signal %d (got %v): %v", until, got, err)
-			}
-			if ev.Type != api.EventSignal {
-				t.Fatalf("unexpected %s event at revision %d after signals %v", ev.Type, ev.Revision, got)
-			}
-			if ev.Revision <= lastRev {
-				t.Fatalf("revision %d after %d", ev.Revision, lastRev)
-			}
+			require.NoError(t, err, "waiting for signal %d (got %v)", until, got)
+			require.Equal(t, api.EventSignal, ev.Type, "event at revision %d after signals %v", ev.Revision, got)
+			require.Greater(t, ev.Revision, lastRev, "revisions increase")
 			lastRev = ev.Revision
 			n, err := strconv.Atoi(string(ev.Signal.Payload))
-			if err != nil {
-				t.Fatalf("payload %q", ev.Signal.Payload)
-			}
+			require.NoError(t, err, "payload %q", ev.Signal.Payload)
 			got = append(got, n)
 		}
 	}
 	send := func(from, to int) {
 		for i := from; i <= to; i++ {
-			if err := sender.Signal(ctx, watcher.ID, []byte(strconv.Itoa(i))); err != nil {
-				t.Errorf("signal %d: %v", i, err)
+			if !assert.NoError(t, sender.Signal(ctx, watcher.Device.ID, []byte(strconv.Itoa(i))), "signal %d", i) {
 				return
 			}
 		}
@@ -236,21 +193,14 @@ func TestStreamResumeAgainstCoordinator(t *testing.T) {
 	r.refuse.Store(false)
 	read(60)
 
-	for i, n := range got {
-		if n != i+1 {
-			t.Fatalf("signals delivered %v, want 1..60 each once in order", got)
-		}
+	want := make([]int, 60)
+	for i := range want {
+		want[i] = i + 1
 	}
-	if len(got) != 60 {
-		t.Fatalf("%d signals delivered, want 60", len(got))
-	}
-	if c := connects.Load(); c < 4 {
-		t.Errorf("%d connections, want at least 4 (the stream did not reconnect each time)", c)
-	}
+	require.Equal(t, want, got, "signals delivered: each of 1..60 once, in order")
+	assert.GreaterOrEqual(t, connects.Load(), int64(4), "connections (the stream did not reconnect each time)")
 	// Nothing more is pending: a marker event is the next one.
 	host := "watcher-2"
-	_ = must[*api.Device](t, "marker")(watcherC.UpdateDevice(ctx, watcher.ID, api.UpdateDeviceRequest{Hostname: &host}))
-	if ev := must[api.Event](t, "after the signals")(s.Next(ctx)); ev.Type != api.EventDeviceUpdated {
-		t.Errorf("after the signals: %s, want the marker update", ev.Type)
-	}
+	_ = must[*api.Device](t, "marker")(watcherC.UpdateDevice(ctx, watcher.Device.ID, api.UpdateDeviceRequest{Hostname: &host}))
+	assert.Equal(t, api.EventDeviceUpdated, must[api.Event](t, "after the signals")(s.Next(ctx)).Type, "after the signals: the marker")
 }

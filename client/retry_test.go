@@ -8,168 +8,119 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nexodus-sdk/nexodus/api"
 )
 
-// fastRetry keeps the backoff short: the tests check which requests are retried, not when.
-var fastRetry = WithRetry(3, time.Millisecond, 5*time.Millisecond)
-
-// statusServer answers the i-th request (from 0) with statuses[i] (the last one repeats) and
-// counts requests.
-func statusServer(t *testing.T, header http.Header, statuses ...int) (*httptest.Server, *atomic.Int32) {
-	t.Helper()
-	var n atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		i := int(n.Add(1)) - 1
-		status := statuses[min(i, len(statuses)-1)]
-		for k, v := range header {
-			w.Header()[k] = v
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		if status >= 300 {
-			_, _ = io.WriteString(w, `{"message":"try later"}`)
-			return
-		}
-		_, _ = io.WriteString(w, `{"id":"d1","hostname":"h"}`)
-	}))
-	t.Cleanup(srv.Close)
-	return srv, &n
+// callByMethod makes one API call of each method the retry policy tells apart.
+var callByMethod = map[string]func(ctx context.Context, c *Client) error{
+	http.MethodGet: func(ctx context.Context, c *Client) error {
+		_, err := c.GetDevice(ctx, "d1")
+		return err
+	},
+	http.MethodPost: func(ctx context.Context, c *Client) error {
+		_, err := c.RegisterDevice(ctx, api.RegisterDeviceRequest{PublicKey: "k", Hostname: "h"})
+		return err
+	},
+	http.MethodPatch: func(ctx context.Context, c *Client) error {
+		host := "x"
+		_, err := c.UpdateDevice(ctx, "d1", api.UpdateDeviceRequest{Hostname: &host})
+		return err
+	},
 }
 
-func newTestClient(t *testing.T, url string, opts ...Option) *Client {
-	t.Helper()
-	c, err := New(url, append([]Option{WithToken("tok")}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
+// TestRetryPolicy runs in virtual time (synctest): which answers are retried, how often, and
+// that a Retry-After is waited for exactly.
+func TestRetryPolicy(t *testing.T) {
+	tests := []struct {
+		name     string
+		method   string
+		header   http.Header
+		codes    []int
+		opts     []Option
+		deadline time.Duration // of the call's context; 0: none
+		requests int
+		status   int             // of the final *APIError; 0: success
+		gaps     []time.Duration // when set, the exact waits between the requests
+	}{
+		{name: "GET 503 then 200", method: "GET", codes: []int{503, 200}, requests: 2},
+		{name: "POST 500 is not retried", method: "POST", codes: []int{500, 200}, requests: 1, status: 500},
+		{name: "PATCH 502 is not retried", method: "PATCH", codes: []int{502, 200}, requests: 1, status: 502},
+		{name: "POST 503 is retried", method: "POST", codes: []int{503, 503, 200}, requests: 3},
+		{name: "GET 404 is not retried", method: "GET", codes: []int{404}, requests: 1, status: 404},
+		{name: "retries run out", method: "GET", codes: []int{503}, opts: []Option{WithRetry(3, time.Second, time.Second)},
+			requests: 4, status: 503},
+		{name: "retries disabled", method: "GET", codes: []int{503, 200}, opts: []Option{WithRetry(0, 0, 0)},
+			requests: 1, status: 503},
+		{name: "GET 429 waits its Retry-After", method: "GET", header: http.Header{"Retry-After": {"7"}},
+			codes: []int{429, 200}, requests: 2, gaps: []time.Duration{7 * time.Second}},
+		{name: "POST 429 waits its Retry-After", method: "POST", header: http.Header{"Retry-After": {"1"}},
+			codes: []int{429, 200}, requests: 2, gaps: []time.Duration{time.Second}},
+		{name: "Retry-After as a date", method: "GET", header: http.Header{"Retry-After": {"Sat, 01 Jan 2000 00:00:10 GMT"}},
+			codes: []int{503, 200}, requests: 2, gaps: []time.Duration{10 * time.Second}},
+		{name: "Retry-After beyond the deadline ends the retries", method: "GET", header: http.Header{"Retry-After": {"3600"}},
+			codes: []int{429, 200}, deadline: time.Minute, requests: 1, status: 429},
+		{name: "Retry-After over the limit ends the retries", method: "GET", header: http.Header{"Retry-After": {"300"}},
+			codes: []int{503, 200}, requests: 1, status: 503},
 	}
-	return c
-}
-
-func TestRetryGET503Then200(t *testing.T) {
-	srv, n := statusServer(t, nil, 503, 200)
-	c := newTestClient(t, srv.URL, fastRetry)
-	d, err := c.GetDevice(t.Context(), "d1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.ID != "d1" || n.Load() != 2 {
-		t.Errorf("device %+v after %d requests, want d1 after 2", d, n.Load())
-	}
-}
-
-func TestNoRetryPOST500(t *testing.T) {
-	srv, n := statusServer(t, nil, 500, 200)
-	c := newTestClient(t, srv.URL, fastRetry)
-	_, err := c.CreateUser(t.Context(), apiCreateUser("alice"))
-	var ae *APIError
-	if !errors.As(err, &ae) || ae.StatusCode != 500 {
-		t.Fatalf("err = %v, want an *APIError with status 500", err)
-	}
-	if n.Load() != 1 {
-		t.Errorf("%d requests, want 1: a POST must not be retried after a 500", n.Load())
-	}
-}
-
-func TestNoRetryPATCH502(t *testing.T) {
-	srv, n := statusServer(t, nil, 502, 200)
-	c := newTestClient(t, srv.URL, fastRetry)
-	if _, err := c.UpdateDevice(t.Context(), "d1", apiUpdateHostname("x")); err == nil {
-		t.Fatal("no error")
-	}
-	if n.Load() != 1 {
-		t.Errorf("%d requests, want 1", n.Load())
-	}
-}
-
-func TestRetry429WithRetryAfter(t *testing.T) {
-	for _, method := range []string{http.MethodGet, http.MethodPost} {
-		t.Run(method, func(t *testing.T) {
-			srv, n := statusServer(t, http.Header{"Retry-After": {"1"}}, 429, 200)
-			c := newTestClient(t, srv.URL, fastRetry)
-			var err error
-			if method == http.MethodGet {
-				_, err = c.GetDevice(t.Context(), "d1")
-			} else {
-				_, err = c.RegisterDevice(t.Context(), apiRegister())
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n.Load() != 2 {
-				t.Errorf("%d requests, want 2", n.Load())
-			}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := newMemServer(statuses(tt.header, tt.codes...))
+				c := srv.client(t, tt.opts...)
+				ctx := t.Context()
+				if tt.deadline > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+					defer cancel()
+				}
+				start := time.Now()
+				err := callByMethod[tt.method](ctx, c)
+				assert.Equal(t, tt.requests, srv.count(), "requests")
+				if tt.status == 0 {
+					require.NoError(t, err)
+				} else {
+					var ae *APIError
+					require.ErrorAs(t, err, &ae)
+					assert.Equal(t, tt.status, ae.StatusCode)
+				}
+				if tt.gaps != nil {
+					assert.Equal(t, tt.gaps, srv.gaps())
+				}
+				if tt.requests == 1 {
+					assert.Zero(t, time.Since(start), "a call that is not retried does not wait")
+				}
+			})
 		})
 	}
 }
 
-func TestRetryPOST503(t *testing.T) {
-	srv, n := statusServer(t, nil, 503, 503, 200)
-	c := newTestClient(t, srv.URL, fastRetry)
-	if _, err := c.RegisterDevice(t.Context(), apiRegister()); err != nil {
-		t.Fatal(err)
-	}
-	if n.Load() != 3 {
-		t.Errorf("%d requests, want 3", n.Load())
-	}
+// TestRetryBackoffGrows: without Retry-After the waits between attempts double from the
+// minimum up to the maximum, each jittered into [d/2, d] (virtual time).
+func TestRetryBackoffGrows(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newMemServer(statuses(nil, 503, 503, 503, 503, 503, 200))
+		c := srv.client(t, WithRetry(5, time.Second, 5*time.Second))
+		_, err := c.GetDevice(t.Context(), "d1")
+		require.NoError(t, err)
+		gaps := srv.gaps()
+		require.Len(t, gaps, 5)
+		for i, d := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second} {
+			assert.GreaterOrEqual(t, gaps[i], d/2, "wait %d", i+1)
+			assert.LessOrEqual(t, gaps[i], d, "wait %d", i+1)
+		}
+	})
 }
 
-func TestRetryAfterBeyondDeadline(t *testing.T) {
-	srv, n := statusServer(t, http.Header{"Retry-After": {"3600"}}, 429, 200)
-	c := newTestClient(t, srv.URL, fastRetry)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	_, err := c.GetDevice(ctx, "d1")
-	var ae *APIError
-	if !errors.As(err, &ae) || ae.StatusCode != 429 {
-		t.Fatalf("err = %v, want the 429 itself", err)
-	}
-	if n.Load() != 1 {
-		t.Errorf("%d requests, want 1", n.Load())
-	}
-}
-
-func TestRetryExhausted(t *testing.T) {
-	srv, n := statusServer(t, nil, 503)
-	c := newTestClient(t, srv.URL, fastRetry)
-	_, err := c.ListDevices(t.Context())
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("err = %v, want ErrUnavailable", err)
-	}
-	if n.Load() != 4 {
-		t.Errorf("%d requests, want 4 (1 + 3 retries)", n.Load())
-	}
-}
-
-func TestNoRetryOn4xx(t *testing.T) {
-	srv, n := statusServer(t, nil, 404)
-	c := newTestClient(t, srv.URL, fastRetry)
-	if _, err := c.GetDevice(t.Context(), "x"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("err = %v, want ErrNotFound", err)
-	}
-	if n.Load() != 1 {
-		t.Errorf("%d requests, want 1", n.Load())
-	}
-}
-
-func TestRetryDisabled(t *testing.T) {
-	srv, n := statusServer(t, nil, 503, 200)
-	c := newTestClient(t, srv.URL, WithRetry(0, 0, 0))
-	if _, err := c.GetDevice(t.Context(), "d1"); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("err = %v", err)
-	}
-	if n.Load() != 1 {
-		t.Errorf("%d requests, want 1", n.Load())
-	}
-}
-
-// failingTransport fails the first request with err, then passes requests to the default
-// transport; it counts attempts.
+// failingTransport fails the first request with err, then passes requests to inner; it counts
+// attempts.
 type failingTransport struct {
 	err   error
 	n     atomic.Int32
@@ -192,38 +143,29 @@ func TestRetryTransportErrors(t *testing.T) {
 	tests := []struct {
 		name     string
 		err      error
-		post     bool
+		method   string
 		attempts int32
 	}{
-		{"GET after dial error", dialErr, false, 2},
-		{"GET after read error", readErr, false, 2},
-		{"GET after EOF", io.ErrUnexpectedEOF, false, 2},
-		{"POST after dial error: never sent", dialErr, true, 2},
-		{"POST after read error: may have been processed", readErr, true, 1},
-		{"POST after EOF", io.ErrUnexpectedEOF, true, 1},
+		{"GET after dial error", dialErr, "GET", 2},
+		{"GET after read error", readErr, "GET", 2},
+		{"GET after EOF", io.ErrUnexpectedEOF, "GET", 2},
+		{"POST after dial error: never sent", dialErr, "POST", 2},
+		{"POST after read error: may have been processed", readErr, "POST", 1},
+		{"POST after EOF", io.ErrUnexpectedEOF, "POST", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, _ := statusServer(t, nil, 200)
-			tr := &http.Transport{}
-			defer tr.CloseIdleConnections()
-			ft := &failingTransport{err: tt.err, inner: tr}
-			c := newTestClient(t, srv.URL, fastRetry, WithHTTPClient(&http.Client{Transport: ft}))
-			var err error
-			if tt.post {
-				_, err = c.RegisterDevice(t.Context(), apiRegister())
-			} else {
-				_, err = c.GetDevice(t.Context(), "d1")
-			}
-			if got := ft.n.Load(); got != tt.attempts {
-				t.Errorf("%d attempts, want %d (err %v)", got, tt.attempts, err)
-			}
-			if (tt.attempts == 2) != (err == nil) {
-				t.Errorf("err = %v", err)
-			}
-			if err != nil && !errors.Is(err, tt.err) {
-				t.Errorf("err = %v does not wrap %v", err, tt.err)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				ft := &failingTransport{err: tt.err, inner: newMemServer(statuses(nil, 200))}
+				c := newTestClient(t, "http://mem.test", WithHTTPClient(&http.Client{Transport: ft}))
+				err := callByMethod[tt.method](t.Context(), c)
+				assert.Equal(t, tt.attempts, ft.n.Load(), "attempts (err %v)", err)
+				if tt.attempts == 2 {
+					require.NoError(t, err)
+				} else {
+					require.ErrorIs(t, err, tt.err)
+				}
+			})
 		})
 	}
 }
@@ -232,9 +174,8 @@ func TestCheckRetryCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), methodKey{}, http.MethodGet))
 	cancel()
 	retry, err := checkRetry(ctx, &http.Response{StatusCode: 503, Header: http.Header{}}, nil)
-	if retry || !errors.Is(err, context.Canceled) {
-		t.Errorf("checkRetry after cancel = %v, %v", retry, err)
-	}
+	assert.False(t, retry)
+	assert.ErrorIs(t, err, context.Canceled)
 }
 
 func TestJitteredBackoffBounds(t *testing.T) {
@@ -244,38 +185,19 @@ func TestJitteredBackoffBounds(t *testing.T) {
 		if attempt < 7 { // 10ms·2^7 > 1s
 			want = 10 * time.Millisecond << attempt
 		}
-		if d < want/2 || d > want {
-			t.Errorf("attempt %d: %v outside [%v, %v]", attempt, d, want/2, want)
-		}
+		assert.GreaterOrEqual(t, d, want/2, "attempt %d", attempt)
+		assert.LessOrEqual(t, d, want, "attempt %d", attempt)
 	}
 }
 
 func TestLoggerGetsRetries(t *testing.T) {
-	var buf safeBuffer
-	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, _ := statusServer(t, nil, 503, 200)
-	c := newTestClient(t, srv.URL, fastRetry, WithLogger(logger))
-	if _, err := c.GetDevice(t.Context(), "d1"); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(buf.String(), "retrying request") || strings.Contains(buf.String(), "tok") {
-		t.Errorf("log:\n%s", buf.String())
-	}
-}
-
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer // retryablehttp logs on the caller's goroutine
+		logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		c := newMemServer(statuses(nil, 503, 200)).client(t, WithLogger(logger))
+		_, err := c.GetDevice(t.Context(), "d1")
+		require.NoError(t, err)
+		assert.Contains(t, buf.String(), "retrying request")
+		assert.NotContains(t, buf.String(), "tok", "the log shows the token")
+	})
 }

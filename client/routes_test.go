@@ -3,24 +3,16 @@ package client
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/nexodus-sdk/nexodus/api"
 )
-
-func apiCreateUser(name string) api.CreateUserRequest { return api.CreateUserRequest{Username: name} }
-func apiUpdateHostname(h string) api.UpdateDeviceRequest {
-	return api.UpdateDeviceRequest{Hostname: &h}
-}
-func apiRegister() api.RegisterDeviceRequest {
-	return api.RegisterDeviceRequest{PublicKey: "k", Hostname: "h"}
-}
 
 func listRoute(path string) bool {
 	for _, s := range []string{"/users", "/organizations", "/members", "/devices", "/invitations", "/reg-keys"} {
@@ -31,52 +23,24 @@ func listRoute(path string) bool {
 	return false
 }
 
-type recorded struct {
-	method, path, auth, contentType string
-	body                            map[string]any
-}
-
-// recorder answers every request with 200 and a body that decodes as any response type
-// ("[]" for lists is not needed: callers ignore the body), and records what it saw.
-func recorder(t *testing.T) (*httptest.Server, func() recorded) {
-	t.Helper()
-	var mu sync.Mutex
-	var last recorded
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := recorded{method: r.Method, path: r.URL.EscapedPath(), auth: r.Header.Get("Authorization"),
-			contentType: r.Header.Get("Content-Type")}
-		data, _ := io.ReadAll(r.Body)
-		if len(data) > 0 {
-			if err := json.Unmarshal(data, &rec.body); err != nil {
-				t.Errorf("%s %s: body %q: %v", r.Method, r.URL, data, err)
-			}
-		}
-		mu.Lock()
-		last = rec
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		if r.Method == http.MethodGet && listRoute(r.URL.EscapedPath()) {
-			_, _ = io.WriteString(w, `[]`)
-			return
-		}
-		if r.Method == http.MethodDelete {
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
+// recorder answers every request with 200 and a body that decodes as any response type: []
+// on list routes, nothing on deletes, {} otherwise.
+func recorder(n int, w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case r.Method == http.MethodGet && listRoute(r.URL.EscapedPath()):
+		_, _ = io.WriteString(w, `[]`)
+	case r.Method == http.MethodDelete:
+		w.WriteHeader(http.StatusNoContent)
+	default:
 		_, _ = io.WriteString(w, `{}`)
-	}))
-	t.Cleanup(srv.Close)
-	return srv, func() recorded {
-		mu.Lock()
-		defer mu.Unlock()
-		return last
 	}
 }
 
 // TestRoutes checks the method, path and body of every route against the table in package api.
 func TestRoutes(t *testing.T) {
-	srv, last := recorder(t)
-	c := newTestClient(t, srv.URL+"/prefix/", WithRetry(0, 0, 0))
+	srv := newMemServer(recorder)
+	c := newTestClient(t, "http://mem.test/prefix/", WithRetry(0, 0, 0), WithHTTPClient(&http.Client{Transport: srv}))
 	host := "h1"
 	org := "o2"
 	tests := []struct {
@@ -84,7 +48,10 @@ func TestRoutes(t *testing.T) {
 		call         func(ctx context.Context) error
 		body         string // a field the body must carry
 	}{
-		{"POST", "/prefix/api/v1/users", func(ctx context.Context) error { _, err := c.CreateUser(ctx, apiCreateUser("alice")); return err }, "username"},
+		{"POST", "/prefix/api/v1/users", func(ctx context.Context) error {
+			_, err := c.CreateUser(ctx, api.CreateUserRequest{Username: "alice"})
+			return err
+		}, "username"},
 		{"GET", "/prefix/api/v1/users", func(ctx context.Context) error { _, err := c.ListUsers(ctx); return err }, ""},
 		{"GET", "/prefix/api/v1/users/me", func(ctx context.Context) error { _, err := c.Me(ctx); return err }, ""},
 		{"POST", "/prefix/api/v1/users/u%2F1/tokens", func(ctx context.Context) error {
@@ -120,7 +87,10 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/prefix/api/v1/reg-keys", func(ctx context.Context) error { _, err := c.ListRegKeys(ctx); return err }, ""},
 		{"GET", "/prefix/api/v1/reg-keys/k1", func(ctx context.Context) error { _, err := c.GetRegKey(ctx, "k1"); return err }, ""},
 		{"DELETE", "/prefix/api/v1/reg-keys/k1", func(ctx context.Context) error { return c.DeleteRegKey(ctx, "k1") }, ""},
-		{"POST", "/prefix/api/v1/devices", func(ctx context.Context) error { _, err := c.RegisterDevice(ctx, apiRegister()); return err }, "public_key"},
+		{"POST", "/prefix/api/v1/devices", func(ctx context.Context) error {
+			_, err := c.RegisterDevice(ctx, api.RegisterDeviceRequest{PublicKey: "k", Hostname: "h"})
+			return err
+		}, "public_key"},
 		{"GET", "/prefix/api/v1/devices", func(ctx context.Context) error { _, err := c.ListDevices(ctx); return err }, ""},
 		{"GET", "/prefix/api/v1/devices/..%2F..%2Fusers", func(ctx context.Context) error { _, err := c.GetDevice(ctx, "../../users"); return err }, ""},
 		{"PATCH", "/prefix/api/v1/devices/d1", func(ctx context.Context) error {
@@ -133,67 +103,60 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/prefix/readyz", func(ctx context.Context) error { return c.Ready(ctx) }, ""},
 	}
 	for _, tt := range tests {
-		if err := tt.call(t.Context()); err != nil {
-			t.Errorf("%s %s: %v", tt.method, tt.path, err)
+		if !assert.NoError(t, tt.call(t.Context()), "%s %s", tt.method, tt.path) {
 			continue
 		}
-		got := last()
-		if got.method != tt.method || got.path != tt.path {
-			t.Errorf("sent %s %s, want %s %s", got.method, got.path, tt.method, tt.path)
+		reqs := srv.requests()
+		got := reqs[len(reqs)-1]
+		assert.Equal(t, tt.method+" "+tt.path, got.method+" "+got.path)
+		assert.Equal(t, "Bearer tok", got.header.Get("Authorization"), "%s %s", tt.method, tt.path)
+		var body map[string]any
+		if len(got.body) > 0 {
+			require.NoError(t, json.Unmarshal(got.body, &body), "%s %s: body %q", tt.method, tt.path, got.body)
 		}
-		if got.auth != "Bearer tok" {
-			t.Errorf("%s %s: Authorization %q", tt.method, tt.path, got.auth)
+		if tt.body == "" {
+			assert.Nil(t, body, "%s %s: unexpected body", tt.method, tt.path)
+			continue
 		}
-		if tt.body != "" {
-			if _, ok := got.body[tt.body]; !ok || got.contentType != "application/json" {
-				t.Errorf("%s %s: body %v (%s) lacks %q", tt.method, tt.path, got.body, got.contentType, tt.body)
-			}
-		} else if got.body != nil {
-			t.Errorf("%s %s: unexpected body %v", tt.method, tt.path, got.body)
-		}
+		assert.Contains(t, body, tt.body, "%s %s", tt.method, tt.path)
+		assert.Equal(t, "application/json", got.header.Get("Content-Type"), "%s %s", tt.method, tt.path)
 	}
 }
 
 func TestNewValidation(t *testing.T) {
 	for _, u := range []string{"", "ftp://x", "http://", "http://x/?q=1", "://bad"} {
-		if _, err := New(u); err == nil {
-			t.Errorf("New(%q) succeeded", u)
-		}
+		_, err := New(u)
+		assert.Error(t, err, "New(%q)", u)
 	}
-	if _, err := New("http://x", WithToken("a\nb")); err == nil {
-		t.Error("token with a newline accepted")
-	}
-	if _, err := New("http://x", WithRetry(-1, 0, 0)); err == nil {
-		t.Error("negative retries accepted")
-	}
+	_, err := New("http://x", WithToken("a\nb"))
+	assert.ErrorContains(t, err, "client: token contains a line break")
+	_, err = New("http://x", WithUserAgent("a\rb"))
+	assert.ErrorContains(t, err, "client: user agent contains a line break")
+	_, err = New("http://x", WithRetry(-1, 0, 0))
+	assert.Error(t, err, "negative retries accepted")
 	c, err := New("https://x.example/api/v1/")
-	if err != nil || c.BaseURL() != "https://x.example" {
-		t.Errorf("BaseURL = %q, %v", c.BaseURL(), err)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "https://x.example", c.BaseURL())
 }
 
 func TestSignalTooLarge(t *testing.T) {
 	c := newTestClient(t, "http://127.0.0.1:1")
 	err := c.Signal(t.Context(), "d", make([]byte, api.MaxSignalPayload+1))
-	if !errors.Is(err, ErrTooLarge) {
-		t.Errorf("err = %v, want ErrTooLarge", err)
-	}
+	assert.ErrorIs(t, err, ErrTooLarge)
+	assert.ErrorContains(t, err, "client: signal: signal payload is")
 }
 
 func TestResponseTooLarge(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := newMemServer(func(n int, w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `[`)
-		chunk := strings.Repeat(`{"id":"x"},`, 1000)
+		chunk := strings.Repeat(`{"id":"x"},`, 100_000)
 		for written := 0; written <= MaxResponseBody; written += len(chunk) {
 			if _, err := io.WriteString(w, chunk); err != nil {
 				return
 			}
 		}
-	}))
-	defer srv.Close()
-	c := newTestClient(t, srv.URL)
-	if _, err := c.ListDevices(t.Context()); err == nil || !strings.Contains(err.Error(), "over") {
-		t.Errorf("err = %v, want a size error", err)
-	}
+	})
+	_, err := srv.client(t).ListDevices(t.Context())
+	assert.ErrorContains(t, err, "client: list devices: response body over")
 }

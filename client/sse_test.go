@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func parseAll(r io.Reader, max int) ([]sseMessage, int, error) {
@@ -59,15 +61,13 @@ func TestSSEParse(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, r := range []io.Reader{strings.NewReader(tt.in), iotest.OneByteReader(strings.NewReader(tt.in))} {
 				got, recs, err := parseAll(r, 64)
-				if !errors.Is(err, tt.error) {
-					t.Fatalf("err = %v, want %v", err, tt.error)
+				if tt.error != nil {
+					require.ErrorIs(t, err, tt.error)
+				} else {
+					require.NoError(t, err)
+					assert.Equal(t, tt.recs, recs, "records")
 				}
-				if !reflect.DeepEqual(got, tt.want) {
-					t.Errorf("got %v, want %v", got, tt.want)
-				}
-				if err == nil && recs != tt.recs {
-					t.Errorf("records = %d, want %d", recs, tt.recs)
-				}
+				assert.Equal(t, tt.want, got)
 			}
 		})
 	}
@@ -90,19 +90,14 @@ func FuzzSSE(f *testing.F) {
 		const max = 128
 		whole, recs1, err1 := parseAll(bytes.NewReader(in), max)
 		split, recs2, err2 := parseAll(&chunkReader{b: in, n: int(chunk)%16 + 1}, max)
-		if !errors.Is(err1, err2) && !errors.Is(err2, err1) {
-			t.Fatalf("errors differ: %v / %v", err1, err2)
-		}
-		if !reflect.DeepEqual(whole, split) || recs1 != recs2 {
-			t.Fatalf("results differ:\n%v\n%v", whole, split)
-		}
+		require.True(t, errors.Is(err1, err2) || errors.Is(err2, err1), "errors differ: %v / %v", err1, err2)
+		require.Equal(t, whole, split)
+		require.Equal(t, recs1, recs2, "records")
 		for _, m := range whole {
-			if len(m.Data) > max || len(m.ID) > max || len(m.Event) > max {
-				t.Fatalf("message over bounds: %v", m)
-			}
-			if m.Event == "" {
-				t.Fatalf("empty event type: %v", m)
-			}
+			require.LessOrEqual(t, len(m.Data), max, "data of %v", m)
+			require.LessOrEqual(t, len(m.ID), max, "id of %v", m)
+			require.LessOrEqual(t, len(m.Event), max, "event of %v", m)
+			require.NotEmpty(t, m.Event, "event type of %v", m)
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -24,8 +25,9 @@ const (
 	DefaultMaxEventSize = 16 << 20
 )
 
-// ErrStreamClosed is returned by [EventStream.Next] after [EventStream.Close].
-var ErrStreamClosed = errors.New("client: event stream closed")
+// ErrStreamClosed is returned by [EventStream.Next] after [EventStream.Close], and by every
+// Close after the first. It wraps net.ErrClosed, as a closed connection's errors do.
+var ErrStreamClosed = fmt.Errorf("client: event stream closed: %w", net.ErrClosed)
 
 // errIdle reports a connection on which nothing, not even a heartbeat, arrived in time.
 var errIdle = errors.New("no data from the coordinator within the idle timeout")
@@ -170,9 +172,13 @@ func (s *EventStream) Reconnect() {
 	}
 }
 
-// Close ends the stream and waits for its goroutine to exit. It is idempotent and returns nil.
+// Close ends the stream and waits for its goroutine to exit. The first call returns nil; every
+// later one waits for the same end and returns [ErrStreamClosed].
 func (s *EventStream) Close() error {
-	s.closed.Store(true)
+	if s.closed.Swap(true) {
+		<-s.done
+		return ErrStreamClosed
+	}
 	s.cancel()
 	<-s.done
 	return nil
@@ -199,25 +205,24 @@ func (s *EventStream) run(ctx context.Context) {
 	log := s.c.logger.With("stream", s.op)
 	for {
 		healthy, wait, err := s.connect(ctx, &last)
-		if ctx.Err() != nil {
-			if s.closed.Load() {
-				err = ErrStreamClosed
-			} else {
-				err = ctx.Err()
-			}
-			s.state(false, err)
-			s.finish(err)
-			return
-		}
+		ended := ctx.Err() != nil
 		var terminal *terminalError
-		if errors.As(err, &terminal) {
-			err = fmt.Errorf("%s: %w", s.op, terminal.err)
+		switch {
+		case ended && s.closed.Load():
+			err = ErrStreamClosed
+		case ended:
+			err = fmt.Errorf("client: %s: %w", s.op, ctx.Err())
+		case errors.As(err, &terminal):
+			err = fmt.Errorf("client: %s: %w", s.op, terminal.err)
 			log.Warn("client: event stream ended", "error", err)
-			s.state(false, err)
-			s.finish(err)
-			return
+		default:
+			err = fmt.Errorf("client: %s: %w", s.op, err)
 		}
 		s.state(false, err)
+		if ended || terminal != nil {
+			s.finish(err)
+			return
+		}
 		if healthy {
 			attempt = 0
 		}
@@ -250,6 +255,9 @@ func (e *terminalError) Error() string { return e.err.Error() }
 // whether the connection carried at least one complete record; wait is a server-requested
 // minimum delay (Retry-After) before the next attempt.
 func (s *EventStream) connect(ctx context.Context, last *int64) (healthy bool, wait time.Duration, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, 0, err // ended while waiting to reconnect
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 

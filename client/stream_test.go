@@ -6,15 +6,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/nexodus-sdk/nexodus/api"
 )
+
+// The tests of this file run in synctest bubbles against a memServer: the stream's backoffs,
+// Retry-After waits and idle timeouts take no real time, and the times between connections
+// are exactly what the stream waited.
 
 // sseWriter writes events the way the coordinator does.
 type sseWriter struct {
@@ -37,9 +45,7 @@ func (s *sseWriter) event(rev int64, typ string) {
 		ev.Device = &api.Device{ID: fmt.Sprintf("d%d", rev)}
 	}
 	data, err := json.Marshal(ev)
-	if err != nil {
-		s.t.Error(err)
-	}
+	assert.NoError(s.t, err)
 	s.raw(fmt.Sprintf("id: %d\nevent: %s\ndata: %s\n\n", rev, typ, data))
 }
 
@@ -48,150 +54,156 @@ func (s *sseWriter) raw(text string) {
 	s.w.(http.Flusher).Flush()
 }
 
-// streamServer runs handler for each connection and records the Last-Event-ID each carried.
-type streamServer struct {
-	*httptest.Server
-	mu      sync.Mutex
-	lastIDs []string
-}
-
-func newStreamServer(t *testing.T, handler func(n int, lastID string, w http.ResponseWriter, r *http.Request)) *streamServer {
-	t.Helper()
-	s := &streamServer{}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if got := r.Header.Get("Authorization"); got != "Bearer tok" {
-			t.Errorf("Authorization %q", got)
-		}
-		if got := r.Header.Get("Accept"); got != "text/event-stream" {
-			t.Errorf("Accept %q", got)
-		}
-		s.mu.Lock()
-		s.lastIDs = append(s.lastIDs, r.Header.Get("Last-Event-ID"))
-		n := len(s.lastIDs)
-		s.mu.Unlock()
+// newStreamServer runs handler for each connection, with the Last-Event-ID it carried, and
+// checks the headers every stream request must have.
+func newStreamServer(t *testing.T, handler func(n int, lastID string, w http.ResponseWriter, r *http.Request)) *memServer {
+	return newMemServer(func(n int, w http.ResponseWriter, r *http.Request) {
+		assert.Equal(t, "Bearer tok", r.Header.Get("Authorization"))
+		assert.Equal(t, "text/event-stream", r.Header.Get("Accept"))
 		handler(n, r.Header.Get("Last-Event-ID"), w, r)
-	}))
-	t.Cleanup(s.Close)
-	return s
+	})
 }
 
-func (s *streamServer) ids() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.lastIDs...)
-}
-
-var fastStream = WatchOptions{MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
-
-// next reads one event with a generous deadline, failing the test on error.
+// next reads one event, failing the test on error. The deadline is virtual: it passes only
+// when the stream waits that long for nothing.
 func next(t *testing.T, s *EventStream) api.Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Hour)
 	defer cancel()
 	ev, err := s.Next(ctx)
-	if err != nil {
-		t.Fatalf("Next: %v", err)
-	}
+	require.NoError(t, err)
 	return ev
 }
 
 func expectRevisions(t *testing.T, s *EventStream, want ...int64) {
 	t.Helper()
 	for _, w := range want {
-		if ev := next(t, s); ev.Revision != w {
-			t.Fatalf("got revision %d (%s), want %d", ev.Revision, ev.Type, w)
-		}
+		ev := next(t, s)
+		require.Equal(t, w, ev.Revision, "revision of a %s event", ev.Type)
 	}
+}
+
+// within asserts lo <= d <= hi.
+func within(t *testing.T, d, lo, hi time.Duration, what string) {
+	t.Helper()
+	assert.GreaterOrEqual(t, d, lo, what)
+	assert.LessOrEqual(t, d, hi, what)
 }
 
 // TestStreamResume drops the connection in the middle of an event and checks that the stream
 // reconnects with Last-Event-ID and delivers every event once, in order, even when the server
 // repeats events the client already has.
 func TestStreamResume(t *testing.T) {
-	srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
-		sse := startSSE(t, w)
-		switch lastID {
-		case "":
-			sse.event(1, api.EventSync)
-			sse.event(2, api.EventDeviceAdded)
-			sse.raw(": ping\n\n")
-			sse.event(3, api.EventDeviceUpdated)
-			sse.raw("id: 4\nevent: device.added\ndata: {\"revision\":4,")
-			panic(http.ErrAbortHandler) // cut the connection mid-event
-		case "3":
-			sse.event(2, api.EventDeviceAdded)
-			sse.event(3, api.EventDeviceUpdated)
-			sse.event(4, api.EventDeviceAdded)
-			sse.event(5, api.EventDeviceRemoved)
-			sse.raw(": ping\n\n")
-		default:
-			t.Errorf("connection %d: unexpected Last-Event-ID %q", n, lastID)
-		}
-		<-r.Context().Done()
-	})
-	c := newTestClient(t, srv.URL)
-	var states []string
-	var mu sync.Mutex
-	opts := fastStream
-	opts.OnState = func(connected bool, err error) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
+			sse := startSSE(t, w)
+			switch lastID {
+			case "":
+				sse.event(1, api.EventSync)
+				sse.event(2, api.EventDeviceAdded)
+				sse.raw(": ping\n\n")
+				sse.event(3, api.EventDeviceUpdated)
+				sse.raw("id: 4\nevent: device.added\ndata: {\"revision\":4,")
+				panic(http.ErrAbortHandler) // cut the connection mid-event
+			case "3":
+				sse.event(2, api.EventDeviceAdded)
+				sse.event(3, api.EventDeviceUpdated)
+				sse.event(4, api.EventDeviceAdded)
+				sse.event(5, api.EventDeviceRemoved)
+				sse.raw(": ping\n\n")
+			default:
+				assert.Failf(t, "unexpected Last-Event-ID", "connection %d: %q", n, lastID)
+			}
+			<-r.Context().Done()
+		})
+		var mu sync.Mutex
+		var states []bool
+		s := srv.client(t).WatchDevice(t.Context(), "d 1", WatchOptions{OnState: func(connected bool, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			states = append(states, connected)
+		}})
+		ev := next(t, s)
+		assert.Equal(t, api.EventSync, ev.Type)
+		assert.EqualValues(t, 1, ev.Revision)
+		assert.Len(t, ev.Devices, 1)
+		expectRevisions(t, s, 2, 3, 4, 5)
+		assert.EqualValues(t, 5, s.Revision())
+		require.NoError(t, s.Close())
+		assert.Equal(t, []string{"", "3"}, srv.header("Last-Event-ID"))
+		assert.Equal(t, "/api/v1/devices/d%201/events", srv.requests()[0].path)
+		_, err := s.Next(t.Context())
+		assert.ErrorIs(t, err, ErrStreamClosed)
 		mu.Lock()
 		defer mu.Unlock()
-		states = append(states, fmt.Sprint(connected))
-	}
-	s := c.WatchDevice(t.Context(), "d 1", opts)
-	ev := next(t, s)
-	if ev.Type != api.EventSync || ev.Revision != 1 || len(ev.Devices) != 1 {
-		t.Fatalf("first event %+v, want sync at revision 1", ev)
-	}
-	expectRevisions(t, s, 2, 3, 4, 5)
-	if got := s.Revision(); got != 5 {
-		t.Errorf("Revision() = %d, want 5", got)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if ids := srv.ids(); len(ids) != 2 || ids[0] != "" || ids[1] != "3" {
-		t.Errorf("Last-Event-IDs %q, want [\"\" \"3\"]", ids)
-	}
-	if _, err := s.Next(t.Context()); !errors.Is(err, ErrStreamClosed) {
-		t.Errorf("Next after Close: %v", err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if fmt.Sprint(states) != "[true false true false]" {
-		t.Errorf("OnState calls %v", states)
-	}
+		assert.Equal(t, []bool{true, false, true, false}, states, "OnState calls")
+	})
 }
 
-// TestStreamIdleTimeout: a connection that goes silent (no heartbeat) is replaced.
+// TestStreamIdleTimeout: a connection that answers no headers, or goes silent after its
+// events, is replaced once the idle timeout has passed, to the (virtual) millisecond.
 func TestStreamIdleTimeout(t *testing.T) {
-	srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
-		sse := startSSE(t, w)
-		switch lastID {
-		case "":
-			sse.event(1, api.EventSync)
-		case "1":
-			sse.event(2, api.EventDeviceAdded)
+	synctest.Test(t, func(t *testing.T) {
+		srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
+			switch n {
+			case 1: // no answer at all
+			case 2:
+				startSSE(t, w).event(1, api.EventSync)
+			default:
+				assert.Equal(t, "1", lastID)
+				startSSE(t, w).event(2, api.EventDeviceAdded)
+			}
+			<-r.Context().Done() // then silence
+		})
+		var idle []error
+		var mu sync.Mutex
+		s := srv.client(t).WatchOrganization(t.Context(), "o1", WatchOptions{OnState: func(connected bool, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if errors.Is(err, errIdle) {
+				idle = append(idle, err)
+			}
+		}})
+		expectRevisions(t, s, 1, 2)
+		require.NoError(t, s.Close())
+		// Each replacement waits the idle timeout, then the first backoff step (the attempt
+		// count starts over after a healthy connection).
+		gaps := srv.gaps()
+		require.Len(t, gaps, 2)
+		for i, g := range gaps {
+			within(t, g, DefaultIdleTimeout+DefaultMinBackoff/2, DefaultIdleTimeout+DefaultMinBackoff, fmt.Sprintf("gap %d", i+1))
 		}
-		<-r.Context().Done() // then silence
+		mu.Lock()
+		defer mu.Unlock()
+		require.Len(t, idle, 2)
+		for _, err := range idle {
+			assert.EqualError(t, err, "client: watch organization o1: no data from the coordinator within the idle timeout")
+		}
 	})
-	c := newTestClient(t, srv.URL)
-	idleSeen := make(chan struct{}, 10)
-	opts := fastStream
-	opts.IdleTimeout = 200 * time.Millisecond
-	opts.OnState = func(connected bool, err error) {
-		if errors.Is(err, errIdle) {
-			idleSeen <- struct{}{}
-		}
-	}
-	s := c.WatchOrganization(t.Context(), "o1", opts)
-	defer s.Close()
-	expectRevisions(t, s, 1, 2)
-	select {
-	case <-idleSeen:
-	default:
-		t.Error("no idle-timeout disconnection reported")
-	}
+}
+
+// TestStreamHeartbeatsKeepConnection: heartbeats more often than the idle timeout keep one
+// connection up for as long as they come.
+func TestStreamHeartbeatsKeepConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
+			sse := startSSE(t, w)
+			sse.event(1, api.EventSync)
+			for {
+				select {
+				case <-r.Context().Done():
+					return
+				case <-time.After(DefaultIdleTimeout - time.Second):
+					sse.raw(": ping\n\n")
+				}
+			}
+		})
+		s := srv.client(t).WatchDevice(t.Context(), "d1", WatchOptions{})
+		expectRevisions(t, s, 1)
+		time.Sleep(time.Hour)
+		assert.Equal(t, 1, srv.count(), "connections in an hour of heartbeats")
+		require.NoError(t, s.Close())
+	})
 }
 
 func TestStreamTerminalErrors(t *testing.T) {
@@ -206,204 +218,227 @@ func TestStreamTerminalErrors(t *testing.T) {
 		{400, api.CodeBadRequest, ErrBadRequest},
 	} {
 		t.Run(tt.code, func(t *testing.T) {
-			srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(tt.status)
-				_ = json.NewEncoder(w).Encode(api.Error{Code: tt.code, Message: "no"})
+			synctest.Test(t, func(t *testing.T) {
+				srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(tt.status)
+					_ = json.NewEncoder(w).Encode(api.Error{Code: tt.code, Message: "no"})
+				})
+				var final atomic.Value
+				s := srv.client(t).WatchDevice(t.Context(), "d1", WatchOptions{OnState: func(connected bool, err error) {
+					if err != nil {
+						final.Store(err)
+					}
+				}})
+				defer s.Close()
+				_, err := s.Next(t.Context())
+				require.ErrorIs(t, err, tt.want)
+				assert.ErrorContains(t, err, "client: watch device d1: no ("+tt.code)
+				assert.Equal(t, 1, srv.count(), "connections")
+				e, _ := final.Load().(error)
+				assert.ErrorIs(t, e, tt.want, "OnState's final error")
+				<-s.Done()
 			})
-			c := newTestClient(t, srv.URL)
-			var final atomic.Value
-			opts := fastStream
-			opts.OnState = func(connected bool, err error) {
-				if err != nil {
-					final.Store(err)
-				}
-			}
-			s := c.WatchDevice(t.Context(), "d1", opts)
-			defer s.Close()
-			_, err := s.Next(t.Context())
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("Next: %v, want %v", err, tt.want)
-			}
-			if got := len(srv.ids()); got != 1 {
-				t.Errorf("%d connections, want 1", got)
-			}
-			if e, _ := final.Load().(error); !errors.Is(e, tt.want) {
-				t.Errorf("OnState final error %v", e)
-			}
-			<-s.Done()
 		})
 	}
 }
 
-// TestStreamRetriesServerErrors: 503s, a wrong content type, bad event data and a clean server
-// close all lead to a reconnection, not to an error.
+// TestStreamRetriesServerErrors: a 503 (whose Retry-After is waited for), a wrong content type,
+// bad event data, a clean server close and a 502 all lead to a reconnection, not to an error.
 func TestStreamRetriesServerErrors(t *testing.T) {
-	srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
-		switch n {
-		case 1:
-			w.Header().Set("Retry-After", "0")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		case 2:
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = io.WriteString(w, "{}")
-			return
-		case 3:
-			sse := startSSE(t, w)
-			sse.event(1, api.EventSync)
-			return // clean close
-		case 4:
-			sse := startSSE(t, w)
-			sse.raw("id: 2\ndata: not json\n\n")
-			return
-		case 5:
-			w.WriteHeader(http.StatusBadGateway)
-			return
-		}
-		sse := startSSE(t, w)
-		sse.event(2, api.EventDeviceAdded)
-		<-r.Context().Done()
+	synctest.Test(t, func(t *testing.T) {
+		srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
+			switch n {
+			case 1:
+				w.Header().Set("Retry-After", "20")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			case 2:
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, "{}")
+				return
+			case 3:
+				startSSE(t, w).event(1, api.EventSync)
+				return // clean close
+			case 4:
+				startSSE(t, w).raw("id: 2\ndata: not json\n\n")
+				return
+			case 5:
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
+			startSSE(t, w).event(2, api.EventDeviceAdded)
+			<-r.Context().Done()
+		})
+		s := srv.client(t).WatchDevice(t.Context(), "d1", WatchOptions{})
+		defer s.Close()
+		expectRevisions(t, s, 1, 2)
+		assert.Equal(t, []string{"", "", "", "1", "1", "1"}, srv.header("Last-Event-ID"))
+		assert.Equal(t, 20*time.Second, srv.gaps()[0], "the wait after a 503 with Retry-After: 20")
 	})
-	c := newTestClient(t, srv.URL)
-	s := c.WatchDevice(t.Context(), "d1", fastStream)
-	defer s.Close()
-	expectRevisions(t, s, 1, 2)
-	if ids := srv.ids(); fmt.Sprint(ids) != "[   1 1 1]" {
-		t.Errorf("Last-Event-IDs %q", ids)
-	}
+}
+
+// TestStreamBackoffGrows: failed attempts back off exponentially, with jitter, from MinBackoff
+// to MaxBackoff; a healthy connection starts the count over.
+func TestStreamBackoffGrows(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
+			switch {
+			case n <= 6:
+				w.WriteHeader(http.StatusInternalServerError)
+			case n == 7:
+				startSSE(t, w).event(1, api.EventSync) // healthy, then closed
+			default:
+				startSSE(t, w).event(2, api.EventDeviceAdded)
+				<-r.Context().Done()
+			}
+		})
+		s := srv.client(t).WatchDevice(t.Context(), "d1", WatchOptions{MinBackoff: time.Second, MaxBackoff: 8 * time.Second})
+		defer s.Close()
+		expectRevisions(t, s, 1, 2)
+		gaps := srv.gaps()
+		require.Len(t, gaps, 7)
+		for i, d := range []time.Duration{1, 2, 4, 8, 8, 8, 1} {
+			d *= time.Second
+			within(t, gaps[i], d/2, d, fmt.Sprintf("wait %d", i+1))
+		}
+	})
 }
 
 // TestStreamSyncAlwaysDelivered: a sync at or below the resume point (the log was truncated,
 // the coordinator restarted) replaces the state and resets the revision.
 func TestStreamSyncAlwaysDelivered(t *testing.T) {
-	srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
-		if lastID != "10" {
-			t.Errorf("Last-Event-ID %q, want 10", lastID)
-		}
-		sse := startSSE(t, w)
-		sse.event(5, api.EventSync)
-		sse.event(6, api.EventDeviceAdded)
-		<-r.Context().Done()
+	synctest.Test(t, func(t *testing.T) {
+		srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
+			assert.Equal(t, "10", lastID)
+			sse := startSSE(t, w)
+			sse.event(5, api.EventSync)
+			sse.event(6, api.EventDeviceAdded)
+			<-r.Context().Done()
+		})
+		s := srv.client(t).WatchDevice(t.Context(), "d1", WatchOptions{AfterRevision: 10})
+		defer s.Close()
+		assert.EqualValues(t, 10, s.Revision(), "initial Revision")
+		ev := next(t, s)
+		assert.Equal(t, api.EventSync, ev.Type)
+		assert.EqualValues(t, 5, ev.Revision)
+		expectRevisions(t, s, 6)
 	})
-	c := newTestClient(t, srv.URL)
-	opts := fastStream
-	opts.AfterRevision = 10
-	s := c.WatchDevice(t.Context(), "d1", opts)
-	defer s.Close()
-	if s.Revision() != 10 {
-		t.Errorf("initial Revision() = %d", s.Revision())
-	}
-	if ev := next(t, s); ev.Type != api.EventSync || ev.Revision != 5 {
-		t.Fatalf("got %+v", ev)
-	}
-	expectRevisions(t, s, 6)
 }
 
 // TestStreamNextTimeoutKeepsConnection: a Next whose context ends leaves the stream intact.
 func TestStreamNextTimeoutKeepsConnection(t *testing.T) {
-	release := make(chan struct{})
-	srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
-		sse := startSSE(t, w)
-		sse.event(1, api.EventSync)
-		select {
-		case <-release:
-			sse.event(2, api.EventDeviceAdded)
-		case <-r.Context().Done():
-			return
-		}
-		<-r.Context().Done()
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
+			sse := startSSE(t, w)
+			sse.event(1, api.EventSync)
+			select {
+			case <-release:
+				sse.event(2, api.EventDeviceAdded)
+			case <-r.Context().Done():
+				return
+			}
+			<-r.Context().Done()
+		})
+		s := srv.client(t).WatchDevice(t.Context(), "d1", WatchOptions{})
+		defer s.Close()
+		expectRevisions(t, s, 1)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		_, err := s.Next(ctx)
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		close(release)
+		expectRevisions(t, s, 2)
+		assert.Equal(t, 1, srv.count(), "connections")
 	})
-	c := newTestClient(t, srv.URL)
-	s := c.WatchDevice(t.Context(), "d1", fastStream)
-	defer s.Close()
-	expectRevisions(t, s, 1)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
-	_, err := s.Next(ctx)
-	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Next: %v, want DeadlineExceeded", err)
-	}
-	close(release)
-	expectRevisions(t, s, 2)
-	if got := len(srv.ids()); got != 1 {
-		t.Errorf("%d connections, want 1", got)
-	}
 }
 
-// TestStreamClose: Close unblocks a waiting Next, is idempotent, and leaves no goroutine
-// behind (TestMain checks with goleak), whether the stream is connected or backing off.
+// TestStreamClose: Close unblocks a waiting Next at once, whether the stream is connected or
+// backing off, and leaves no goroutine behind (the bubble would not end otherwise); a second
+// Close returns ErrStreamClosed, which wraps net.ErrClosed.
 func TestStreamClose(t *testing.T) {
-	connected := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
-		sse := startSSE(t, w)
-		sse.raw(": ping\n\n")
-		<-r.Context().Done()
-	})
-	failing := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusInternalServerError)
-	})
-	for name, url := range map[string]string{"connected": connected.URL, "backing off": failing.URL} {
-		t.Run(name, func(t *testing.T) {
-			c := newTestClient(t, url)
-			s := c.WatchDevice(t.Context(), "d1", WatchOptions{MinBackoff: time.Hour, MaxBackoff: time.Hour})
-			errc := make(chan error, 1)
-			go func() {
-				_, err := s.Next(context.Background())
-				errc <- err
-			}()
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if err := <-errc; !errors.Is(err, ErrStreamClosed) {
-				t.Errorf("Next: %v, want ErrStreamClosed", err)
-			}
-			if err := s.Close(); err != nil {
-				t.Errorf("second Close: %v", err)
-			}
+	for _, tt := range []struct {
+		name   string
+		status int
+	}{{"connected", http.StatusOK}, {"backing off", http.StatusInternalServerError}} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
+					if tt.status != http.StatusOK {
+						w.WriteHeader(tt.status)
+						return
+					}
+					startSSE(t, w).raw(": ping\n\n")
+					<-r.Context().Done()
+				})
+				s := srv.client(t).WatchDevice(t.Context(), "d1", WatchOptions{MinBackoff: time.Hour, MaxBackoff: time.Hour})
+				errc := make(chan error, 1)
+				go func() {
+					_, err := s.Next(t.Context())
+					errc <- err
+				}()
+				synctest.Wait() // connected and reading, or waiting the hour
+				start := time.Now()
+				require.NoError(t, s.Close())
+				assert.Zero(t, time.Since(start), "Close waited")
+				assert.ErrorIs(t, <-errc, ErrStreamClosed)
+				err := s.Close()
+				assert.ErrorIs(t, err, ErrStreamClosed, "second Close")
+				assert.ErrorIs(t, err, net.ErrClosed, "second Close")
+				assert.Equal(t, 1, srv.count(), "connections")
+			})
 		})
 	}
 }
 
 func TestStreamContextCanceled(t *testing.T) {
-	srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
-		startSSE(t, w)
-		<-r.Context().Done()
+	synctest.Test(t, func(t *testing.T) {
+		srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
+			startSSE(t, w)
+			<-r.Context().Done()
+		})
+		ctx, cancel := context.WithCancel(t.Context())
+		s := srv.client(t).WatchDevice(ctx, "d1", WatchOptions{})
+		cancel()
+		_, err := s.Next(t.Context())
+		assert.ErrorIs(t, err, context.Canceled)
+		<-s.Done()
+		assert.NoError(t, s.Close(), "the first Close of an ended stream")
 	})
-	c := newTestClient(t, srv.URL)
-	ctx, cancel := context.WithCancel(t.Context())
-	s := c.WatchDevice(ctx, "d1", fastStream)
-	cancel()
-	if _, err := s.Next(t.Context()); !errors.Is(err, context.Canceled) {
-		t.Errorf("Next: %v, want context.Canceled", err)
-	}
-	<-s.Done()
-	_ = s.Close()
 }
 
-// TestStreamReconnect: Reconnect replaces a connection that looks healthy (but whose packets may
-// no longer arrive) at once, without backoff, and resumes from the last delivered revision.
+// TestStreamReconnect: Reconnect replaces a connection that looks healthy (but whose packets
+// may no longer arrive) at once, and ends a backoff at once; the stream resumes from the last
+// delivered revision.
 func TestStreamReconnect(t *testing.T) {
-	srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
-		sse := startSSE(t, w)
-		switch lastID {
-		case "":
-			sse.event(1, api.EventSync)
-			sse.event(2, api.EventDeviceAdded)
-		case "2":
-			sse.event(3, api.EventDeviceUpdated)
-		default:
-			t.Errorf("connection %d: unexpected Last-Event-ID %q", n, lastID)
-		}
-		<-r.Context().Done()
+	synctest.Test(t, func(t *testing.T) {
+		srv := newStreamServer(t, func(n int, lastID string, w http.ResponseWriter, r *http.Request) {
+			switch n {
+			case 1:
+				sse := startSSE(t, w)
+				sse.event(1, api.EventSync)
+				sse.event(2, api.EventDeviceAdded)
+				<-r.Context().Done()
+			case 2:
+				w.WriteHeader(http.StatusInternalServerError)
+			default:
+				assert.Equal(t, "2", lastID, "connection %d", n)
+				startSSE(t, w).event(3, api.EventDeviceUpdated)
+				<-r.Context().Done()
+			}
+		})
+		// No retry would come in time: every wait is an hour.
+		s := srv.client(t).WatchDevice(t.Context(), "d1", WatchOptions{MinBackoff: time.Hour, MaxBackoff: time.Hour})
+		defer s.Close()
+		expectRevisions(t, s, 1, 2)
+		s.Reconnect() // connection 1 is replaced by 2, which fails: an hour's wait
+		synctest.Wait()
+		require.Equal(t, 2, srv.count())
+		time.Sleep(time.Minute)
+		s.Reconnect()
+		expectRevisions(t, s, 3)
+		assert.Equal(t, []time.Duration{0, time.Minute}, srv.gaps())
+		assert.Equal(t, []string{"", "2", "2"}, srv.header("Last-Event-ID"))
 	})
-	c := newTestClient(t, srv.URL)
-	opts := WatchOptions{MinBackoff: time.Minute, MaxBackoff: time.Minute} // no retry would come in time
-	s := c.WatchDevice(t.Context(), "d1", opts)
-	defer s.Close()
-	expectRevisions(t, s, 1, 2)
-	s.Reconnect()
-	expectRevisions(t, s, 3)
-	if ids := srv.ids(); len(ids) != 2 || ids[1] != "2" {
-		t.Errorf("Last-Event-IDs %q, want [\"\" \"2\"]", ids)
-	}
 }

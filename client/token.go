@@ -14,15 +14,15 @@ import (
 // device: read the peer list, watch events, update or delete the device, send signals.
 func OpenDeviceToken(private [32]byte, resp api.RegisterDeviceResponse) (string, error) {
 	if len(resp.SealedToken) == 0 {
-		return "", errors.New("open device token: response carries no sealed token")
+		return "", errors.New("client: open device token: response carries no sealed token")
 	}
 	tok, err := sealbox.Open(private, resp.SealedToken)
 	if err != nil {
-		return "", fmt.Errorf("open device token: %w", err)
+		return "", fmt.Errorf("client: open device token: %w", err)
 	}
 	s := string(tok)
 	if !strings.HasPrefix(s, api.DeviceTokenPrefix) || strings.ContainsAny(s, " \t\r\n") {
-		return "", errors.New("open device token: not a device token")
+		return "", errors.New("client: open device token: not a device token")
 	}
 	return s, nil
 }

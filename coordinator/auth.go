@@ -1,5 +1,8 @@
 package coordinator
 
+// Authentication: the credentials a request may carry (admin token, user tokens, registration
+// keys, device tokens, an external scheme) and the Principal each one becomes.
+
 import (
 	"context"
 	"crypto/sha256"
@@ -8,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/nexodus-sdk/nexodus/api"
 	"github.com/nexodus-sdk/nexodus/coordinator/store"
@@ -113,80 +117,76 @@ func (a tokenAuthenticator) Authenticate(r *http.Request) (Principal, error) {
 			return Principal{Kind: KindAdmin}, nil
 		}
 	}
-	if s.cfg.Authenticator != nil {
-		p, err := s.cfg.Authenticator.Authenticate(r)
+	if s.cfg.Authenticator == nil {
+		return Principal{}, errBadCredential
+	}
+	p, err := s.cfg.Authenticator.Authenticate(r)
+	if err != nil {
+		return Principal{}, err
+	}
+	if p.Kind != KindUser || !validID(p.UserID) {
+		return Principal{}, errBadCredential
+	}
+	if _, err := inTx(r.Context(), s.store, func(tx store.Tx) (store.User, error) { return tx.GetUser(r.Context(), p.UserID) }); err != nil {
+		return Principal{}, authErr(err)
+	}
+	return Principal{Kind: KindUser, UserID: p.UserID}, nil
+}
+
+// credential authenticates a token of the given prefix: check, inside one transaction, turns
+// the token's ID and secret into a Principal. Unknown IDs are bad credentials.
+func (s *Server) credential(ctx context.Context, tok, prefix string, check func(tx store.Tx, id, secret string) (Principal, error)) (Principal, error) {
+	id, secret, ok := splitToken(tok, prefix)
+	if !ok {
+		return Principal{}, errBadCredential
+	}
+	p, err := inTx(ctx, s.store, func(tx store.Tx) (Principal, error) { return check(tx, id, secret) })
+	if err != nil {
+		return Principal{}, authErr(err)
+	}
+	return p, nil
+}
+
+// expired reports whether an optional expiry has passed at now.
+func expired(exp *time.Time, now time.Time) bool { return exp != nil && !now.Before(*exp) }
+
+func (s *Server) authUserToken(ctx context.Context, tok string) (Principal, error) {
+	return s.credential(ctx, tok, api.UserTokenPrefix, func(tx store.Tx, id, secret string) (Principal, error) {
+		t, err := tx.GetToken(ctx, id)
 		if err != nil {
 			return Principal{}, err
 		}
-		if p.Kind != KindUser || !validID(p.UserID) {
+		if !secretMatches(secret, t.SecretHash) || expired(t.ExpiresAt, s.now()) {
 			return Principal{}, errBadCredential
-		}
-		err = s.store.Tx(r.Context(), func(tx store.Tx) error {
-			_, err := tx.GetUser(r.Context(), p.UserID)
-			return err
-		})
-		if errors.Is(err, store.ErrNotFound) {
-			return Principal{}, errBadCredential
-		}
-		return Principal{Kind: KindUser, UserID: p.UserID}, err
-	}
-	return Principal{}, errBadCredential
-}
-
-func (s *Server) authUserToken(ctx context.Context, tok string) (Principal, error) {
-	id, secret, ok := splitToken(tok, api.UserTokenPrefix)
-	if !ok {
-		return Principal{}, errBadCredential
-	}
-	var p Principal
-	err := s.store.Tx(ctx, func(tx store.Tx) error {
-		t, err := tx.GetToken(ctx, id)
-		if err != nil {
-			return err
-		}
-		if !secretMatches(secret, t.SecretHash) {
-			return errBadCredential
-		}
-		if t.ExpiresAt != nil && !s.now().Before(*t.ExpiresAt) {
-			return errBadCredential
 		}
 		if _, err := tx.GetUser(ctx, t.UserID); err != nil {
-			return err
+			return Principal{}, err
 		}
-		p = Principal{Kind: KindUser, UserID: t.UserID}
-		return nil
+		return Principal{Kind: KindUser, UserID: t.UserID}, nil
 	})
-	return p, authErr(err)
 }
 
 func (s *Server) authRegKey(ctx context.Context, tok string) (Principal, error) {
-	id, secret, ok := splitToken(tok, api.RegKeyPrefix)
-	if !ok {
-		return Principal{}, errBadCredential
-	}
-	var p Principal
-	err := s.store.Tx(ctx, func(tx store.Tx) error {
+	return s.credential(ctx, tok, api.RegKeyPrefix, func(tx store.Tx, id, secret string) (Principal, error) {
 		k, err := tx.GetRegKey(ctx, id)
 		if err != nil {
-			return err
+			return Principal{}, err
 		}
 		if !secretMatches(secret, k.SecretHash) {
-			return errBadCredential
+			return Principal{}, errBadCredential
 		}
 		if err := s.regKeyUsable(ctx, tx, k); err != nil {
-			return err
+			return Principal{}, err
 		}
-		p = Principal{Kind: KindRegKey, UserID: k.OwnerID, OrganizationID: k.OrganizationID, RegKeyID: k.ID}
-		return nil
+		return Principal{Kind: KindRegKey, UserID: k.OwnerID, OrganizationID: k.OrganizationID, RegKeyID: k.ID}, nil
 	})
-	return p, authErr(err)
 }
 
 // regKeyUsable reports whether a registration key may still register a device. The key acts
 // for its owner, so it stops working when the owner leaves the organization (it starts
 // working again if they rejoin).
 func (s *Server) regKeyUsable(ctx context.Context, tx store.Tx, k store.RegKey) error {
-	if k.ExpiresAt != nil && !s.now().Before(*k.ExpiresAt) {
+	if expired(k.ExpiresAt, s.now()) {
 		return errorf(ErrUnauthorized, "registration key expired")
 	}
 	if k.SingleUse && k.Used {
@@ -202,19 +202,12 @@ func (s *Server) regKeyUsable(ctx context.Context, tx store.Tx, k store.RegKey) 
 }
 
 func (s *Server) authDeviceToken(ctx context.Context, tok string) (Principal, error) {
-	id, secret, ok := splitToken(tok, api.DeviceTokenPrefix)
-	if !ok {
-		return Principal{}, errBadCredential
-	}
-	var (
-		p        Principal
-		promoted bool
-	)
-	err := s.store.Tx(ctx, func(tx store.Tx) error {
+	var promoted bool
+	p, err := s.credential(ctx, tok, api.DeviceTokenPrefix, func(tx store.Tx, id, secret string) (Principal, error) {
 		promoted = false
 		d, err := tx.GetDevice(ctx, id)
 		if err != nil {
-			return err
+			return Principal{}, err
 		}
 		// Both comparisons always run, so timing does not tell which token matched.
 		current := secretMatches(secret, d.TokenHash)
@@ -227,80 +220,17 @@ func (s *Server) authDeviceToken(ctx context.Context, tok string) (Principal, er
 			d.TokenID, d.TokenHash = d.PendingTokenID, d.PendingTokenHash
 			d.PendingTokenID, d.PendingTokenHash = "", nil
 			if err := tx.UpdateDevice(ctx, d); err != nil {
-				return fmt.Errorf("promote pending device token: %w", err)
+				return Principal{}, fmt.Errorf("promote pending device token: %w", err)
 			}
 			promoted = true
 		default:
-			return errBadCredential
+			return Principal{}, errBadCredential
 		}
-		p = Principal{Kind: KindDevice, UserID: d.OwnerID, OrganizationID: d.OrganizationID, DeviceID: d.ID, TokenID: d.TokenID}
-		return nil
+		return Principal{Kind: KindDevice, UserID: d.OwnerID, OrganizationID: d.OrganizationID, DeviceID: d.ID, TokenID: d.TokenID}, nil
 	})
-	if err != nil {
-		return Principal{}, authErr(err)
-	}
-	if promoted {
+	if err == nil && promoted {
 		s.log.Info("device token replaced by its pending token", "device_id", p.DeviceID)
 		s.hub.broadcast() // streams opened with the old token re-check and end
 	}
-	return p, nil
-}
-
-// authErr turns "no such credential" into 401 and passes store failures through.
-func authErr(err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return errBadCredential
-	}
-	return err
-}
-
-// Authorization helpers: the credential kind is checked before any resource is looked up, so
-// a 403 for the wrong kind of credential reveals nothing about the resource.
-
-func (p Principal) requireAdmin() error {
-	if p.Kind != KindAdmin {
-		return errorf(ErrForbidden, "this route needs the admin token")
-	}
-	return nil
-}
-
-func (p Principal) requireUser() error {
-	if p.Kind != KindUser {
-		return errorf(ErrForbidden, "this route needs a user token")
-	}
-	return nil
-}
-
-// memberOf loads an organization for a user who must be a member of it; for anybody else the
-// organization does not exist (404).
-func memberOf(ctx context.Context, tx store.Tx, orgID, userID string) (store.Organization, store.Membership, error) {
-	o, err := tx.GetOrganization(ctx, orgID)
-	if err != nil {
-		return o, store.Membership{}, notFound(err, "organization not found")
-	}
-	m, err := tx.GetMember(ctx, orgID, userID)
-	if err != nil {
-		return o, m, notFound(err, "organization not found")
-	}
-	return o, m, nil
-}
-
-// ownerOf is memberOf for routes that need the owner role: members get 403.
-func ownerOf(ctx context.Context, tx store.Tx, orgID, userID string) (store.Organization, store.Membership, error) {
-	o, m, err := memberOf(ctx, tx, orgID, userID)
-	if err != nil {
-		return o, m, err
-	}
-	if m.Role != api.RoleOwner {
-		return o, m, errorf(ErrForbidden, "only an owner of the organization may do this")
-	}
-	return o, m, nil
-}
-
-// notFound replaces store.ErrNotFound with a domain 404 carrying msg.
-func notFound(err error, msg string) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return errorf(ErrNotFound, "%s", msg)
-	}
-	return err
+	return p, err
 }

@@ -2,11 +2,10 @@ package coordinator
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"slices"
-	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 
 	"github.com/nexodus-sdk/nexodus/api"
 )
@@ -42,9 +41,7 @@ func (e *env) newWorld() *world {
 	w.carol = e.newUser(e.uniq("carol"))
 	w.dave = e.newUser(e.uniq("dave"))
 	w.acme = e.newOrg(w.alice, e.uniq("acme"), "")
-	var inv api.Invitation
-	e.call("POST", "/api/v1/invitations", w.alice.Token, api.CreateInvitationRequest{OrganizationID: w.acme.ID, Username: w.bob.Name}, 201, &inv)
-	e.call("POST", "/api/v1/invitations/"+inv.ID+"/accept", w.bob.Token, nil, 200, nil)
+	e.invite(w.alice, w.bob, w.acme.ID, "")
 	e.call("POST", "/api/v1/invitations", w.alice.Token, api.CreateInvitationRequest{OrganizationID: w.acme.ID, Username: w.dave.Name}, 201, &w.inv)
 	w.acmeKey = e.newRegKey(w.alice, w.acme.ID, api.CreateRegKeyRequest{})
 	w.carolKey = e.newRegKey(w.carol, w.carol.PersonalOrg, api.CreateRegKeyRequest{})
@@ -246,28 +243,22 @@ func TestAuthorizationMatrix(t *testing.T) {
 			defer func() { e.t = nil }()
 			// A world is reused until a request succeeds on a route that changes state.
 			w := e.newWorld()
-			for i, who := range principals {
+			status := func(cred string) int {
 				var body any
 				if rt.body != nil {
 					body = rt.body(e, w)
 				}
-				path := api.Prefix + rt.path(w)
-				got := e.status(rt.method, path, w.creds[who], body, rt.sse)
-				if got != rt.want[i] {
-					t.Errorf("%s %s as %s: status %d, want %d", rt.method, rt.path(w), who, got, rt.want[i])
-				}
+				return e.status(rt.method, api.Prefix+rt.path(w), cred, body, rt.sse)
+			}
+			for i, who := range principals {
+				got := status(w.creds[who])
+				assert.Equal(t, rt.want[i], got, "%s %s as %s", rt.method, rt.path(w), who)
 				if got < 300 && rt.method != "GET" {
 					w = e.newWorld()
 				}
 			}
 			for _, cred := range []string{"", "garbage", "nxu_nope", api.UserTokenPrefix + w.alice.ID + ".secret", api.DeviceTokenPrefix + w.d1.ID + ".wrong", adminToken + "x"} {
-				var body any
-				if rt.body != nil {
-					body = rt.body(e, w)
-				}
-				if got := e.status(rt.method, api.Prefix+rt.path(w), cred, body, rt.sse); got != 401 {
-					t.Errorf("%s %s with credential %q: status %d, want 401", rt.method, rt.path(w), cred, got)
-				}
+				assert.Equal(t, 401, status(cred), "%s %s with credential %q", rt.method, rt.path(w), cred)
 			}
 		})
 	}
@@ -283,14 +274,7 @@ func (e *env) status(method, path, token string, body any, stream bool) int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, method, e.srv.URL+path, nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := e.client.Do(req)
-	if err != nil {
-		e.t.Fatal(fmt.Errorf("%s %s: %w", method, path, err))
-	}
+	resp := e.request(ctx, method, path, token, nil)
 	resp.Body.Close()
 	return resp.StatusCode
 }
@@ -308,14 +292,11 @@ func TestListsShowOnlyOwnOrganizations(t *testing.T) {
 		t.Helper()
 		for _, route := range routes {
 			st, body := e.do("GET", api.Prefix+route, token, nil)
-			if st != 200 {
-				t.Errorf("GET %s as %s: %d", route, who, st)
+			if !assert.Equal(t, 200, st, "GET %s as %s", route, who) {
 				continue
 			}
 			for _, id := range foreign {
-				if strings.Contains(string(body), id) {
-					t.Errorf("GET %s as %s lists %s of another organization: %s", route, who, id, body)
-				}
+				assert.NotContains(t, string(body), id, "GET %s as %s lists %s of another organization", route, who, id)
 			}
 		}
 	}
@@ -331,8 +312,7 @@ func TestListsShowOnlyOwnOrganizations(t *testing.T) {
 		{w.alice.Token, "/reg-keys", w.acmeKey.ID}, {w.alice.Token, "/invitations", w.inv.ID},
 		{w.carol.Token, "/devices", w.x1.ID}, {w.carol.Token, "/reg-keys", w.carolKey.ID},
 	} {
-		if _, body := e.do("GET", api.Prefix+c.route, c.token, nil); !strings.Contains(string(body), c.id) {
-			t.Errorf("GET %s does not list %s to those who may see it", c.route, c.id)
-		}
+		_, body := e.do("GET", api.Prefix+c.route, c.token, nil)
+		assert.Contains(t, string(body), c.id, "GET %s lists %s to those who may see it", c.route, c.id)
 	}
 }

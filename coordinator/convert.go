@@ -1,6 +1,10 @@
 package coordinator
 
+// Conversions from store records to the api package's wire types.
+
 import (
+	"context"
+
 	"github.com/nexodus-sdk/nexodus/api"
 	"github.com/nexodus-sdk/nexodus/coordinator/store"
 )
@@ -30,32 +34,39 @@ func apiRegKey(k store.RegKey) api.RegKey {
 
 // apiDevice converts a stored device; online comes from the hub.
 func (s *Server) apiDevice(d store.Device) api.Device {
-	eps := make([]api.Endpoint, 0, len(d.Endpoints))
-	for _, e := range d.Endpoints {
-		eps = append(eps, api.Endpoint{Source: e.Source, Address: e.Address})
-	}
-	cps := make([]string, 0, len(d.ChildPrefixes))
-	cps = append(cps, d.ChildPrefixes...)
 	return api.Device{
 		ID: d.ID, OrganizationID: d.OrganizationID, OwnerID: d.OwnerID, PublicKey: d.PublicKey,
 		Hostname: d.Hostname, TunnelIPv4: d.TunnelIPv4, TunnelIPv6: d.TunnelIPv6,
-		Endpoints: eps, SymmetricNAT: d.SymmetricNAT, ChildPrefixes: cps, Ephemeral: d.Ephemeral,
+		Endpoints: convert(d.Endpoints, func(e store.Endpoint) api.Endpoint { return api.Endpoint(e) }), SymmetricNAT: d.SymmetricNAT, ChildPrefixes: append([]string{}, d.ChildPrefixes...), Ephemeral: d.Ephemeral,
 		Online: s.hub.isOnline(d.ID), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 	}
 }
 
-func (s *Server) apiDevices(ds []store.Device) []api.Device {
-	out := make([]api.Device, 0, len(ds))
-	for _, d := range ds {
-		out = append(out, s.apiDevice(d))
-	}
-	return out
-}
+func (s *Server) apiDevices(ds []store.Device) []api.Device { return convert(ds, s.apiDevice) }
 
 func storeEndpoints(eps []api.Endpoint) []store.Endpoint {
-	out := make([]store.Endpoint, 0, len(eps))
-	for _, e := range eps {
-		out = append(out, store.Endpoint{Source: e.Source, Address: e.Address})
+	return convert(eps, func(e api.Endpoint) store.Endpoint { return store.Endpoint(e) })
+}
+
+// perOrg lists what list returns for each of the organizations, converted with conv, as one
+// list (never nil).
+func perOrg[S, T any](ctx context.Context, orgs []store.Organization, list func(context.Context, string) ([]S, error), conv func(S) T) ([]T, error) {
+	out := []T{}
+	for _, o := range orgs {
+		items, err := list(ctx, o.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, convert(items, conv)...)
+	}
+	return out, nil
+}
+
+// convert maps a list of records to a list of another type, never nil (JSON "[]", not null).
+func convert[S, T any](in []S, f func(S) T) []T {
+	out := make([]T, 0, len(in))
+	for _, v := range in {
+		out = append(out, f(v))
 	}
 	return out
 }

@@ -1,5 +1,8 @@
 package coordinator
 
+// Domain errors: the sentinels callers branch on, and the one mapping from errors to HTTP
+// statuses and api.Error bodies.
+
 import (
 	"context"
 	"errors"
@@ -86,4 +89,28 @@ func statusOf(err error) (int, api.Error) {
 	default:
 		return http.StatusInternalServerError, api.Error{Code: api.CodeInternal, Message: "internal error"}
 	}
+}
+
+// notFound replaces store.ErrNotFound with a domain 404 carrying msg.
+func notFound(err error, msg string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(ErrNotFound, "%s", msg)
+	}
+	return err
+}
+
+// conflict replaces store.ErrConflict with a domain 409 carrying a message.
+func conflict(err error, format string, args ...any) error {
+	if errors.Is(err, store.ErrConflict) {
+		return errorf(ErrConflict, format, args...)
+	}
+	return err
+}
+
+// authErr turns "no such credential" into 401 and passes store failures through.
+func authErr(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errBadCredential
+	}
+	return err
 }

@@ -3,7 +3,6 @@ package coordinator
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/nexodus-sdk/nexodus/api"
 )
@@ -85,14 +86,12 @@ func FuzzHandler(f *testing.F) {
 		defer cancel()
 		rec := httptest.NewRecorder()
 		e.coord.ServeHTTP(&streamEnder{ResponseRecorder: rec, cancel: cancel}, req.WithContext(ctx))
-		if rec.Code >= 500 {
-			t.Fatalf("%s %s -> %d: %s", method, path, rec.Code, rec.Body.Bytes())
-		}
+		require.Less(t, rec.Code, 500, "%s %s: %s", method, path, rec.Body.Bytes())
 		if rec.Code >= 400 {
 			var ae api.Error
-			if err := json.Unmarshal(rec.Body.Bytes(), &ae); err != nil || ae.Code == "" || ae.Message == "" {
-				t.Fatalf("%s %s -> %d with body %q", method, path, rec.Code, rec.Body.Bytes())
-			}
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &ae), "%s %s -> %d with body %q", method, path, rec.Code, rec.Body.Bytes())
+			require.NotEmpty(t, ae.Code, "%s %s -> %d with body %q", method, path, rec.Code, rec.Body.Bytes())
+			require.NotEmpty(t, ae.Message, "%s %s -> %d with body %q", method, path, rec.Code, rec.Body.Bytes())
 		}
 	})
 }
@@ -114,6 +113,21 @@ func (w *streamEnder) WriteHeader(code int) {
 // Unwrap lets http.ResponseController reach the recorder's Flush.
 func (w *streamEnder) Unwrap() http.ResponseWriter { return w.ResponseRecorder }
 
+// decodes decodes b as a request body into dst and runs check on it, if set; it reports
+// whether both succeeded and requires that a failure is a 4xx.
+func decodes(t *testing.T, b []byte, dst any, check func() error) bool {
+	t.Helper()
+	err := decodeJSON(httptest.NewRecorder(), httptest.NewRequest("POST", "/", bytes.NewReader(b)), dst, false)
+	if err == nil && check != nil {
+		err = check()
+	}
+	if err != nil {
+		st, _ := statusOf(err)
+		require.Contains(t, []int{400, 413}, st, "error %v", err)
+	}
+	return err == nil
+}
+
 func FuzzDecodeJSON(f *testing.F) {
 	for _, s := range []string{
 		`{"public_key":"x","hostname":"h"}`, `{}`, ``, `null`, `{"hostname":"a"}{}`, `{"unknown":1}`,
@@ -123,21 +137,12 @@ func FuzzDecodeJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var req api.RegisterDeviceRequest
-		rec := httptest.NewRecorder()
-		r := httptest.NewRequest("POST", "/", bytes.NewReader(b))
-		err := decodeJSON(rec, r, &req, false)
-		if err != nil {
-			if st, _ := statusOf(err); st != 400 && st != 413 {
-				t.Fatalf("decode error maps to %d: %v", st, err)
-			}
+		if !decodes(t, b, &req, nil) {
 			return
 		}
-		if len(b) > api.MaxRequestBody {
-			t.Fatalf("accepted %d bytes", len(b))
-		}
-		if _, err := json.Marshal(req); err != nil {
-			t.Fatal(err)
-		}
+		require.LessOrEqual(t, len(b), api.MaxRequestBody, "accepted bytes")
+		_, err := json.Marshal(req)
+		require.NoError(t, err)
 	})
 }
 
@@ -157,18 +162,9 @@ func FuzzOrgRelaysRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var req api.SetOrgRelaysRequest
-		rec := httptest.NewRecorder()
-		r := httptest.NewRequest("PUT", "/", bytes.NewReader(b))
-		err := decodeJSON(rec, r, &req, false)
 		var stun, turn []string
 		var secret []byte
-		if err == nil {
-			stun, turn, secret, err = parseOrgRelays(req)
-		}
-		if err != nil {
-			if st, _ := statusOf(err); st != 400 && st != 413 {
-				t.Fatalf("error maps to %d: %v", st, err)
-			}
+		if !decodes(t, b, &req, func() (err error) { stun, turn, secret, err = parseOrgRelays(req); return err }) {
 			return
 		}
 		if len(turn) == 0 || len(turn) > api.MaxRelayServers || len(stun) > api.MaxRelayServers {
@@ -219,7 +215,7 @@ func FuzzValidators(f *testing.F) {
 		if validName("name", s) == nil && (len(s) == 0 || len(s) > api.MaxNameLength || strings.ContainsAny(s, " /%")) {
 			t.Fatalf("bad name %q accepted", s)
 		}
-		if k, err := parsePublicKey(s); err == nil && base64.StdEncoding.EncodeToString(k[:]) != s {
+		if k, err := devicePublicKey(s); err == nil && k.String() != s {
 			t.Fatalf("non-canonical key %q accepted", s)
 		}
 		if ap, err := parseAddrPort(s); err == nil {

@@ -4,72 +4,58 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdh"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/nexodus-sdk/nexodus/api"
 	"github.com/nexodus-sdk/nexodus/coordinator/store/sqlite"
 	"github.com/nexodus-sdk/nexodus/internal/sealbox"
+	"github.com/nexodus-sdk/nexodus/key"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-const adminToken = "test-admin-token-0123456789"
+const (
+	adminToken = "test-admin-token-0123456789"
+	// baseURL is where the env's client finds the coordinator; the pipe network ignores it.
+	baseURL = "http://coordinator"
+)
 
-// fakeClock is an injectable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// env is a real coordinator on a real SQLite file behind an httptest server.
+// env is a real coordinator on a real SQLite file, served by an http.Server over an in-memory
+// network (pipeNet), so that it works inside a synctest bubble as well as outside. Tests of
+// expiry, sweeps, heartbeats and relay renewals run it in a bubble, where time.Now (and so
+// Config.Now) is virtual: time.Sleep moves the clock at once, and synctest.Wait lets every
+// goroutine settle before the test looks.
 type env struct {
 	t      testing.TB
 	path   string
 	cfg    Config
 	store  *sqlite.Store
 	coord  *Server
-	srv    *httptest.Server
-	clock  *fakeClock
+	hs     *http.Server
+	served chan struct{} // closed when hs.Serve has returned
 	client *http.Client
 	seq    atomic.Int64
 }
 
-func testLogger(t testing.TB) *slog.Logger {
+func testLogger() *slog.Logger {
 	if os.Getenv("COORD_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -78,8 +64,8 @@ func testLogger(t testing.TB) *slog.Logger {
 
 func newEnv(t testing.TB, mod ...func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, path: filepath.Join(t.TempDir(), "coord.db"), clock: newFakeClock()}
-	e.cfg = Config{AdminToken: adminToken, Logger: testLogger(t), Now: e.clock.Now}
+	e := &env{t: t, path: filepath.Join(t.TempDir(), "coord.db")}
+	e.cfg = Config{AdminToken: adminToken, Logger: testLogger()}
 	for _, f := range mod {
 		f(&e.cfg)
 	}
@@ -92,19 +78,21 @@ func (e *env) start() {
 	e.t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, e.path)
-	if err != nil {
-		e.t.Fatalf("open store: %v", err)
-	}
-	e.store = st
+	require.NoError(e.t, err, "open store")
 	cfg := e.cfg
 	cfg.Store = st
 	c, err := New(ctx, cfg)
-	if err != nil {
-		e.t.Fatalf("New: %v", err)
-	}
-	e.coord = c
-	e.srv = httptest.NewServer(c)
-	e.client = e.srv.Client()
+	require.NoError(e.t, err, "New")
+	e.store, e.coord = st, c
+	// The timeouts of examples/coordinator's server, so that tests see what a deployment does.
+	e.hs = &http.Server{Handler: c, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	pn := newPipeNet()
+	e.served = make(chan struct{})
+	go func() {
+		defer close(e.served)
+		_ = e.hs.Serve(pn)
+	}()
+	e.client = &http.Client{Transport: &http.Transport{DialContext: pn.DialContext}}
 }
 
 // stop closes the coordinator, the server and the store (in that order, as a binary would).
@@ -112,13 +100,13 @@ func (e *env) stop() {
 	if e.coord == nil {
 		return
 	}
-	if err := e.coord.Close(); err != nil {
+	if err := e.coord.Close(); err != nil && !errors.Is(err, net.ErrClosed) { // a test may have closed it
 		e.t.Errorf("Close: %v", err)
 	}
-	e.srv.Close()
-	if err := e.store.Close(); err != nil {
-		e.t.Errorf("store Close: %v", err)
-	}
+	assert.NoError(e.t, e.hs.Close(), "http server Close")
+	<-e.served
+	e.client.CloseIdleConnections()
+	assert.NoError(e.t, e.store.Close(), "store Close")
 	e.coord = nil
 }
 
@@ -131,9 +119,9 @@ func (e *env) uniq(prefix string) string {
 	return fmt.Sprintf("%s%d", prefix, e.seq.Add(1))
 }
 
-// do sends a request and returns the status and body. body may be nil, a []byte/string (sent
-// raw) or a value encoded as JSON.
-func (e *env) do(method, path, token string, body any) (int, []byte) {
+// request sends a request with the bearer token (if any), the extra headers and body: nil, a
+// []byte/string sent raw, or a value encoded as JSON.
+func (e *env) request(ctx context.Context, method, path, token string, body any, header ...string) *http.Response {
 	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -144,30 +132,32 @@ func (e *env) do(method, path, token string, body any) (int, []byte) {
 		rd = strings.NewReader(b)
 	default:
 		j, err := json.Marshal(b)
-		if err != nil {
-			e.t.Fatal(err)
-		}
+		require.NoError(e.t, err)
 		rd = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	req, err := http.NewRequestWithContext(ctx, method, baseURL+path, rd)
+	require.NoError(e.t, err)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := e.client.Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
+	resp, err := e.client.Do(req)
+	require.NoError(e.t, err, "%s %s", method, path)
+	return resp
+}
+
+// do sends a request and returns the status and body; every error body must be an api.Error.
+func (e *env) do(method, path, token string, body any, header ...string) (int, []byte) {
+	e.t.Helper()
+	resp := e.request(context.Background(), method, path, token, body, header...)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatalf("%s %s: read: %v", method, path, err)
-	}
+	require.NoError(e.t, err, "%s %s: read", method, path)
 	if resp.StatusCode >= 400 {
 		var ae api.Error
 		if err := json.Unmarshal(b, &ae); err != nil || ae.Code == "" || ae.Message == "" {
@@ -181,23 +171,29 @@ func (e *env) do(method, path, token string, body any) (int, []byte) {
 func (e *env) call(method, path, token string, body any, want int, out any) {
 	e.t.Helper()
 	st, b := e.do(method, path, token, body)
-	if st != want {
-		e.t.Fatalf("%s %s: status %d, want %d: %s", method, path, st, want, b)
-	}
+	require.Equal(e.t, want, st, "%s %s: %s", method, path, b)
 	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			e.t.Fatalf("%s %s: decode %q: %v", method, path, b, err)
-		}
+		require.NoError(e.t, json.Unmarshal(b, out), "%s %s: decode %q", method, path, b)
 	}
 }
 
 // errCode sends a request and returns its status and error code.
-func (e *env) errCode(method, path, token string, body any) (int, string) {
+func (e *env) errCode(method, path, token string, body any, header ...string) (int, string) {
 	e.t.Helper()
-	st, b := e.do(method, path, token, body)
+	st, b := e.do(method, path, token, body, header...)
 	var ae api.Error
 	_ = json.Unmarshal(b, &ae)
 	return st, ae.Code
+}
+
+// fails requires a request to fail with status and, when code is set, that error code.
+func (e *env) fails(status int, code, method, path, token string, body any) {
+	e.t.Helper()
+	st, c := e.errCode(method, path, token, body)
+	assert.Equal(e.t, status, st, "%s %s: status", method, path)
+	if code != "" {
+		assert.Equal(e.t, code, c, "%s %s: code", method, path)
+	}
 }
 
 type user struct {
@@ -228,21 +224,25 @@ func (e *env) newRegKey(u user, orgID string, req api.CreateRegKeyRequest) api.R
 	return k
 }
 
+// invite has owner invite u into orgID with role (member when empty) and u accept.
+func (e *env) invite(owner, u user, orgID, role string) api.Invitation {
+	e.t.Helper()
+	var inv api.Invitation
+	e.call("POST", "/api/v1/invitations", owner.Token, api.CreateInvitationRequest{OrganizationID: orgID, Username: u.Name, Role: role}, 201, &inv)
+	e.call("POST", "/api/v1/invitations/"+inv.ID+"/accept", u.Token, nil, 200, &inv)
+	return inv
+}
+
 type wgKey struct {
-	Priv [32]byte
+	Priv key.Key
 	Pub  string
 }
 
 func newKey(t testing.TB) wgKey {
 	t.Helper()
-	k, err := ecdh.X25519().GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var w wgKey
-	copy(w.Priv[:], k.Bytes())
-	w.Pub = base64.StdEncoding.EncodeToString(k.PublicKey().Bytes())
-	return w
+	k, err := key.Generate()
+	require.NoError(t, err)
+	return wgKey{Priv: k, Pub: k.Public().String()}
 }
 
 type device struct {
@@ -259,14 +259,17 @@ func (e *env) register(cred, orgID, hostname string, key wgKey, want int) device
 		OrganizationID: orgID, PublicKey: key.Pub, Hostname: hostname,
 		Endpoints: []api.Endpoint{{Source: api.EndpointLocal, Address: "192.168.1.10:51820"}},
 	}, want, &resp)
-	tok, err := sealbox.Open(key.Priv, resp.SealedToken)
-	if err != nil {
-		e.t.Fatalf("open sealed token: %v", err)
-	}
-	if !strings.HasPrefix(string(tok), api.DeviceTokenPrefix) {
-		e.t.Fatalf("device token %q lacks prefix", tok)
-	}
-	return device{Device: resp.Device, Key: key, Token: string(tok)}
+	tok := openWith(e.t, key.Priv, resp.SealedToken)
+	require.True(e.t, strings.HasPrefix(tok, api.DeviceTokenPrefix), "device token %q lacks prefix", tok)
+	return device{Device: resp.Device, Key: key, Token: tok}
+}
+
+// openWith opens a sealed token that must open with priv.
+func openWith(t testing.TB, priv key.Key, sealed []byte) string {
+	t.Helper()
+	b, err := sealbox.Open(priv, sealed)
+	require.NoError(t, err, "open sealed token")
+	return string(b)
 }
 
 // sse is an open event stream.
@@ -289,60 +292,56 @@ type sseEvent struct {
 func (e *env) openStream(path, token, lastID string) *sse {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
+	var header []string
 	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
+		header = []string{"Last-Event-ID", lastID}
 	}
-	resp, err := e.client.Do(req)
-	if err != nil {
-		cancel()
-		e.t.Fatalf("open stream %s: %v", path, err)
-	}
+	resp := e.request(ctx, "GET", path, token, nil, header...)
 	if resp.StatusCode != 200 {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		cancel()
 		e.t.Fatalf("open stream %s: status %d: %s", path, resp.StatusCode, b)
 	}
-	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
-		e.t.Errorf("stream content type %q", ct)
-	}
+	assert.Equal(e.t, "text/event-stream", resp.Header.Get("Content-Type"))
 	s := &sse{t: e.t, cancel: cancel, body: resp.Body, ch: make(chan sseEvent, 1024), done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		defer close(s.ch)
-		br := bufio.NewReader(resp.Body)
-		var cur sseEvent
-		var data string
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			line = strings.TrimRight(line, "\n")
-			switch {
-			case line == "":
-				if cur.Type != "" {
-					if err := json.Unmarshal([]byte(data), &cur.Event); err != nil {
-						e.t.Errorf("event data %q: %v", data, err)
-					}
-					s.ch <- cur
-				}
-				cur, data = sseEvent{}, ""
-			case line == ": ping":
-				s.pings.Add(1)
-			case strings.HasPrefix(line, ":"):
-			case strings.HasPrefix(line, "id: "):
-				cur.ID = line[4:]
-			case strings.HasPrefix(line, "event: "):
-				cur.Type = line[7:]
-			case strings.HasPrefix(line, "data: "):
-				data += line[6:]
-			}
-		}
-	}()
+	go s.read(resp.Body)
 	return s
+}
+
+// read parses the stream into s.ch until it ends.
+func (s *sse) read(body io.Reader) {
+	defer close(s.done)
+	defer close(s.ch)
+	br := bufio.NewReader(body)
+	var cur sseEvent
+	var data string
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimRight(line, "\n")
+		switch {
+		case line == "":
+			if cur.Type != "" {
+				if err := json.Unmarshal([]byte(data), &cur.Event); err != nil {
+					s.t.Errorf("event data %q: %v", data, err)
+				}
+				s.ch <- cur
+			}
+			cur, data = sseEvent{}, ""
+		case line == ": ping":
+			s.pings.Add(1)
+		case strings.HasPrefix(line, ":"):
+		case strings.HasPrefix(line, "id: "):
+			cur.ID = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			cur.Type = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			data += line[6:]
+		}
+	}
 }
 
 // next waits for the next event.
@@ -360,7 +359,17 @@ func (s *sse) next() sseEvent {
 	return sseEvent{}
 }
 
-// ended waits for the server to end the stream, failing on any event.
+// nextOf skips events of other types until one of typ.
+func (s *sse) nextOf(typ string) sseEvent {
+	s.t.Helper()
+	for {
+		if ev := s.next(); ev.Type == typ {
+			return ev
+		}
+	}
+}
+
+// ended waits for the server to end the stream, logging any event before the end.
 func (s *sse) ended() {
 	s.t.Helper()
 	for {
@@ -376,41 +385,18 @@ func (s *sse) ended() {
 	}
 }
 
+// quiet requires that no event is waiting.
+func (s *sse) quiet(what string) {
+	s.t.Helper()
+	select {
+	case ev := <-s.ch:
+		s.t.Errorf("%s: got %s", what, ev.Type)
+	default:
+	}
+}
+
 func (s *sse) close() {
 	s.cancel()
 	s.body.Close()
 	<-s.done
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func openWith(priv [32]byte, sealed []byte) (string, error) {
-	b, err := sealbox.Open(priv, sealed)
-	return string(b), err
-}
-
-// doHeader sends a bodyless request with one extra header and returns status and error code.
-func (e *env) doHeader(method, path, token, key, value string) (int, string) {
-	e.t.Helper()
-	req, _ := http.NewRequest(method, e.srv.URL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set(key, value)
-	resp, err := e.client.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var ae api.Error
-	_ = json.NewDecoder(resp.Body).Decode(&ae)
-	return resp.StatusCode, ae.Code
 }

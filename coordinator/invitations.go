@@ -1,9 +1,11 @@
 package coordinator
 
+// Invitations: an owner invites a user into an organization for a limited time; the invitee
+// accepts or declines; an owner revokes. Only a pending invitation can be acted on.
+
 import (
 	"context"
 	"errors"
-	"net/http"
 	"sort"
 
 	"github.com/nexodus-sdk/nexodus/api"
@@ -17,6 +19,14 @@ func (s *Server) invitationStatus(inv store.Invitation) string {
 		return api.InvitationExpired
 	}
 	return inv.Status
+}
+
+// requirePending fails with 410 gone unless the invitation can still be acted on.
+func (s *Server) requirePending(inv store.Invitation) error {
+	if st := s.invitationStatus(inv); st != api.InvitationPending {
+		return errorf(ErrGone, "invitation is %s", st)
+	}
+	return nil
 }
 
 // apiInvitation fills in the organization and user names.
@@ -39,53 +49,33 @@ func (s *Server) apiInvitation(ctx context.Context, tx store.Tx, inv store.Invit
 	return out, nil
 }
 
-func (s *Server) handleCreateInvitation(w http.ResponseWriter, r *http.Request, p Principal) error {
-	if err := p.requireUser(); err != nil {
-		return err
-	}
-	var req api.CreateInvitationRequest
-	if err := decodeJSON(w, r, &req, false); err != nil {
-		return err
-	}
+func (s *Server) createInvitation(ctx context.Context, p Principal, req api.CreateInvitationRequest) (api.Invitation, error) {
 	if err := checkID("organization_id", req.OrganizationID); err != nil {
-		return err
+		return api.Invitation{}, err
 	}
 	if err := validName("username", req.Username); err != nil {
-		return err
+		return api.Invitation{}, err
 	}
 	if req.Role == "" {
 		req.Role = api.RoleMember
 	}
 	if req.Role != api.RoleMember && req.Role != api.RoleOwner {
-		return errorf(ErrBadRequest, "role must be %q or %q", api.RoleMember, api.RoleOwner)
+		return api.Invitation{}, errorf(ErrBadRequest, "role must be %q or %q", api.RoleMember, api.RoleOwner)
 	}
 	ttl, err := parseExpiresIn(req.ExpiresInSeconds, s.cfg.InvitationTTL)
 	if err != nil {
-		return err
+		return api.Invitation{}, err
 	}
-	ctx := r.Context()
-	var out api.Invitation
-	err = s.store.Tx(ctx, func(tx store.Tx) error {
+	out, err := inTx(ctx, s.store, func(tx store.Tx) (api.Invitation, error) {
 		if _, _, err := ownerOf(ctx, tx, req.OrganizationID, p.UserID); err != nil {
-			return err
+			return api.Invitation{}, err
 		}
 		u, err := tx.GetUserByUsername(ctx, req.Username)
 		if err != nil {
-			return notFound(err, "user not found")
+			return api.Invitation{}, notFound(err, "user not found")
 		}
-		if _, err := tx.GetMember(ctx, req.OrganizationID, u.ID); err == nil {
-			return errorf(ErrConflict, "%s is already a member", u.Username)
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		invs, err := tx.ListInvitationsForOrganization(ctx, req.OrganizationID)
-		if err != nil {
-			return err
-		}
-		for _, inv := range invs {
-			if inv.UserID == u.ID && s.invitationStatus(inv) == api.InvitationPending {
-				return errorf(ErrConflict, "%s already has a pending invitation (%s)", u.Username, inv.ID)
-			}
+		if err := s.invitable(ctx, tx, req.OrganizationID, u); err != nil {
+			return api.Invitation{}, err
 		}
 		now := s.now()
 		inv := store.Invitation{
@@ -93,55 +83,62 @@ func (s *Server) handleCreateInvitation(w http.ResponseWriter, r *http.Request, 
 			InviterID: p.UserID, Status: api.InvitationPending, ExpiresAt: now.Add(ttl), CreatedAt: now,
 		}
 		if err := tx.CreateInvitation(ctx, inv); err != nil {
-			return conflict(err, "invitation exists")
+			return api.Invitation{}, conflict(err, "invitation exists")
 		}
-		out, err = s.apiInvitation(ctx, tx, inv)
-		return err
+		return s.apiInvitation(ctx, tx, inv)
 	})
+	if err != nil {
+		return api.Invitation{}, err
+	}
+	s.log.Info("invitation created", "invitation_id", out.ID, "org_id", out.OrganizationID, "user_id", out.UserID)
+	return out, nil
+}
+
+// invitable checks that u is neither a member of the organization nor holds a pending
+// invitation to it.
+func (s *Server) invitable(ctx context.Context, tx store.Tx, orgID string, u store.User) error {
+	if _, err := tx.GetMember(ctx, orgID, u.ID); err == nil {
+		return errorf(ErrConflict, "%s is already a member", u.Username)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	invs, err := tx.ListInvitationsForOrganization(ctx, orgID)
 	if err != nil {
 		return err
 	}
-	s.log.Info("invitation created", "invitation_id", out.ID, "org_id", out.OrganizationID, "user_id", out.UserID)
-	writeJSON(w, http.StatusCreated, out)
+	for _, inv := range invs {
+		if inv.UserID == u.ID && s.invitationStatus(inv) == api.InvitationPending {
+			return errorf(ErrConflict, "%s already has a pending invitation (%s)", u.Username, inv.ID)
+		}
+	}
 	return nil
 }
 
-func (s *Server) handleListInvitations(w http.ResponseWriter, r *http.Request, p Principal) error {
-	if err := p.requireUser(); err != nil {
-		return err
-	}
-	ctx := r.Context()
-	var out []api.Invitation
-	err := s.store.Tx(ctx, func(tx store.Tx) error {
-		seen := map[string]bool{}
-		var all []store.Invitation
+// listInvitations lists the caller's own invitations and those of the organizations they own,
+// oldest first.
+func (s *Server) listInvitations(ctx context.Context, p Principal) ([]api.Invitation, error) {
+	return inTx(ctx, s.store, func(tx store.Tx) ([]api.Invitation, error) {
 		mine, err := tx.ListInvitationsForUser(ctx, p.UserID)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		all = append(all, mine...)
-		orgs, err := tx.ListOrganizationsForUser(ctx, p.UserID)
+		orgs, err := ownedOrgs(ctx, tx, p.UserID)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for _, o := range orgs {
-			m, err := tx.GetMember(ctx, o.ID, p.UserID)
-			if err != nil || m.Role != api.RoleOwner {
-				continue
-			}
-			invs, err := tx.ListInvitationsForOrganization(ctx, o.ID)
-			if err != nil {
-				return err
-			}
-			all = append(all, invs...)
+		owned, err := perOrg(ctx, orgs, tx.ListInvitationsForOrganization, func(inv store.Invitation) store.Invitation { return inv })
+		if err != nil {
+			return nil, err
 		}
+		all := append(mine, owned...)
 		sort.SliceStable(all, func(i, j int) bool {
 			if !all[i].CreatedAt.Equal(all[j].CreatedAt) {
 				return all[i].CreatedAt.Before(all[j].CreatedAt)
 			}
 			return all[i].ID < all[j].ID
 		})
-		out = make([]api.Invitation, 0, len(all))
+		out := make([]api.Invitation, 0, len(all))
+		seen := map[string]bool{}
 		for _, inv := range all {
 			if seen[inv.ID] {
 				continue
@@ -149,100 +146,50 @@ func (s *Server) handleListInvitations(w http.ResponseWriter, r *http.Request, p
 			seen[inv.ID] = true
 			a, err := s.apiInvitation(ctx, tx, inv)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			out = append(out, a)
 		}
-		return nil
+		return out, nil
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
 }
 
-// loadInvitation loads an invitation the caller may see: its invitee, or an owner of its
-// organization. Members of the organization get 403; anybody else 404.
-func loadInvitation(ctx context.Context, tx store.Tx, id, userID string) (inv store.Invitation, invitee bool, err error) {
-	inv, err = tx.GetInvitation(ctx, id)
-	if err != nil {
-		return inv, false, notFound(err, "invitation not found")
-	}
-	if inv.UserID == userID {
-		return inv, true, nil
-	}
-	m, err := tx.GetMember(ctx, inv.OrganizationID, userID)
-	if err != nil {
-		return inv, false, notFound(err, "invitation not found")
-	}
-	if m.Role != api.RoleOwner {
-		return inv, false, errorf(ErrForbidden, "only the invitee or an owner may see an invitation")
-	}
-	return inv, false, nil
-}
-
-func (s *Server) handleGetInvitation(w http.ResponseWriter, r *http.Request, p Principal) error {
-	if err := p.requireUser(); err != nil {
-		return err
-	}
-	id, err := pathID(r, "id", "invitation id")
-	if err != nil {
-		return err
-	}
-	ctx := r.Context()
-	var out api.Invitation
-	err = s.store.Tx(ctx, func(tx store.Tx) error {
-		inv, _, err := loadInvitation(ctx, tx, id, p.UserID)
-		if err != nil {
-			return err
-		}
-		out, err = s.apiInvitation(ctx, tx, inv)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
-// requirePending fails with 410 gone unless the invitation can still be acted on.
-func (s *Server) requirePending(inv store.Invitation) error {
-	if st := s.invitationStatus(inv); st != api.InvitationPending {
-		return errorf(ErrGone, "invitation is %s", st)
-	}
-	return nil
-}
-
-func (s *Server) handleAcceptInvitation(w http.ResponseWriter, r *http.Request, p Principal) error {
-	return s.answerInvitation(w, r, p, true)
-}
-
-func (s *Server) handleDeclineInvitation(w http.ResponseWriter, r *http.Request, p Principal) error {
-	return s.answerInvitation(w, r, p, false)
-}
-
-// answerInvitation accepts or declines an invitation as its invitee. The body is ignored.
-func (s *Server) answerInvitation(w http.ResponseWriter, r *http.Request, p Principal, accept bool) error {
-	if err := p.requireUser(); err != nil {
-		return err
-	}
-	id, err := pathID(r, "id", "invitation id")
-	if err != nil {
-		return err
-	}
-	ctx := r.Context()
-	var out api.Invitation
-	err = s.store.Tx(ctx, func(tx store.Tx) error {
+// invitation loads the invitation id as the caller may see it and, inside the same
+// transaction, runs act on it (when set); it answers the invitation as act leaves it.
+func (s *Server) invitation(ctx context.Context, p Principal, id string, act func(tx store.Tx, inv *store.Invitation, invitee bool) error) (api.Invitation, error) {
+	return inTx(ctx, s.store, func(tx store.Tx) (api.Invitation, error) {
 		inv, invitee, err := loadInvitation(ctx, tx, id, p.UserID)
 		if err != nil {
-			return err
+			return api.Invitation{}, err
 		}
+		if act != nil {
+			if err := act(tx, &inv, invitee); err != nil {
+				return api.Invitation{}, err
+			}
+		}
+		return s.apiInvitation(ctx, tx, inv)
+	})
+}
+
+func (s *Server) getInvitation(ctx context.Context, p Principal, id string) (api.Invitation, error) {
+	return s.invitation(ctx, p, id, nil)
+}
+
+func (s *Server) acceptInvitation(ctx context.Context, p Principal, id string) (api.Invitation, error) {
+	return s.answerInvitation(ctx, p, id, true)
+}
+
+func (s *Server) declineInvitation(ctx context.Context, p Principal, id string) (api.Invitation, error) {
+	return s.answerInvitation(ctx, p, id, false)
+}
+
+// answerInvitation accepts or declines an invitation as its invitee.
+func (s *Server) answerInvitation(ctx context.Context, p Principal, id string, accept bool) (api.Invitation, error) {
+	out, err := s.invitation(ctx, p, id, func(tx store.Tx, inv *store.Invitation, invitee bool) error {
 		if !invitee {
 			return errorf(ErrForbidden, "only the invitee may answer an invitation")
 		}
-		if err := s.requirePending(inv); err != nil {
+		if err := s.requirePending(*inv); err != nil {
 			return err
 		}
 		status := api.InvitationDeclined
@@ -253,32 +200,19 @@ func (s *Server) answerInvitation(w http.ResponseWriter, r *http.Request, p Prin
 				return conflict(notFound(err, "organization not found"), "already a member of the organization")
 			}
 		}
-		if err := tx.SetInvitationStatus(ctx, id, status); err != nil {
-			return err
-		}
 		inv.Status = status
-		out, err = s.apiInvitation(ctx, tx, inv)
-		return err
+		return tx.SetInvitationStatus(ctx, id, status)
 	})
 	if err != nil {
-		return err
+		return api.Invitation{}, err
 	}
 	s.log.Info("invitation answered", "invitation_id", id, "user_id", p.UserID, "status", out.Status)
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return out, nil
 }
 
-// handleRevokeInvitation lets an owner of the organization revoke a pending invitation.
-func (s *Server) handleRevokeInvitation(w http.ResponseWriter, r *http.Request, p Principal) error {
-	if err := p.requireUser(); err != nil {
-		return err
-	}
-	id, err := pathID(r, "id", "invitation id")
-	if err != nil {
-		return err
-	}
-	ctx := r.Context()
-	err = s.store.Tx(ctx, func(tx store.Tx) error {
+// revokeInvitation lets an owner of the organization revoke a pending invitation.
+func (s *Server) revokeInvitation(ctx context.Context, p Principal, id string) (noContent, error) {
+	err := s.store.Tx(ctx, func(tx store.Tx) error {
 		inv, err := tx.GetInvitation(ctx, id)
 		if err != nil {
 			return notFound(err, "invitation not found")
@@ -299,9 +233,8 @@ func (s *Server) handleRevokeInvitation(w http.ResponseWriter, r *http.Request, 
 		return tx.SetInvitationStatus(ctx, id, api.InvitationRevoked)
 	})
 	if err != nil {
-		return err
+		return noContent{}, err
 	}
 	s.log.Info("invitation revoked", "invitation_id", id, "by", p.UserID)
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent{}, nil
 }

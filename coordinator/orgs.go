@@ -1,9 +1,11 @@
 package coordinator
 
+// Organizations and their members: creating one (with its address blocks), reading, deleting,
+// listing members and removing them (with their devices).
+
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net/netip"
 
 	"github.com/nexodus-sdk/nexodus/api"
@@ -51,208 +53,118 @@ func (s *Server) newOrganization(ctx context.Context, tx store.Tx, ownerID, name
 	return o, nil
 }
 
-func (s *Server) handleCreateOrg(w http.ResponseWriter, r *http.Request, p Principal) error {
-	if err := p.requireUser(); err != nil {
-		return err
-	}
-	var req api.CreateOrganizationRequest
-	if err := decodeJSON(w, r, &req, false); err != nil {
-		return err
-	}
+func (s *Server) createOrg(ctx context.Context, p Principal, req api.CreateOrganizationRequest) (api.Organization, error) {
 	if err := validName("name", req.Name); err != nil {
-		return err
+		return api.Organization{}, err
 	}
 	if err := validDescription(req.Description); err != nil {
-		return err
+		return api.Organization{}, err
 	}
 	var cidr netip.Prefix
 	if req.IPv4CIDR != "" {
 		var err error
 		if cidr, err = parseOrgCIDR(req.IPv4CIDR); err != nil {
-			return err
+			return api.Organization{}, err
 		}
 	}
-	var o store.Organization
-	err := s.store.Tx(r.Context(), func(tx store.Tx) error {
-		var err error
-		o, err = s.newOrganization(r.Context(), tx, p.UserID, req.Name, req.Description, cidr, false)
-		return err
+	o, err := inTx(ctx, s.store, func(tx store.Tx) (store.Organization, error) {
+		return s.newOrganization(ctx, tx, p.UserID, req.Name, req.Description, cidr, false)
 	})
 	if err != nil {
-		return err
+		return api.Organization{}, err
 	}
 	s.log.Info("organization created", "org_id", o.ID, "name", o.Name, "owner_id", p.UserID)
-	writeJSON(w, http.StatusCreated, apiOrg(o))
-	return nil
+	return apiOrg(o), nil
 }
 
-func (s *Server) handleListOrgs(w http.ResponseWriter, r *http.Request, p Principal) error {
-	if err := p.requireUser(); err != nil {
-		return err
-	}
-	var out []api.Organization
-	err := s.store.Tx(r.Context(), func(tx store.Tx) error {
-		os, err := tx.ListOrganizationsForUser(r.Context(), p.UserID)
-		if err != nil {
-			return err
-		}
-		out = make([]api.Organization, 0, len(os))
-		for _, o := range os {
-			out = append(out, apiOrg(o))
-		}
-		return nil
+func (s *Server) listOrgs(ctx context.Context, p Principal) ([]api.Organization, error) {
+	return inTx(ctx, s.store, func(tx store.Tx) ([]api.Organization, error) {
+		os, err := tx.ListOrganizationsForUser(ctx, p.UserID)
+		return convert(os, apiOrg), err
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
 }
 
-// pathID reads and validates the path parameter name.
-func pathID(r *http.Request, name, what string) (string, error) {
-	id := r.PathValue(name)
-	return id, checkID(what, id)
-}
-
-func (s *Server) handleGetOrg(w http.ResponseWriter, r *http.Request, p Principal) error {
-	if err := p.requireUser(); err != nil {
-		return err
-	}
-	id, err := pathID(r, "id", "organization id")
-	if err != nil {
-		return err
-	}
-	var o store.Organization
-	err = s.store.Tx(r.Context(), func(tx store.Tx) error {
-		o, _, err = memberOf(r.Context(), tx, id, p.UserID)
-		return err
+func (s *Server) getOrg(ctx context.Context, p Principal, id string) (api.Organization, error) {
+	return inTx(ctx, s.store, func(tx store.Tx) (api.Organization, error) {
+		o, _, err := memberOf(ctx, tx, id, p.UserID)
+		return apiOrg(o), err
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, apiOrg(o))
-	return nil
 }
 
-func (s *Server) handleDeleteOrg(w http.ResponseWriter, r *http.Request, p Principal) error {
-	if err := p.requireUser(); err != nil {
-		return err
-	}
-	id, err := pathID(r, "id", "organization id")
-	if err != nil {
-		return err
-	}
-	var devices []store.Device
-	err = s.store.Tx(r.Context(), func(tx store.Tx) error {
-		o, _, err := ownerOf(r.Context(), tx, id, p.UserID)
+// deleteOrg deletes an organization (owners only; not a personal one) with everything in it.
+func (s *Server) deleteOrg(ctx context.Context, p Principal, id string) (noContent, error) {
+	devices, err := inTx(ctx, s.store, func(tx store.Tx) ([]store.Device, error) {
+		o, _, err := ownerOf(ctx, tx, id, p.UserID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if o.Personal {
-			return errorf(ErrForbidden, "a personal organization cannot be deleted")
+			return nil, errorf(ErrForbidden, "a personal organization cannot be deleted")
 		}
-		if devices, err = tx.ListDevices(r.Context(), id); err != nil {
-			return err
+		devices, err := tx.ListDevices(ctx, id)
+		if err != nil {
+			return nil, err
 		}
-		return tx.DeleteOrganization(r.Context(), id)
+		return devices, tx.DeleteOrganization(ctx, id)
 	})
 	if err != nil {
-		return err
+		return noContent{}, err
 	}
-	for _, d := range devices {
-		s.hub.forgetEphemeral(d.ID)
-	}
+	s.hub.forget(convert(devices, func(d store.Device) string { return d.ID })...)
 	s.hub.broadcast() // streams of the organization re-check and end
 	s.log.Info("organization deleted", "org_id", id, "by", p.UserID, "devices", len(devices))
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent{}, nil
 }
 
-func (s *Server) handleListMembers(w http.ResponseWriter, r *http.Request, p Principal) error {
-	if err := p.requireUser(); err != nil {
-		return err
-	}
-	id, err := pathID(r, "id", "organization id")
-	if err != nil {
-		return err
-	}
-	var out []api.Member
-	err = s.store.Tx(r.Context(), func(tx store.Tx) error {
-		if _, _, err := memberOf(r.Context(), tx, id, p.UserID); err != nil {
-			return err
+func (s *Server) listMembers(ctx context.Context, p Principal, id string) ([]api.Member, error) {
+	return inTx(ctx, s.store, func(tx store.Tx) ([]api.Member, error) {
+		if _, _, err := memberOf(ctx, tx, id, p.UserID); err != nil {
+			return nil, err
 		}
-		ms, err := tx.ListMembers(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		out = make([]api.Member, 0, len(ms))
-		for _, m := range ms {
-			out = append(out, apiMember(m))
-		}
-		return nil
+		ms, err := tx.ListMembers(ctx, id)
+		return convert(ms, apiMember), err
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
 }
 
-// handleRemoveMember removes a member: an owner may remove anybody but the organization's
-// creator (OwnerID); any member may remove themself (leave). The removed user's devices in the
+// removeMember removes a member: an owner may remove anybody but the organization's creator
+// (OwnerID); any member may remove themself (leave). The removed user's devices in the
 // organization are deleted, each with a device.removed event.
-func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request, p Principal) error {
-	if err := p.requireUser(); err != nil {
-		return err
-	}
-	id, err := pathID(r, "id", "organization id")
-	if err != nil {
-		return err
-	}
-	uid, err := pathID(r, "user_id", "user id")
-	if err != nil {
-		return err
-	}
-	var removed []string
-	err = s.store.Tx(r.Context(), func(tx store.Tx) error {
-		removed = nil
-		o, me, err := memberOf(r.Context(), tx, id, p.UserID)
+func (s *Server) removeMember(ctx context.Context, p Principal, id, uid string) error {
+	removed, err := inTx(ctx, s.store, func(tx store.Tx) ([]string, error) {
+		o, me, err := memberOf(ctx, tx, id, p.UserID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if uid != p.UserID && me.Role != api.RoleOwner {
-			return errorf(ErrForbidden, "only an owner may remove other members")
+			return nil, errorf(ErrForbidden, "only an owner may remove other members")
 		}
-		if _, err := tx.GetMember(r.Context(), id, uid); err != nil {
-			return notFound(err, "member not found")
+		if _, err := tx.GetMember(ctx, id, uid); err != nil {
+			return nil, notFound(err, "member not found")
 		}
 		if uid == o.OwnerID {
-			return errorf(ErrForbidden, "the organization's owner cannot be removed")
+			return nil, errorf(ErrForbidden, "the organization's owner cannot be removed")
 		}
-		ds, err := tx.ListDevices(r.Context(), id)
+		ds, err := tx.ListDevices(ctx, id)
 		if err != nil {
-			return err
+			return nil, err
 		}
+		var removed []string
 		for _, d := range ds {
 			if d.OwnerID != uid {
 				continue
 			}
-			if err := s.deleteDeviceTx(r.Context(), tx, d); err != nil {
-				return err
+			if err := s.deleteDeviceTx(ctx, tx, d); err != nil {
+				return nil, err
 			}
 			removed = append(removed, d.ID)
 		}
-		return notFound(tx.RemoveMember(r.Context(), id, uid), "member not found")
+		return removed, notFound(tx.RemoveMember(ctx, id, uid), "member not found")
 	})
 	if err != nil {
 		return err
 	}
-	for _, d := range removed {
-		s.hub.forgetEphemeral(d)
-	}
+	s.hub.forget(removed...)
 	s.hub.broadcast() // the removed member's streams re-check and end
 	s.log.Info("member removed", "org_id", id, "user_id", uid, "by", p.UserID, "devices_deleted", len(removed))
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

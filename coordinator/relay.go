@@ -1,18 +1,5 @@
 package coordinator
 
-import (
-	"fmt"
-	"net"
-	"net/http"
-	"slices"
-	"strings"
-	"time"
-
-	"github.com/nexodus-sdk/nexodus/api"
-	"github.com/nexodus-sdk/nexodus/coordinator/store"
-	"github.com/nexodus-sdk/nexodus/internal/turncred"
-)
-
 // Relay configuration: a device asks GET /devices/{id}/relay with its own token and receives
 // STUN servers and TURN URLs with TURN credentials minted for that device (the TURN REST scheme
 // of internal/turncred, which the relay in package relay and coturn's use-auth-secret verify):
@@ -32,31 +19,73 @@ import (
 // removed from the organization) has no valid token any more and gets 401; credentials minted
 // before stay valid until they expire, so keep the TTL short where that matters.
 
-// validateRelayConfig checks the relay fields of cfg and fills in defaults.
-func validateRelayConfig(cfg *Config) error {
-	if cfg.RelayCredentialTTL < 0 {
-		return fmt.Errorf("coordinator: RelayCredentialTTL %s is negative", cfg.RelayCredentialTTL)
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/nexodus-sdk/nexodus/api"
+	"github.com/nexodus-sdk/nexodus/coordinator/store"
+	"github.com/nexodus-sdk/nexodus/internal/turncred"
+)
+
+// relaySource is where a device's relay configuration comes from: its organization's relays or
+// the coordinator's defaults.
+type relaySource struct {
+	orgID  string // set for an organization's own relays
+	stun   []string
+	turn   []string
+	secret []byte // the coordinator's secret, or the organization's stored (sealed) form
+	// key identifies the source's content, so an event stream can tell that it changed.
+	key string
+}
+
+func (src relaySource) empty() bool { return len(src.stun) == 0 && len(src.turn) == 0 }
+
+// relaySourceFor loads the relays devices of the organization use.
+func (s *Server) relaySourceFor(ctx context.Context, tx store.Tx, orgID string) (relaySource, error) {
+	r, err := tx.GetOrgRelays(ctx, orgID)
+	if errors.Is(err, store.ErrNotFound) {
+		src := relaySource{stun: s.cfg.STUNServers, secret: s.cfg.RelaySecret, key: "default"}
+		if len(s.cfg.RelaySecret) > 0 {
+			src.turn = s.cfg.TURNServers
+		}
+		return src, nil
 	}
-	if cfg.RelayCredentialTTL == 0 {
-		cfg.RelayCredentialTTL = 12 * time.Hour
+	if err != nil {
+		return relaySource{}, err
 	}
-	for _, s := range cfg.STUNServers {
-		if host, port, err := net.SplitHostPort(s); err != nil || host == "" || port == "" {
-			return fmt.Errorf("coordinator: STUN server %q is not host:port", s)
+	// The sealed secret's random nonce makes every PUT a new key, even one repeating the
+	// same values: devices then get fresh credentials, which is what an owner re-setting
+	// the relays expects.
+	h := sha256.New()
+	for _, l := range [][]string{r.STUNServers, r.TURNServers} {
+		for _, v := range l {
+			h.Write([]byte(v))
+			h.Write([]byte{0})
+		}
+		h.Write([]byte{1})
+	}
+	h.Write(r.Secret)
+	return relaySource{
+		orgID: orgID, stun: r.STUNServers, turn: r.TURNServers, secret: r.Secret,
+		key: "org:" + orgID + ":" + hex.EncodeToString(h.Sum(nil)),
+	}, nil
+}
+
+// relayConfig is what device deviceID is told about relays now, from src.
+func (s *Server) relayConfig(deviceID string, src relaySource) (api.RelayConfig, error) {
+	secret := src.secret
+	if src.orgID != "" {
+		var err error
+		if secret, err = s.openSecret(src.orgID, src.secret); err != nil {
+			return api.RelayConfig{}, err
 		}
 	}
-	for _, u := range cfg.TURNServers {
-		if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") || strings.ContainsAny(u, " \t\r\n") {
-			return fmt.Errorf("coordinator: TURN server %q is not a turn: or turns: URL", u)
-		}
-	}
-	if len(cfg.TURNServers) > 0 && len(cfg.RelaySecret) == 0 {
-		return fmt.Errorf("coordinator: TURNServers need a RelaySecret to mint credentials with")
-	}
-	cfg.STUNServers = slices.Clone(cfg.STUNServers)
-	cfg.TURNServers = slices.Clone(cfg.TURNServers)
-	cfg.RelaySecret = slices.Clone(cfg.RelaySecret)
-	return nil
+	return s.mintRelay(deviceID, src.stun, src.turn, secret), nil
 }
 
 // mintRelay is what device deviceID is told about relays now: the servers, and credentials
@@ -74,36 +103,21 @@ func (s *Server) mintRelay(deviceID string, stun, turn []string, secret []byte) 
 	return rc
 }
 
-// handleDeviceRelay answers GET /devices/{id}/relay for the device itself.
-func (s *Server) handleDeviceRelay(w http.ResponseWriter, r *http.Request, p Principal) error {
-	if p.Kind != KindDevice {
-		return errorf(ErrForbidden, "relay credentials need the device's own token")
-	}
-	id, err := pathID(r, "id", "device id")
-	if err != nil {
-		return err
-	}
-	ctx := r.Context()
-	var src relaySource
-	err = s.store.Tx(ctx, func(tx store.Tx) error {
+// deviceRelay is a device's own relay configuration.
+func (s *Server) deviceRelay(ctx context.Context, p Principal, id string) (api.RelayConfig, error) {
+	src, err := inTx(ctx, s.store, func(tx store.Tx) (relaySource, error) {
 		d, acc, err := loadDevice(ctx, tx, p, id)
 		if err != nil {
-			return err
+			return relaySource{}, err
 		}
 		if !acc.self {
-			return errorf(ErrForbidden, "a device may fetch only its own relay credentials")
+			return relaySource{}, errorf(ErrForbidden, "a device may fetch only its own relay credentials")
 		}
-		src, err = s.relaySourceFor(ctx, tx, d.OrganizationID)
-		return err
+		return s.relaySourceFor(ctx, tx, d.OrganizationID)
 	})
 	if err != nil {
-		return err
+		return api.RelayConfig{}, err
 	}
-	rc, err := s.relayConfig(id, src)
-	if err != nil {
-		return err // a secret that does not open is the operator's problem: 500, logged
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, rc)
-	return nil
+	// A secret that does not open is the operator's problem: 500, logged.
+	return s.relayConfig(id, src)
 }

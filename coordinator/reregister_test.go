@@ -2,11 +2,14 @@ package coordinator
 
 import (
 	"encoding/json"
-	"slices"
-	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/nexodus-sdk/nexodus/api"
+	"github.com/nexodus-sdk/nexodus/internal/sealbox"
+	"github.com/nexodus-sdk/nexodus/key"
 )
 
 // reregister posts a registration of an existing public key and decodes the answer.
@@ -17,11 +20,38 @@ func (e *env) reregister(cred string, req api.RegisterDeviceRequest, want int) a
 	return resp
 }
 
-// sameDevice compares what a re-registration must not change.
-func sameDevice(a, b api.Device) bool {
-	return a.ID == b.ID && a.OrganizationID == b.OrganizationID && a.OwnerID == b.OwnerID && a.Hostname == b.Hostname &&
-		a.TunnelIPv4 == b.TunnelIPv4 && a.TunnelIPv6 == b.TunnelIPv6 && slices.Equal(a.Endpoints, b.Endpoints) &&
-		slices.Equal(a.ChildPrefixes, b.ChildPrefixes) && a.SymmetricNAT == b.SymmetricNAT && a.Ephemeral == b.Ephemeral
+// newNode makes user alice with a reusable registration key for her personal organization,
+// and device "node" registered with it under key k.
+func (e *env) newNode() (alice user, key api.RegKey, k wgKey, d device) {
+	e.t.Helper()
+	alice = e.newUser("alice")
+	key = e.newRegKey(alice, alice.PersonalOrg, api.CreateRegKeyRequest{})
+	k = newKey(e.t)
+	return alice, key, k, e.register(key.Secret, "", "node", k, 201)
+}
+
+// requireSameAddresses requires that b is device a with a's tunnel addresses.
+func requireSameAddresses(t *testing.T, a, b api.Device) {
+	t.Helper()
+	require.Equal(t, []string{a.ID, a.TunnelIPv4, a.TunnelIPv6}, []string{b.ID, b.TunnelIPv4, b.TunnelIPv6})
+}
+
+// requireSealedTo requires that a stranger's private key cannot open a sealed token.
+func requireSealedTo(t *testing.T, sealed []byte) {
+	t.Helper()
+	stranger, err := key.Generate()
+	require.NoError(t, err)
+	_, err = sealbox.Open(stranger, sealed)
+	require.Error(t, err, "a stranger opened the sealed token")
+}
+
+// unchanged is what a re-registration must not change about a device.
+func unchanged(d api.Device) api.Device {
+	return api.Device{
+		ID: d.ID, OrganizationID: d.OrganizationID, OwnerID: d.OwnerID, Hostname: d.Hostname,
+		TunnelIPv4: d.TunnelIPv4, TunnelIPv6: d.TunnelIPv6, Endpoints: d.Endpoints,
+		ChildPrefixes: d.ChildPrefixes, SymmetricNAT: d.SymmetricNAT, Ephemeral: d.Ephemeral,
+	}
 }
 
 // TestReRegistrationTakeover is the attack: whoever holds an organization's registration key
@@ -31,14 +61,12 @@ func sameDevice(a, b api.Device) bool {
 func TestReRegistrationTakeover(t *testing.T) {
 	e := newEnv(t)
 	w := e.newWorld()
-	var before struct{ d1, d2 api.Device }
-	e.call("GET", "/api/v1/devices/"+w.d1.ID, w.alice.Token, nil, 200, &before.d1)
-	e.call("GET", "/api/v1/devices/"+w.d2.ID, w.alice.Token, nil, 200, &before.d2)
+	before1, before2 := unchanged(e.device(w.alice.Token, w.d1.ID)), unchanged(e.device(w.alice.Token, w.d2.ID))
 
-	org := e.openStream("/api/v1/organizations/"+w.acme.ID+"/events", w.alice.Token, "")
+	org := e.openStream(orgPath(w.acme.ID, "/events"), w.alice.Token, "")
 	defer org.close()
 	org.next()
-	victim := e.openStream("/api/v1/devices/"+w.d2.ID+"/events", w.d2.Token, "")
+	victim := e.openStream(devicePath(w.d2.ID, "/events"), w.d2.Token, "")
 	defer victim.close()
 	victim.next()
 
@@ -64,39 +92,27 @@ func TestReRegistrationTakeover(t *testing.T) {
 			req := evil(a.dev.Key.Pub)
 			req.OrganizationID = a.orgID
 			resp := e.reregister(a.cred, req, 200)
-			if !resp.Pending {
-				t.Errorf("%s: answer not marked pending", a.who)
-			}
-			if resp.Device.ID != a.dev.ID || resp.Device.Hostname == "evil" {
-				t.Errorf("%s: answered %+v", a.who, resp.Device)
-			}
+			assert.True(t, resp.Pending, "%s: answer marked pending", a.who)
+			assert.Equal(t, a.dev.ID, resp.Device.ID, a.who)
+			assert.NotEqual(t, "evil", resp.Device.Hostname, a.who)
 			// The attacker does not hold the private key, so the token is useless to them.
-			if _, err := openWith(newKey(t).Priv, resp.SealedToken); err == nil {
-				t.Errorf("%s: sealed token opened without the private key", a.who)
-			}
+			requireSealedTo(t, resp.SealedToken)
 		}
 	}
 
 	// Nothing changed, and the devices' tokens still work.
-	var after api.Device
-	e.call("GET", "/api/v1/devices/"+w.d1.ID, w.d1.Token, nil, 200, &after)
-	if !sameDevice(after, before.d1) {
-		t.Errorf("d1 changed by re-registrations:\n%+v\nwas\n%+v", after, before.d1)
-	}
-	e.call("GET", "/api/v1/devices/"+w.d2.ID, w.d2.Token, nil, 200, &after)
-	if !sameDevice(after, before.d2) {
-		t.Errorf("d2 changed by re-registrations:\n%+v\nwas\n%+v", after, before.d2)
-	}
+	assert.Equal(t, before1, unchanged(e.device(w.d1.Token, w.d1.ID)), "d1 after the re-registrations")
+	assert.Equal(t, before2, unchanged(e.device(w.d2.Token, w.d2.ID)), "d2 after the re-registrations")
 	// No event was logged: the next one on both streams is this marker update.
 	marker := "marker"
-	e.call("PATCH", "/api/v1/devices/"+w.d1.ID, w.d1.Token, api.UpdateDeviceRequest{Hostname: &marker}, 200, nil)
+	e.call("PATCH", devicePath(w.d1.ID, ""), w.d1.Token, api.UpdateDeviceRequest{Hostname: &marker}, 200, nil)
 	for name, s := range map[string]*sse{"organization stream": org, "victim's stream": victim} {
 		ev := s.next()
 		for ev.Type == api.EventRelay { // not logged; the world's organizations have relays
 			ev = s.next()
 		}
-		if ev.Type != api.EventDeviceUpdated || ev.Event.Device == nil || ev.Event.Device.Hostname != marker {
-			t.Errorf("%s after the attacks: %s %+v, want the marker update", name, ev.Type, ev.Event.Device)
+		if assert.Equal(t, api.EventDeviceUpdated, ev.Type, name) && assert.NotNil(t, ev.Event.Device, name) {
+			assert.Equal(t, marker, ev.Event.Device.Hostname, name)
 		}
 	}
 
@@ -104,14 +120,10 @@ func TestReRegistrationTakeover(t *testing.T) {
 	// answer does not say where the key is registered.
 	st, body := e.do("POST", "/api/v1/devices", w.carolKey.Secret, evil(w.d2.Key.Pub))
 	var ae api.Error
-	_ = json.Unmarshal(body, &ae)
-	if st != 409 || strings.Contains(ae.Message, "organization") {
-		t.Errorf("foreign key re-registering d2: %d %q", st, ae.Message)
-	}
-	e.call("GET", "/api/v1/devices/"+w.d2.ID, w.d2.Token, nil, 200, &after)
-	if !sameDevice(after, before.d2) {
-		t.Errorf("d2 changed by a foreign re-registration: %+v", after)
-	}
+	require.NoError(t, json.Unmarshal(body, &ae))
+	assert.Equal(t, 409, st, "foreign key re-registering d2")
+	assert.NotContains(t, ae.Message, "organization")
+	assert.Equal(t, before2, unchanged(e.device(w.alice.Token, w.d2.ID)), "d2 after a foreign re-registration")
 }
 
 // TestReRegistrationRecovers is the legitimate path: a node whose saved token no longer works
@@ -119,60 +131,38 @@ func TestReRegistrationTakeover(t *testing.T) {
 // device and addresses, and its new token, once used, replaces the old one.
 func TestReRegistrationRecovers(t *testing.T) {
 	e := newEnv(t)
-	alice := e.newUser("alice")
-	key := e.newRegKey(alice, alice.PersonalOrg, api.CreateRegKeyRequest{})
-	k := newKey(t)
-	d := e.register(key.Secret, "", "node", k, 201)
-	old := e.openStream("/api/v1/devices/"+d.ID+"/events", d.Token, "")
+	_, key, k, d := e.newNode()
+	old := e.openStream(devicePath(d.ID, "/events"), d.Token, "")
 	defer old.close()
 	old.next()
 
 	resp := e.reregister(key.Secret, api.RegisterDeviceRequest{PublicKey: k.Pub, Hostname: "node-2"}, 200)
-	if !resp.Pending || resp.Device.ID != d.ID || resp.Device.TunnelIPv4 != d.TunnelIPv4 || resp.Device.TunnelIPv6 != d.TunnelIPv6 {
-		t.Fatalf("re-registration: pending %v, %+v; want the same device %+v", resp.Pending, resp.Device, d.Device)
-	}
-	if resp.Device.Hostname != "node" {
-		t.Errorf("re-registration applied the hostname: %q", resp.Device.Hostname)
-	}
-	fresh, err := openWith(k.Priv, resp.SealedToken)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.True(t, resp.Pending)
+	requireSameAddresses(t, d.Device, resp.Device)
+	assert.Equal(t, "node", resp.Device.Hostname, "re-registration applied the hostname")
+	fresh := openWith(t, k.Priv, resp.SealedToken)
 	// Until the new token is used, the old one works.
-	e.call("GET", "/api/v1/devices/"+d.ID, d.Token, nil, 200, nil)
+	e.call("GET", devicePath(d.ID, ""), d.Token, nil, 200, nil)
 
 	// A second re-registration replaces the unused pending token.
 	resp = e.reregister(key.Secret, api.RegisterDeviceRequest{PublicKey: k.Pub, Hostname: "node-2"}, 200)
-	fresher, err := openWith(k.Priv, resp.SealedToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st, _ := e.errCode("GET", "/api/v1/devices/"+d.ID, fresh, nil); st != 401 {
-		t.Fatalf("superseded pending token: %d, want 401", st)
-	}
+	fresher := openWith(t, k.Priv, resp.SealedToken)
+	e.fails(401, "", "GET", devicePath(d.ID, ""), fresh, nil)
 
 	// First use: the pending token becomes the device's token; the old one and the stream
 	// opened with it stop working.
 	var got api.Device
-	e.call("GET", "/api/v1/devices/"+d.ID, fresher, nil, 200, &got)
-	if !sameDevice(got, d.Device) {
-		t.Errorf("device after recovery %+v, want %+v", got, d.Device)
-	}
+	e.call("GET", devicePath(d.ID, ""), fresher, nil, 200, &got)
+	assert.Equal(t, unchanged(d.Device), unchanged(got), "device after recovery")
 	old.ended()
-	if st, _ := e.errCode("GET", "/api/v1/devices/"+d.ID, d.Token, nil); st != 401 {
-		t.Fatalf("old token after the pending one was used: %d, want 401", st)
-	}
+	e.fails(401, "", "GET", devicePath(d.ID, ""), d.Token, nil)
 	// The node now sets what the re-registration did not apply.
 	host := "node-2"
-	e.call("PATCH", "/api/v1/devices/"+d.ID, fresher, api.UpdateDeviceRequest{Hostname: &host}, 200, &got)
-	if got.Hostname != host {
-		t.Errorf("hostname after PATCH: %q", got.Hostname)
-	}
-	s := e.openStream("/api/v1/devices/"+d.ID+"/events", fresher, "")
+	e.call("PATCH", devicePath(d.ID, ""), fresher, api.UpdateDeviceRequest{Hostname: &host}, 200, &got)
+	assert.Equal(t, host, got.Hostname)
+	s := e.openStream(devicePath(d.ID, "/events"), fresher, "")
 	defer s.close()
-	if ev := s.next(); ev.Type != api.EventSync {
-		t.Errorf("stream with the promoted token began with %s", ev.Type)
-	}
+	assert.Equal(t, api.EventSync, s.next().Type, "first event of a stream with the promoted token")
 }
 
 // TestStreamEndsWhenTokenReplaced: a device's event stream ends when the token it was opened
@@ -182,17 +172,13 @@ func TestStreamEndsWhenTokenReplaced(t *testing.T) {
 	alice := e.newUser("alice")
 	k := newKey(t)
 	d := e.register(alice.Token, alice.PersonalOrg, "node", k, 201)
-	s := e.openStream("/api/v1/devices/"+d.ID+"/events", d.Token, "")
+	s := e.openStream(devicePath(d.ID, "/events"), d.Token, "")
 	defer s.close()
 	s.next()
 	resp := e.reregister(alice.Token, api.RegisterDeviceRequest{OrganizationID: alice.PersonalOrg, PublicKey: k.Pub, Hostname: "node"}, 200)
-	if resp.Pending {
-		t.Fatal("the owner's re-registration is pending")
-	}
+	require.False(t, resp.Pending, "the owner's re-registration")
 	s.ended()
-	if st, _ := e.errCode("GET", "/api/v1/devices/"+d.ID, d.Token, nil); st != 401 {
-		t.Fatalf("replaced token: %d", st)
-	}
+	e.fails(401, "", "GET", devicePath(d.ID, ""), d.Token, nil)
 }
 
 // TestRegKeyOfRemovedMember: a registration key stops working while its owner is not a member
@@ -202,27 +188,45 @@ func TestRegKeyOfRemovedMember(t *testing.T) {
 	alice := e.newUser("alice")
 	carol := e.newUser("carol")
 	acme := e.newOrg(alice, "acme", "")
-	invite := func() {
-		var inv api.Invitation
-		e.call("POST", "/api/v1/invitations", alice.Token, api.CreateInvitationRequest{OrganizationID: acme.ID, Username: "carol", Role: api.RoleOwner}, 201, &inv)
-		e.call("POST", "/api/v1/invitations/"+inv.ID+"/accept", carol.Token, nil, 200, nil)
-	}
-	invite()
+	e.invite(alice, carol, acme.ID, api.RoleOwner)
 	k := e.newRegKey(carol, acme.ID, api.CreateRegKeyRequest{})
 	kept := e.register(k.Secret, "", "kept", newKey(t), 201)
-	e.call("DELETE", "/api/v1/organizations/"+acme.ID+"/members/"+carol.ID, alice.Token, nil, 204, nil)
-	if st, code := e.errCode("POST", "/api/v1/devices", k.Secret, api.RegisterDeviceRequest{PublicKey: newKey(t).Pub, Hostname: "orphan"}); st != 401 || code != api.CodeUnauthorized {
-		t.Fatalf("key of a removed member registers: %d %s", st, code)
-	}
-	if st, _ := e.errCode("POST", "/api/v1/devices", k.Secret, api.RegisterDeviceRequest{PublicKey: kept.Key.Pub, Hostname: "kept"}); st != 401 {
-		t.Fatalf("key of a removed member re-registers: %d", st)
-	}
-	var devs []api.Device
-	e.call("GET", "/api/v1/organizations/"+acme.ID+"/devices", alice.Token, nil, 200, &devs)
-	if len(devs) != 0 {
-		t.Fatalf("devices after carol left: %+v", devs)
-	}
+	e.call("DELETE", orgPath(acme.ID, "/members/"+carol.ID), alice.Token, nil, 204, nil)
+	e.fails(401, api.CodeUnauthorized, "POST", "/api/v1/devices", k.Secret, api.RegisterDeviceRequest{PublicKey: newKey(t).Pub, Hostname: "orphan"})
+	e.fails(401, "", "POST", "/api/v1/devices", k.Secret, api.RegisterDeviceRequest{PublicKey: kept.Key.Pub, Hostname: "kept"})
+	assert.Empty(t, e.peers(acme.ID, alice.Token), "devices after carol left")
 	// Back in the organization, the key works again.
-	invite()
+	e.invite(alice, carol, acme.ID, api.RoleOwner)
 	e.register(k.Secret, "", "back", newKey(t), 201)
+}
+
+func TestSealedTokenAndReRegistration(t *testing.T) {
+	e := newEnv(t)
+	alice, key, k, d := e.newNode()
+	// The device's owner re-registers it with her user token: the request is applied and the
+	// token replaced at once. Another private key cannot open the sealed token.
+	resp := e.reregister(alice.Token, api.RegisterDeviceRequest{OrganizationID: alice.PersonalOrg, PublicKey: k.Pub, Hostname: "node2"}, 200)
+	require.False(t, resp.Pending, "owner's re-registration")
+	require.Equal(t, "node2", resp.Device.Hostname)
+	requireSameAddresses(t, d.Device, resp.Device)
+	requireSealedTo(t, resp.SealedToken)
+	fresh := openWith(t, k.Priv, resp.SealedToken)
+	require.NotEqual(t, d.Token, fresh, "re-registration returned the same token")
+	// The old token is replaced by the fresh one.
+	e.fails(401, "", "GET", devicePath(d.ID, ""), d.Token, nil)
+	e.call("GET", devicePath(d.ID, ""), fresh, nil, 200, nil)
+	// The same with the registration key answers the same device but applies nothing (see
+	// reregister_test.go).
+	resp = e.reregister(key.Secret, api.RegisterDeviceRequest{PublicKey: k.Pub, Hostname: "node3"}, 200)
+	require.True(t, resp.Pending, "re-registration with the key")
+	require.Equal(t, d.ID, resp.Device.ID)
+	require.Equal(t, "node2", resp.Device.Hostname)
+	// The same key in another organization conflicts.
+	bob := e.newUser("bob")
+	bkey := e.newRegKey(bob, bob.PersonalOrg, api.CreateRegKeyRequest{})
+	e.fails(409, api.CodeConflict, "POST", "/api/v1/devices", bkey.Secret, api.RegisterDeviceRequest{PublicKey: k.Pub, Hostname: "x"})
+	// Hostnames are unique within an organization, case-insensitively...
+	e.fails(409, "", "POST", "/api/v1/devices", key.Secret, api.RegisterDeviceRequest{PublicKey: newKey(t).Pub, Hostname: "NODE2"})
+	// ...but not across organizations.
+	e.register(bkey.Secret, "", "node2", newKey(t), 201)
 }

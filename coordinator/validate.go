@@ -1,14 +1,9 @@
 package coordinator
 
+// Input rules: names, descriptions, hostnames, endpoints, prefixes, CIDRs, expiries and the
+// resume header, each checked once and turned into a 400 with a message the client can act on.
+
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"io"
-	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -23,111 +18,6 @@ const (
 	// maxExpiresIn bounds every "expires_in_seconds" field (ten years).
 	maxExpiresIn = 10 * 365 * 24 * time.Hour
 )
-
-// decodeJSON reads the request body as exactly one JSON value into dst: at most
-// api.MaxRequestBody bytes, no unknown fields, nothing after the value. An empty body is an
-// error unless optional is set, in which case dst is left untouched.
-func decodeJSON(w http.ResponseWriter, r *http.Request, dst any, optional bool) error {
-	body := http.MaxBytesReader(w, r.Body, api.MaxRequestBody)
-	return decodeJSONReader(body, dst, optional)
-}
-
-func decodeJSONReader(body io.Reader, dst any, optional bool) error {
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			return errorf(ErrTooLarge, "request body larger than %d bytes", api.MaxRequestBody)
-		case errors.Is(err, io.EOF):
-			if optional {
-				return nil
-			}
-			return errorf(ErrBadRequest, "request body is empty")
-		default:
-			return errorf(ErrBadRequest, "malformed JSON body: %s", jsonErrMessage(err))
-		}
-	}
-	var extra json.RawMessage
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return errorf(ErrTooLarge, "request body larger than %d bytes", api.MaxRequestBody)
-		}
-		return errorf(ErrBadRequest, "unexpected data after the JSON body")
-	}
-	return nil
-}
-
-// jsonErrMessage shortens decoder errors to something safe and useful to echo back.
-func jsonErrMessage(err error) string {
-	s := err.Error()
-	s = strings.TrimPrefix(s, "json: ")
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
-}
-
-// newID returns a random UUID (version 4) in its canonical lowercase form.
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (it panics on a broken system)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], b[10:])
-	return string(out[:])
-}
-
-// validID reports whether s is a canonical lowercase UUID, the only ID form the coordinator makes.
-func validID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func checkID(what, s string) error {
-	if !validID(s) {
-		return errorf(ErrBadRequest, "invalid %s: want a lowercase UUID", what)
-	}
-	return nil
-}
-
-// newSecret returns 32 random bytes as unpadded base64url (43 characters).
-func newSecret() string {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-func hashSecret(secret string) []byte {
-	h := sha256.Sum256([]byte(secret))
-	return h[:]
-}
 
 // validName checks user and organization names: 1..api.MaxNameLength characters of
 // [A-Za-z0-9._-], starting with a letter or digit.
@@ -186,17 +76,6 @@ func validHostname(s string) error {
 		return errorf(ErrBadRequest, "hostname must not start or end with '-'")
 	}
 	return nil
-}
-
-// parsePublicKey checks a WireGuard public key: canonical standard base64 of 32 bytes.
-func parsePublicKey(s string) ([32]byte, error) {
-	var key [32]byte
-	b, err := base64.StdEncoding.Strict().DecodeString(s)
-	if err != nil || len(b) != 32 || base64.StdEncoding.EncodeToString(b) != s {
-		return key, errorf(ErrBadRequest, "public_key must be 32 bytes in standard base64")
-	}
-	copy(key[:], b)
-	return key, nil
 }
 
 // parseEndpoints validates and normalizes device endpoints.

@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexodus-sdk/nexodus/key"
+	"github.com/stretchr/testify/require"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun/netstack"
@@ -61,8 +63,10 @@ type stockNode struct {
 	dev  *device.Device
 	tnet *netstack.Net
 	self netip.Addr
-	priv [32]byte
+	priv key.Key
 	port uint16
+
+	closed atomic.Bool
 }
 
 func (s *stockNode) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
@@ -87,22 +91,23 @@ func (s *stockNode) ListenPacket(_, address string) (net.PacketConn, error) {
 
 func (s *stockNode) addr(port int) string { return tcpAddr(s.self, port) }
 
-func (s *stockNode) Close() error { s.dev.Close(); return nil }
+// Close closes the device; a second call returns an error wrapping net.ErrClosed, as the Mesh's.
+func (s *stockNode) Close() error {
+	if s.closed.Swap(true) {
+		return fmt.Errorf("stock node: %w", net.ErrClosed)
+	}
+	s.dev.Close()
+	return nil
+}
 
 func newStockNode(b testing.TB, addr netip.Addr) *stockNode {
 	b.Helper()
-	priv, _ := GeneratePrivateKey()
+	priv := newKey(b)
 	tdev, tnet, err := netstack.CreateNetTUN([]netip.Addr{addr}, nil, DefaultMTU)
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	dev := device.NewDevice(tdev, conn.NewDefaultBind(), newDeviceLogger(discardLogger()))
-	if err := dev.IpcSet("private_key=" + hexKey(priv) + "\nlisten_port=0\n"); err != nil {
-		b.Fatal(err)
-	}
-	if err := dev.Up(); err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, dev.IpcSet("private_key="+priv.Hex()+"\nlisten_port=0\n"))
+	require.NoError(b, dev.Up())
 	s := &stockNode{dev: dev, tnet: tnet, self: addr, priv: priv}
 	cfg, _ := dev.IpcGet()
 	for _, line := range strings.Split(cfg, "\n") {
@@ -118,10 +123,8 @@ func stockConnect(b testing.TB, x, y *stockNode) {
 	b.Helper()
 	set := func(n *stockNode, peer *stockNode) {
 		cfg := fmt.Sprintf("public_key=%s\nendpoint=127.0.0.1:%d\nallowed_ip=%s/32\n",
-			hexKey(PublicKey(peer.priv)), peer.port, peer.self)
-		if err := n.dev.IpcSet(cfg); err != nil {
-			b.Fatal(err)
-		}
+			peer.priv.Public().Hex(), peer.port, peer.self)
+		require.NoError(b, n.dev.IpcSet(cfg))
 	}
 	set(x, y)
 	set(y, x)
@@ -225,9 +228,7 @@ func tcpPair(b testing.TB, client, server benchNode) (c, s net.Conn) {
 	b.Helper()
 	port := nextPort()
 	l, err := server.Listen("tcp", server.addr(port))
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer l.Close()
 	accepted := make(chan net.Conn, 1)
 	go func() {
@@ -241,15 +242,11 @@ func tcpPair(b testing.TB, client, server benchNode) (c, s net.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err = client.DialContext(ctx, "tcp", server.addr(port))
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	var ok bool
 	select {
 	case s, ok = <-accepted:
-		if !ok {
-			b.Fatal("accept failed")
-		}
+		require.True(b, ok, "accept failed")
 	case <-ctx.Done():
 		c.Close()
 		b.Fatal("connected, but the server did not accept in time")
@@ -286,16 +283,12 @@ func BenchmarkTCPThroughput(b *testing.B) {
 					run(func() error { return sendStream(s, total) })
 					run(func() error { return checkStream(c, total) })
 				}
-				if err := sendStream(c, total); err != nil {
-					b.Fatal(err)
-				}
+				require.NoError(b, sendStream(c, total))
 				wg.Wait()
 				b.StopTimer()
 				close(errs)
 				for err := range errs {
-					if err != nil {
-						b.Fatal(err)
-					}
+					require.NoError(b, err)
 				}
 			})
 		}
@@ -315,19 +308,15 @@ func BenchmarkUDPThroughput(b *testing.B) {
 			client, server := benchPair(b, stack)
 			port := nextPort()
 			pc, err := server.ListenPacket("udp", server.addr(port))
-			if err != nil {
-				b.Fatal(err)
-			}
+			require.NoError(b, err)
 			defer pc.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			c, err := client.DialContext(ctx, "udp", server.addr(port))
-			if err != nil {
-				b.Fatal(err)
-			}
+			require.NoError(b, err)
 			defer c.Close()
 
-			var received atomic.Int64
+			flow := newRxFlow()
 			var last atomic.Int64 // unix ns of the last datagram received
 			errc := make(chan error, 1)
 			go func() {
@@ -355,8 +344,8 @@ func BenchmarkUDPThroughput(b *testing.B) {
 						return
 					}
 					seen[seq] = true
-					received.Add(1)
 					last.Store(time.Now().UnixNano())
+					flow.add(1)
 				}
 			}()
 
@@ -370,21 +359,16 @@ func BenchmarkUDPThroughput(b *testing.B) {
 				for j := 8; j < len(msg); j++ {
 					msg[j] = byte(i) + byte(j)
 				}
-				if _, err := c.Write(msg); err != nil {
+				if _, err := c.Write(msg); err != nil { // not require: see BenchmarkTCPRTT
 					b.Fatal(err)
 				}
 			}
 			b.StopTimer()
 			// Whatever is still in flight arrives within moments; a quiet spell ends the count.
-			for prev := int64(-1); prev != received.Load(); {
-				prev = received.Load()
-				time.Sleep(100 * time.Millisecond)
-			}
+			flow.settle(int64(b.N), 100*time.Millisecond)
 			pc.Close()
-			if err := <-errc; err != nil {
-				b.Fatal(err)
-			}
-			got := received.Load()
+			require.NoError(b, <-errc)
+			got := flow.got.Load()
 			elapsed := time.Duration(last.Load() - start.UnixNano())
 			if got > 0 && elapsed > 0 {
 				b.ReportMetric(float64(got*udpBenchSize)/elapsed.Seconds()/1e6, "recv-MB/s")
@@ -407,6 +391,7 @@ func BenchmarkTCPRTT(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				start := time.Now()
+				// Plain checks in the timed loop: require calls t.Helper, which walks the stack.
 				if _, err := c.Write(buf); err != nil {
 					b.Fatal(err)
 				}
@@ -444,9 +429,7 @@ func BenchmarkSetup(b *testing.B) {
 				client, server := benchPair(b, stack)
 				port := nextPort()
 				l, err := server.Listen("tcp", server.addr(port))
-				if err != nil {
-					b.Fatal(err)
-				}
+				require.NoError(b, err)
 				go func() {
 					c, err := l.Accept()
 					if err == nil {
@@ -456,14 +439,11 @@ func BenchmarkSetup(b *testing.B) {
 				}()
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				c, err := client.DialContext(ctx, "tcp", server.addr(port))
-				if err != nil {
-					b.Fatal(err)
-				}
+				require.NoError(b, err)
 				buf := []byte{7}
 				c.Write(buf)
-				if _, err := io.ReadFull(c, buf); err != nil {
-					b.Fatal(err)
-				}
+				_, err = io.ReadFull(c, buf)
+				require.NoError(b, err)
 				samples = append(samples, time.Since(start))
 				cancel()
 				b.StopTimer()
@@ -490,9 +470,8 @@ func BenchmarkIdleMemory(b *testing.B) {
 				go io.Copy(s, s)
 				buf := []byte{1}
 				c.Write(buf)
-				if _, err := io.ReadFull(c, buf); err != nil {
-					b.Fatal(err)
-				}
+				_, err := io.ReadFull(c, buf)
+				require.NoError(b, err)
 			}
 			after := heapInUse()
 			b.ReportMetric(float64(int64(after)-int64(before))/float64(2*b.N)/(1<<20), "MiB/node")
@@ -526,13 +505,9 @@ func BenchmarkPeakRSS(b *testing.B) {
 				cmd := exec.Command(os.Args[0], "-test.run=^TestPeakRSSChild$", "-test.count=1")
 				cmd.Env = append(os.Environ(), peakRSSEnv+"="+stack)
 				out, err := cmd.CombinedOutput()
-				if err != nil {
-					b.Fatalf("child: %v\n%s", err, out)
-				}
+				require.NoError(b, err, "child:\n%s", out)
 				kib, err := parsePeakRSS(out)
-				if err != nil {
-					b.Fatalf("child: %v\n%s", err, out)
-				}
+				require.NoError(b, err, "child:\n%s", out)
 				peak = max(peak, float64(kib)/1024)
 			}
 			b.ReportMetric(peak, "peak-RSS-MiB")
@@ -574,9 +549,7 @@ func TestPeakRSSChild(t *testing.T) {
 		wg.Wait()
 		close(errs)
 		for err := range errs {
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 		}
 	}
 	kib, err := maxRSSKiB()

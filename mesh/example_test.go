@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/nexodus-sdk/nexodus/key"
 	"github.com/nexodus-sdk/nexodus/mesh"
 )
 
@@ -19,13 +20,13 @@ func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := func(tunnelIP string) (*mesh.Mesh, netip.Addr) {
-		key, err := mesh.GeneratePrivateKey()
+		priv, err := key.Generate()
 		if err != nil {
 			log.Fatal(err)
 		}
 		ip := netip.MustParseAddr(tunnelIP)
 		m, err := mesh.New(ctx, mesh.Config{
-			PrivateKey: key,
+			PrivateKey: priv,
 			Addresses:  []netip.Addr{ip},
 			ListenAddr: netip.MustParseAddrPort("127.0.0.1:0"),
 		})

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // TestInteropWithStockWireGuard runs bulk TCP both ways between a Mesh and a stock wireguard-go
@@ -18,17 +20,13 @@ func TestInteropWithStockWireGuard(t *testing.T) {
 	s := newStockNode(t, stockAddr)
 	t.Cleanup(func() { s.Close() })
 	err := m.m.SetPeers(context.Background(), []Peer{{
-		PublicKey:  PublicKey(s.priv),
+		PublicKey:  s.priv.Public(),
 		AllowedIPs: []netip.Prefix{netip.PrefixFrom(stockAddr, 32)},
 		Endpoints:  []netip.AddrPort{netip.AddrPortFrom(loopback, s.port)},
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := fmt.Sprintf("public_key=%s\nendpoint=%s\nallowed_ip=%s/32\n", hexKey(m.pub), m.endpoint(), m.v4)
-	if err := s.dev.IpcSet(cfg); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	cfg := fmt.Sprintf("public_key=%s\nendpoint=%s\nallowed_ip=%s/32\n", m.pub.Hex(), m.endpoint(), m.v4)
+	require.NoError(t, s.dev.IpcSet(cfg))
 	mesh := meshBenchNode{m.m, m.v4}
 
 	// Each side dials the other and sends 8 MiB while the other sends 8 MiB back.
@@ -48,9 +46,7 @@ func TestInteropWithStockWireGuard(t *testing.T) {
 		go func() { errs <- checkStream(c, total) }()
 		go func() { errs <- checkStream(srv, total) }()
 		for range 4 {
-			if err := <-errs; err != nil {
-				t.Fatalf("%s: %v", dir.name, err)
-			}
+			require.NoError(t, <-errs, dir.name)
 		}
 	}
 }

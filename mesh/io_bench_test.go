@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexodus-sdk/nexodus/key"
+	"github.com/stretchr/testify/require"
 	"golang.zx2c4.com/wireguard/conn"
 )
 
@@ -46,18 +48,6 @@ func ioVariants() []ioVariant {
 	}
 }
 
-func benchUDPConn(tb testing.TB) *net.UDPConn {
-	tb.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	_ = c.SetReadBuffer(socketBufferSize)
-	_ = c.SetWriteBuffer(socketBufferSize)
-	tb.Cleanup(func() { c.Close() })
-	return c
-}
-
 // transportBatch returns n transport messages for receiver index idx, with distinct counters.
 func transportBatch(n, size int, idx uint32) [][]byte {
 	bufs := make([][]byte, n)
@@ -77,6 +67,19 @@ func receiveBuffers(n int) ([][]byte, []int) {
 		bufs[i] = make([]byte, 1<<16-1) // wireguard-go's MaxMessageSize
 	}
 	return bufs, make([]int, n)
+}
+
+// receiveLoop calls read with n receive buffers, on a goroutine of its own, until it fails; the
+// function it returns waits for that.
+func receiveLoop(n int, read func(bufs [][]byte, sizes []int) error) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		bufs, sizes := receiveBuffers(n)
+		for read(bufs, sizes) == nil {
+		}
+	}()
+	return func() { <-done }
 }
 
 // rxFlow keeps a sender at most window datagrams ahead of its receiver, so that the benchmarks
@@ -119,59 +122,60 @@ func (f *rxFlow) wait(sent int64) {
 	}
 }
 
-// reportRx waits until want datagrams were counted or the count stops moving, and reports the
-// receive rate over the whole run and the loss.
-func reportRx(b *testing.B, got *atomic.Int64, want int64, start time.Time) {
-	last, idle := got.Load(), time.Now()
-	for got.Load() < want && time.Since(idle) < 200*time.Millisecond {
-		time.Sleep(time.Millisecond)
-		if n := got.Load(); n != last {
-			last, idle = n, time.Now()
+// settle waits until want datagrams were counted or none arrived for quiet, and returns the
+// count and when the last progress was seen.
+func (f *rxFlow) settle(want int64, quiet time.Duration) (n int64, last time.Time) {
+	last = time.Now()
+	for f.got.Load() < want {
+		f.timer.Reset(quiet)
+		select {
+		case <-f.progress:
+			f.timer.Stop()
+			last = time.Now()
+		case <-f.timer.C:
+			return f.got.Load(), last
 		}
 	}
-	n := got.Load()
-	elapsed := time.Since(start)
-	if n == last && n < want {
-		elapsed -= time.Since(idle) // do not count the idle wait
+	return f.got.Load(), time.Now()
+}
+
+// sendBatches runs a benchmark's b.N operations, each one batch of ioBenchBatch datagrams handed
+// to send, with flow control, and reports what arrived: the receive rate over the whole run (a
+// final quiet spell of 200 ms not counted) and the loss.
+func sendBatches(b *testing.B, flow *rxFlow, send func() error) {
+	b.SetBytes(ioBenchBatch * ioBenchSize)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		flow.wait(int64(i) * ioBenchBatch)
+		if err := send(); err != nil {
+			b.Fatal(err)
+		}
 	}
+	want := int64(b.N) * ioBenchBatch
+	n, last := flow.settle(want, 200*time.Millisecond)
 	b.StopTimer()
-	b.ReportMetric(float64(n)/elapsed.Seconds(), "rx-pkt/s")
+	b.ReportMetric(float64(n)/last.Sub(start).Seconds(), "rx-pkt/s")
 	b.ReportMetric(100*float64(want-n)/float64(want), "loss-%")
 }
 
 func BenchmarkPacketIO(b *testing.B) {
 	for _, v := range ioVariants() {
 		b.Run(v.name, func(b *testing.B) {
-			rxc, txc := benchUDPConn(b), benchUDPConn(b)
+			rxc, txc := listenUDP(b, "127.0.0.1:0"), listenUDP(b, "127.0.0.1:0")
 			rx, tx := v.new(b, rxc), v.new(b, txc)
 			dst := rx.localAddr()
 			flow := newRxFlow()
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				bufs, sizes := receiveBuffers(rx.batchSize())
-				srcs := make([]netip.AddrPort, len(bufs))
-				for {
-					n, err := rx.read(bufs, sizes, srcs)
-					if err != nil {
-						return
-					}
-					flow.add(n)
-				}
-			}()
-			defer func() { rx.interrupt(); <-done }()
+			srcs := make([]netip.AddrPort, rx.batchSize())
+			received := receiveLoop(rx.batchSize(), func(bufs [][]byte, sizes []int) error {
+				n, err := rx.read(bufs, sizes, srcs)
+				flow.add(n)
+				return err
+			})
+			defer func() { rx.interrupt(); received() }()
 			bufs := transportBatch(ioBenchBatch, ioBenchSize, 1)
-			b.SetBytes(ioBenchBatch * ioBenchSize)
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := time.Now()
-			for i := range b.N {
-				flow.wait(int64(i) * ioBenchBatch)
-				if err := tx.write(bufs, dst); err != nil {
-					b.Fatal(err)
-				}
-			}
-			reportRx(b, &flow.got, int64(b.N)*ioBenchBatch, start)
+			sendBatches(b, flow, func() error { return tx.write(bufs, dst) })
 		})
 	}
 }
@@ -181,58 +185,42 @@ func BenchmarkPacketIO(b *testing.B) {
 func BenchmarkBindTransport(b *testing.B) {
 	for _, v := range ioVariants() {
 		b.Run(v.name, func(b *testing.B) {
-			rxc, txc := benchUDPConn(b), benchUDPConn(b)
-			keyA, keyB := [32]byte{1}, [32]byte{2}
+			rxc, txc := listenUDP(b, "127.0.0.1:0"), listenUDP(b, "127.0.0.1:0")
+			keyA, keyB := key.Key{1}, key.Key{2}
 			rx := newBind(v.new(b, rxc), nil, keyB, nil, discardLogger())
 			tx := newBind(v.new(b, txc), nil, keyA, nil, discardLogger())
 			const idx = 77
 			pA, _, _ := rx.upsertPeer(keyA, nil)
 			pA.path.pin(localAddrPort(txc))
-			rx.rememberIndex(pA, idx)
+			rx.peers.rememberIndex(pA, idx)
 			pB, _, _ := tx.upsertPeer(keyB, nil)
 			pB.path.pin(localAddrPort(rxc))
 
 			fns, _, err := rx.Open(0)
-			if err != nil {
-				b.Fatal(err)
-			}
+			require.NoError(b, err)
 			flow := newRxFlow()
 			var foreign atomic.Int64
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				bufs, sizes := receiveBuffers(rx.BatchSize())
-				eps := make([]conn.Endpoint, len(bufs))
-				for {
-					n, err := fns[0](bufs, sizes, eps)
-					if err != nil {
-						return
-					}
-					for i := range n {
-						if eps[i] == pA.ep {
-							flow.add(1)
-						} else if sizes[i] > 0 {
-							foreign.Add(1)
-						}
+			eps := make([]conn.Endpoint, rx.BatchSize())
+			received := receiveLoop(rx.BatchSize(), func(bufs [][]byte, sizes []int) error {
+				n, err := fns[0](bufs, sizes, eps)
+				for i := range n {
+					if eps[i] == pA.ep {
+						flow.add(1)
+					} else if sizes[i] > 0 {
+						foreign.Add(1)
 					}
 				}
-			}()
-			defer func() { rx.Close(); <-done }()
+				return err
+			})
+			defer func() { rx.Close(); received() }()
 			bufs := transportBatch(ioBenchBatch, ioBenchSize, idx)
-			b.SetBytes(ioBenchBatch * ioBenchSize)
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := time.Now()
-			for i := range b.N {
-				flow.wait(int64(i) * ioBenchBatch)
-				if err := tx.Send(bufs, pB.ep); err != nil && !errors.Is(err, net.ErrClosed) {
-					b.Fatal(err)
+			sendBatches(b, flow, func() error {
+				if err := tx.Send(bufs, pB.ep); !errors.Is(err, net.ErrClosed) {
+					return err
 				}
-			}
-			reportRx(b, &flow.got, int64(b.N)*ioBenchBatch, start)
-			if n := foreign.Load(); n > 0 {
-				b.Fatalf("%d datagrams not mapped to the peer", n)
-			}
+				return nil
+			})
+			require.Zero(b, foreign.Load(), "datagrams not mapped to the peer")
 		})
 	}
 }

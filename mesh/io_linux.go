@@ -35,9 +35,6 @@ func newPacketIOOptions(c *net.UDPConn, opts ioOptions) packetIO {
 	var family int
 	var gso, gro bool
 	ctrlErr := rc.Control(func(fd uintptr) {
-		// As wireguard-go's bind does: large buffers, beyond rmem_max where we may.
-		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBufferSize)
-		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBufferSize)
 		family, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
 		if err == nil && (family == unix.AF_INET || family == unix.AF_INET6) {
 			gso, gro = probeOffload(int(fd), opts.noGSO, opts.noGRO)
@@ -81,9 +78,36 @@ type mmsgIO struct {
 	wpool      sync.Pool  // *writeState for concurrent writers
 }
 
+// mmsgCall is one recvmmsg or sendmmsg call on hdrs, made once (prepare) so that a read or write
+// does not allocate: n is its argument (how many messages), done and errno its results.
+type mmsgCall struct {
+	hdrs  []unix.Mmsghdr
+	n     int
+	done  int
+	errno syscall.Errno
+	call  func(fd uintptr) bool // for syscall.RawConn's Read or Write
+}
+
+// prepare makes c.call; c must not move afterwards.
+func (c *mmsgCall) prepare(trap, flags uintptr) {
+	c.call = func(fd uintptr) bool {
+		for {
+			r, _, e := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), uintptr(c.n), flags, 0, 0)
+			switch e {
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false
+			}
+			c.done, c.errno = int(r), e
+			return true
+		}
+	}
+}
+
 // readState is the read side's recvmmsg arguments, allocated once.
 type readState struct {
-	hdrs  []unix.Mmsghdr
+	mmsgCall
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet6 // large enough for either family
 	ctrl  []byte                  // groControlLen per message, with GRO
@@ -93,20 +117,16 @@ type readState struct {
 	// messages than the caller's buffers can take at that rate: when every message is a
 	// coalesced batch, one per call, instead of stashing (copying twice) all but the first.
 	perMsg int
-
-	// recv's arguments and results: recv is made once, so that a read does not allocate.
-	n, got int
-	errno  syscall.Errno
-	recv   func(fd uintptr) bool
 }
 
 func newReadState(n int, gro bool) *readState {
 	s := &readState{
-		hdrs:  make([]unix.Mmsghdr, n),
-		iovs:  make([]unix.Iovec, n),
-		names: make([]unix.RawSockaddrInet6, n),
-		gro:   make([]int, n),
+		mmsgCall: mmsgCall{hdrs: make([]unix.Mmsghdr, n)},
+		iovs:     make([]unix.Iovec, n),
+		names:    make([]unix.RawSockaddrInet6, n),
+		gro:      make([]int, n),
 	}
+	s.prepare(unix.SYS_RECVMMSG, unix.MSG_DONTWAIT)
 	if gro {
 		s.ctrl = make([]byte, n*groControlLen)
 	}
@@ -116,56 +136,26 @@ func newReadState(n int, gro bool) *readState {
 		h.SetIovlen(1)
 		h.Name = (*byte)(unsafe.Pointer(&s.names[i]))
 	}
-	s.recv = func(fd uintptr) bool {
-		for {
-			r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(s.n), unix.MSG_DONTWAIT, 0, 0)
-			switch e {
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false
-			}
-			s.got, s.errno = int(r), e
-			return true
-		}
-	}
 	return s
 }
 
 // writeState is one writer's sendmmsg arguments.
 type writeState struct {
-	hdrs []unix.Mmsghdr
+	mmsgCall
 	iovs []unix.Iovec // one per datagram; a segmented message has several
 	ctrl []byte       // gsoControlLen per message
 	cnt  []int        // datagrams per message
 	name unix.RawSockaddrInet6
-
-	// send's arguments and results: send is made once, so that a write does not allocate.
-	n, sent int
-	errno   syscall.Errno
-	send    func(fd uintptr) bool
 }
 
 func newWriteState(n int) *writeState {
 	s := &writeState{
-		hdrs: make([]unix.Mmsghdr, n),
-		iovs: make([]unix.Iovec, max(n, 2*udpMaxSegments)),
-		ctrl: make([]byte, n*gsoControlLen),
-		cnt:  make([]int, n),
+		mmsgCall: mmsgCall{hdrs: make([]unix.Mmsghdr, n)},
+		iovs:     make([]unix.Iovec, max(n, 2*udpMaxSegments)),
+		ctrl:     make([]byte, n*gsoControlLen),
+		cnt:      make([]int, n),
 	}
-	s.send = func(fd uintptr) bool {
-		for {
-			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(s.n), 0, 0, 0)
-			switch e {
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false
-			}
-			s.sent, s.errno = int(r), e
-			return true
-		}
-	}
+	s.prepare(unix.SYS_SENDMMSG, 0)
 	return s
 }
 
@@ -199,7 +189,7 @@ func (m *mmsgIO) read(bufs [][]byte, sizes []int, srcs []netip.AddrPort) (int, e
 		s.hdrs[i].Len = 0
 	}
 	s.n = n
-	err := m.rc.Read(s.recv)
+	err := m.rc.Read(s.call)
 	clear(s.iovs[:n]) // do not keep the caller's buffers reachable
 	if err != nil {
 		return 0, err
@@ -207,7 +197,7 @@ func (m *mmsgIO) read(bufs [][]byte, sizes []int, srcs []netip.AddrPort) (int, e
 	if s.errno != 0 {
 		return 0, os.NewSyscallError("recvmmsg", s.errno)
 	}
-	got := s.got
+	got := s.done
 	coalesced := false
 	perMsg := 1
 	for i := 0; i < got; i++ {
@@ -318,7 +308,7 @@ func (m *mmsgIO) write(bufs [][]byte, dst netip.AddrPort) error {
 			ni += c
 		}
 		s.n = nh
-		err := m.rc.Write(s.send)
+		err := m.rc.Write(s.call)
 		clear(s.iovs[:ni]) // do not keep the caller's buffers reachable
 		if err != nil {
 			return err
@@ -336,7 +326,7 @@ func (m *mmsgIO) write(bufs [][]byte, dst netip.AddrPort) error {
 			}
 			return os.NewSyscallError("sendmmsg", s.errno)
 		}
-		sent := max(s.sent, 1) // 0 cannot happen for a blocking-style send; avoid spinning
+		sent := max(s.done, 1) // 0 cannot happen for a blocking-style send; avoid spinning
 		done := 0
 		for _, c := range s.cnt[:min(sent, nh)] {
 			done += c

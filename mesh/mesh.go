@@ -1,12 +1,16 @@
 package mesh
 
+// This file holds the Mesh: its configuration, New, the peer set and the peers' paths, their
+// status, and Close. Dialing and listening are in netconn.go, the early handshake retries in
+// retry.go, the Bind that moves the packets in bind.go.
+
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -15,7 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/curve25519"
+	"github.com/nexodus-sdk/nexodus/internal/sockbuf"
+	"github.com/nexodus-sdk/nexodus/key"
 	"golang.zx2c4.com/wireguard/device"
 )
 
@@ -23,6 +28,9 @@ import (
 // overheads.
 const DefaultMTU = 1420
 
+// socketBufferSize is the receive and send buffer of the Mesh's socket, as wireguard-go's own
+// bind has it: bursts of a bulk transfer otherwise overflow the kernel's default receive buffer
+// and TCP in the tunnel sees loss.
 const socketBufferSize = 7 << 20
 
 // ErrUnknownPeer is returned by SetPeerPath for a key that is not among the peers.
@@ -32,7 +40,7 @@ var errNotWireGuard = errors.New("mesh: inject packet: not a WireGuard message")
 
 // Config configures a Mesh.
 type Config struct {
-	PrivateKey [32]byte       // WireGuard (Curve25519) private key
+	PrivateKey key.Key        // WireGuard (Curve25519) private key
 	Addresses  []netip.Addr   // the node's tunnel addresses (IPv4 and/or IPv6)
 	ListenAddr netip.AddrPort // UDP socket to bind; zero = [::]:0 (dual-stack), random port
 	MTU        int            // tunnel MTU; 0 = DefaultMTU
@@ -46,7 +54,7 @@ type Config struct {
 
 // Peer is the desired configuration of one peer.
 type Peer struct {
-	PublicKey  [32]byte
+	PublicKey  key.Key
 	AllowedIPs []netip.Prefix   // tunnel addresses (and routed prefixes) reachable through the peer
 	Endpoints  []netip.AddrPort // addresses the peer published; tried all at once until one answers
 	Keepalive  time.Duration    // persistent keepalive; 0 = off (rounded up to whole seconds)
@@ -54,7 +62,7 @@ type Peer struct {
 
 // PeerStatus is the observed state of one peer.
 type PeerStatus struct {
-	PublicKey     [32]byte
+	PublicKey     key.Key
 	Endpoint      netip.AddrPort // current path; invalid while none is confirmed
 	Pinned        bool           // Endpoint was set by SetPeerPath
 	Relayed       bool           // the path is a relay route (SetPeerRelay); Endpoint is then invalid
@@ -71,46 +79,24 @@ type PeerStatus struct {
 type Mesh struct {
 	log    *slog.Logger
 	addrs  []netip.Addr
-	pub    [32]byte
+	pub    key.Key
 	sock   *net.UDPConn
 	bind   *bind
 	dev    *device.Device
 	tnet   *netTUN
 	closed atomic.Bool
 
-	mu      sync.Mutex // serializes SetPeers and Close
-	applied map[[32]byte]Peer
+	mu      sync.Mutex // serializes SetPeers, Close and the early handshake retries
+	applied map[key.Key]Peer
 
-	retryMu      sync.Mutex
-	retries      map[[32]byte]*handshakeRetry // see retry.go
-	earlyRetries atomic.Int64                 // initiations retryHandshake sent (tests)
-}
-
-// GeneratePrivateKey returns a new random WireGuard private key.
-func GeneratePrivateKey() ([32]byte, error) {
-	var k [32]byte
-	if _, err := rand.Read(k[:]); err != nil {
-		return k, fmt.Errorf("mesh: generate key: %w", err)
-	}
-	k[0] &= 248
-	k[31] = (k[31] & 127) | 64
-	return k, nil
-}
-
-// PublicKey returns the public key of a WireGuard private key.
-func PublicKey(private [32]byte) [32]byte {
-	var pub [32]byte
-	p, err := curve25519.X25519(private[:], curve25519.Basepoint)
-	if err == nil {
-		copy(pub[:], p)
-	}
-	return pub
+	retries      *handshakeRetrier // see retry.go
+	earlyRetries atomic.Int64      // initiations retryHandshake sent (tests)
 }
 
 // New starts a Mesh: it binds the UDP socket, creates the netstack and the WireGuard device and
 // brings it up, with no peers.
 func New(ctx context.Context, cfg Config) (*Mesh, error) {
-	if cfg.PrivateKey == ([32]byte{}) {
+	if cfg.PrivateKey.IsZero() {
 		return nil, errors.New("mesh: config: PrivateKey is zero")
 	}
 	if len(cfg.Addresses) == 0 {
@@ -141,11 +127,6 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 		return nil, fmt.Errorf("mesh: new: %w", err)
 	}
 
-	ident, err := newInitiatorIdentifier(cfg.PrivateKey)
-	if err != nil {
-		return nil, fmt.Errorf("mesh: private key: %w", err)
-	}
-
 	laddr := "[::]:0"
 	if cfg.ListenAddr.IsValid() {
 		laddr = cfg.ListenAddr.String()
@@ -157,23 +138,23 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mesh: listen udp %s: %w", laddr, err)
 	}
-	sock := pc.(*net.UDPConn)
-	// Large socket buffers, as wireguard-go's own bind uses: bursts of a bulk transfer otherwise
-	// overflow the kernel's default receive buffer and TCP in the tunnel sees loss. Best effort:
-	// the kernel caps them at net.core.[rw]mem_max.
-	_ = sock.SetReadBuffer(socketBufferSize)
-	_ = sock.SetWriteBuffer(socketBufferSize)
+	sock, ok := pc.(*net.UDPConn)
+	if !ok {
+		pc.Close()
+		return nil, fmt.Errorf("mesh: listen udp %s: got a %T", laddr, pc)
+	}
+	sockbuf.Grow(sock, socketBufferSize)
 
 	m := &Mesh{
 		log:     log,
 		addrs:   addrs,
-		pub:     PublicKey(cfg.PrivateKey),
+		pub:     cfg.PrivateKey.Public(),
 		sock:    sock,
-		applied: make(map[[32]byte]Peer),
-		retries: make(map[[32]byte]*handshakeRetry),
+		applied: make(map[key.Key]Peer),
 	}
-	m.bind = newBind(newPacketIO(sock), ident, m.pub, cfg.OnPacket, log)
-	m.bind.onInitiation, m.bind.onAnswer = m.initiationSent, m.initiationAnswered
+	m.retries = newHandshakeRetrier(handshakeRetries, &m.mu, m.retryHandshake)
+	m.bind = newBind(newPacketIO(sock), newInitiatorIdentifier(cfg.PrivateKey), m.pub, cfg.OnPacket, log)
+	m.bind.onInitiation, m.bind.onAnswer = m.retries.sent, m.retries.answered
 	m.bind.tx, m.bind.rx = newQueueGate(gateLimit), newQueueGate(gateLimit)
 
 	tnet, err := newNetTUN(addrs, mtu, m.bind.tx, m.bind.rx)
@@ -183,22 +164,23 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 	}
 	m.tnet = tnet
 	m.dev = device.NewDevice(tnet, m.bind, newDeviceLogger(log))
-	if err := m.dev.IpcSet("private_key=" + hexKey(cfg.PrivateKey) + "\n"); err != nil {
-		m.dev.Close()
-		sock.Close()
-		return nil, fmt.Errorf("mesh: configure device: %w", err)
+	err = m.dev.IpcSet("private_key=" + cfg.PrivateKey.Hex() + "\n")
+	if err != nil {
+		err = fmt.Errorf("mesh: configure device: %w", err)
+	} else if err = m.dev.Up(); err != nil {
+		err = fmt.Errorf("mesh: device up: %w", err)
 	}
-	if err := m.dev.Up(); err != nil {
+	if err != nil {
 		m.dev.Close()
 		sock.Close()
-		return nil, fmt.Errorf("mesh: device up: %w", err)
+		return nil, err
 	}
 	log.Debug("mesh up", "addresses", addrs, "listen", m.LocalAddr(), "batch", m.bind.BatchSize())
 	return m, nil
 }
 
 // PublicKey returns the node's WireGuard public key.
-func (m *Mesh) PublicKey() [32]byte { return m.pub }
+func (m *Mesh) PublicKey() key.Key { return m.pub }
 
 // Addresses returns the node's tunnel addresses.
 func (m *Mesh) Addresses() []netip.Addr { return slices.Clone(m.addrs) }
@@ -218,16 +200,16 @@ func (m *Mesh) SetPeers(ctx context.Context, peers []Peer) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("mesh: set peers: %w", err)
 	}
-	want := make(map[[32]byte]Peer, len(peers))
+	want := make(map[key.Key]Peer, len(peers))
 	for _, p := range peers {
-		if p.PublicKey == ([32]byte{}) {
+		if p.PublicKey.IsZero() {
 			return errors.New("mesh: set peers: zero public key")
 		}
 		if p.PublicKey == m.pub {
 			return errors.New("mesh: set peers: a peer has this node's own public key")
 		}
 		if _, dup := want[p.PublicKey]; dup {
-			return fmt.Errorf("mesh: set peers: duplicate peer %s", hexKey(p.PublicKey)[:8])
+			return fmt.Errorf("mesh: set peers: duplicate peer %s", p.PublicKey.Hex()[:8])
 		}
 		if p.Keepalive < 0 || p.Keepalive > 65535*time.Second {
 			return fmt.Errorf("mesh: set peers: keepalive %v out of range", p.Keepalive)
@@ -242,24 +224,24 @@ func (m *Mesh) SetPeers(ctx context.Context, peers []Peer) error {
 	}
 
 	var uapi strings.Builder
-	var removed, added, reset [][32]byte
-	for key := range m.applied {
-		if _, ok := want[key]; !ok {
-			writePeerRemove(&uapi, key)
-			removed = append(removed, key)
+	var removed, added, reset []key.Key
+	for pub := range m.applied {
+		if _, ok := want[pub]; !ok {
+			writePeerRemove(&uapi, pub)
+			removed = append(removed, pub)
 		}
 	}
-	for key, p := range want {
-		old, exists := m.applied[key]
-		_, created, pathReset := m.bind.upsertPeer(key, p.Endpoints)
+	for pub, p := range want {
+		old, exists := m.applied[pub]
+		_, created, pathReset := m.bind.upsertPeer(pub, p.Endpoints)
 		switch {
 		case !exists || created:
 			writePeerAdd(&uapi, p)
-			added = append(added, key)
+			added = append(added, pub)
 		default:
 			writePeerUpdate(&uapi, old, p)
 			if pathReset {
-				reset = append(reset, key)
+				reset = append(reset, pub)
 			}
 		}
 	}
@@ -267,39 +249,39 @@ func (m *Mesh) SetPeers(ctx context.Context, peers []Peer) error {
 		if err := m.dev.IpcSet(uapi.String()); err != nil {
 			// Leave the Bind consistent with what we believe is applied: drop Bind state of
 			// peers that did not exist before.
-			for key := range want {
-				if _, ok := m.applied[key]; !ok {
-					m.bind.removePeer(key)
+			for pub := range want {
+				if _, ok := m.applied[pub]; !ok {
+					m.bind.removePeer(pub)
 				}
 			}
 			return fmt.Errorf("mesh: set peers: configure device: %w", err)
 		}
 	}
-	m.stopRetries(removed...)
-	for _, key := range removed {
-		m.bind.removePeer(key)
-		delete(m.applied, key)
-		m.log.Debug("peer removed", "peer", hexKey(key)[:8])
+	m.retries.stop(removed...)
+	for _, pub := range removed {
+		m.bind.removePeer(pub)
+		delete(m.applied, pub)
+		m.log.Debug("peer removed", "peer", pub.Hex()[:8])
 	}
-	for key, p := range want {
-		m.applied[key] = p
+	for pub, p := range want {
+		m.applied[pub] = p
 	}
 	// First packet: if the new peer's initiation arrived before we knew it, replay it now, so
 	// the peer does not wait for wireguard-go's 5 s retry. Otherwise start the handshake right
 	// away rather than on the first packet — from one side only (the smaller key), since
 	// handshakes started by both sides at once cross (see bind.holdCrossingInitiation).
-	for _, key := range added {
-		if m.bind.activate(key) {
-			m.log.Debug("peer added, replaying its initiation", "peer", hexKey(key)[:8])
+	for _, pub := range added {
+		if m.bind.activate(pub) {
+			m.log.Debug("peer added, replaying its initiation", "peer", pub.Hex()[:8])
 			continue
 		}
-		m.kick(key, false)
+		m.kick(pub, false)
 	}
 	// A peer that no longer publishes the address we talk to has most likely restarted or
 	// moved: a session we still hold would only send packets it cannot decrypt. Start afresh
 	// (again from one side only; the peer does the same if it is the preferred initiator).
-	for _, key := range reset {
-		m.kick(key, true)
+	for _, pub := range reset {
+		m.kick(pub, true)
 	}
 	return nil
 }
@@ -307,8 +289,8 @@ func (m *Mesh) SetPeers(ctx context.Context, peers []Peer) error {
 // kick starts a handshake with the peer if this node is its preferred initiator. With expire,
 // the current session is abandoned first (otherwise a live session would carry the keepalive and
 // no handshake would happen).
-func (m *Mesh) kick(key [32]byte, expire bool) {
-	wp := m.dev.LookupPeer(device.NoisePublicKey(key))
+func (m *Mesh) kick(pub key.Key, expire bool) {
+	wp := m.dev.LookupPeer(device.NoisePublicKey(pub))
 	if wp == nil {
 		return
 	}
@@ -317,10 +299,10 @@ func (m *Mesh) kick(key [32]byte, expire bool) {
 		// instead of going out under keys the restarted peer no longer has.
 		wp.ExpireCurrentKeypairs()
 	}
-	if m.bind.preferredInitiator(key) {
-		m.stopRetries(key) // a fresh start: the early retries count from this initiation
-		wp.SendKeepalive() // without a session: queues a keepalive and sends an initiation
-		m.log.Debug("peer handshake started", "peer", hexKey(key)[:8])
+	if m.bind.preferredInitiator(pub) {
+		m.retries.stop(pub) // a fresh start: the early retries count from this initiation
+		wp.SendKeepalive()  // without a session: queues a keepalive and sends an initiation
+		m.log.Debug("peer handshake started", "peer", pub.Hex()[:8])
 	}
 }
 
@@ -328,17 +310,17 @@ func (m *Mesh) kick(key [32]byte, expire bool) {
 // peer roams (wireguard-go authenticates a packet from another address) or SetPeerPath is called
 // again. An invalid addr removes the pin: packets go to all the peer's published endpoints
 // again until one answers. wireguard-go is not involved; the current session continues.
-func (m *Mesh) SetPeerPath(pub [32]byte, addr netip.AddrPort) error {
+func (m *Mesh) SetPeerPath(pub key.Key, addr netip.AddrPort) error {
 	if m.closed.Load() {
 		return m.errClosed("set peer path")
 	}
 	p := m.bind.peer(pub)
 	if p == nil {
-		return fmt.Errorf("mesh: set peer path %s: %w", hexKey(pub)[:8], ErrUnknownPeer)
+		return fmt.Errorf("mesh: set peer path %s: %w", pub.Hex()[:8], ErrUnknownPeer)
 	}
 	addr = unmapAddrPort(addr)
 	p.path.pin(addr)
-	m.log.Debug("peer path pinned", "peer", p.hexKey[:8], "path", addr)
+	m.log.Debug("peer path pinned", "peer", p.hex[:8], "path", addr)
 	if addr.IsValid() && m.bind.preferredInitiator(pub) && !m.hasSession(pub) {
 		// NAT traversal found the path only now: the handshakes so far went to addresses the
 		// peer's NAT dropped. Start one on the new path at once instead of at wireguard-go's
@@ -358,16 +340,16 @@ func (m *Mesh) SetPeerPath(pub [32]byte, addr netip.AddrPort) error {
 // that arrive by the relay are handed over with InjectPacket. Packets of the peer that arrive
 // on the socket while it is relayed are still accepted, but do not move its path. wireguard-go
 // is not involved; the current session continues.
-func (m *Mesh) SetPeerRelay(pub [32]byte, send func(b []byte) error) error {
+func (m *Mesh) SetPeerRelay(pub key.Key, send func(b []byte) error) error {
 	if m.closed.Load() {
 		return m.errClosed("set peer relay")
 	}
 	p := m.bind.peer(pub)
 	if p == nil {
-		return fmt.Errorf("mesh: set peer relay %s: %w", hexKey(pub)[:8], ErrUnknownPeer)
+		return fmt.Errorf("mesh: set peer relay %s: %w", pub.Hex()[:8], ErrUnknownPeer)
 	}
 	p.path.setRelay(send)
-	m.log.Debug("peer path relayed", "peer", p.hexKey[:8], "relayed", send != nil)
+	m.log.Debug("peer path relayed", "peer", p.hex[:8], "relayed", send != nil)
 	if send != nil && m.bind.preferredInitiator(pub) && !m.hasSession(pub) {
 		// The handshakes so far went where the peer could not be reached (that is why it is
 		// relayed): start one through the relay now rather than at wireguard-go's next retry,
@@ -379,7 +361,7 @@ func (m *Mesh) SetPeerRelay(pub [32]byte, send func(b []byte) error) error {
 
 // hasSession reports whether wireguard-go completed a handshake with the peer recently enough
 // for its session to be usable (RejectAfterTime, 180 s).
-func (m *Mesh) hasSession(pub [32]byte) bool {
+func (m *Mesh) hasSession(pub key.Key) bool {
 	s, err := m.dev.IpcGet()
 	if err != nil {
 		return false
@@ -395,7 +377,7 @@ func (m *Mesh) hasSession(pub [32]byte) bool {
 // Datagrams that are not WireGuard messages are refused. InjectPacket copies b and never
 // blocks: when the queue towards wireguard-go is full, the datagram is dropped (as the network
 // would). An initiation from a key that is not a peer yet is kept briefly, as on the socket.
-func (m *Mesh) InjectPacket(pub [32]byte, b []byte) error {
+func (m *Mesh) InjectPacket(pub key.Key, b []byte) error {
 	if m.closed.Load() {
 		return m.errClosed("inject packet")
 	}
@@ -423,32 +405,29 @@ func (m *Mesh) Peers() []PeerStatus {
 		return nil
 	}
 	m.mu.Lock()
-	applied := make(map[[32]byte]Peer, len(m.applied))
-	for k, v := range m.applied {
-		applied[k] = v
-	}
+	applied := maps.Clone(m.applied)
 	m.mu.Unlock()
 
-	counters := map[[32]byte]deviceCounters{}
+	counters := map[key.Key]deviceCounters{}
 	if s, err := m.dev.IpcGet(); err == nil {
 		counters = parseDeviceCounters(s)
 	}
 	out := make([]PeerStatus, 0, len(applied))
-	for key, p := range applied {
+	for pub, p := range applied {
 		st := PeerStatus{
-			PublicKey:  key,
+			PublicKey:  pub,
 			Endpoints:  slices.Clone(p.Endpoints),
 			AllowedIPs: slices.Clone(p.AllowedIPs),
 		}
-		if bp := m.bind.peer(key); bp != nil {
+		if bp := m.bind.peer(pub); bp != nil {
 			st.Endpoint, st.Pinned, st.Relayed, st.PathSince = bp.path.status()
 		}
-		if c, ok := counters[key]; ok {
+		if c, ok := counters[pub]; ok {
 			st.LastHandshake, st.RxBytes, st.TxBytes = c.lastHandshake, c.rx, c.tx
 		}
 		out = append(out, st)
 	}
-	slices.SortFunc(out, func(a, b PeerStatus) int { return strings.Compare(hexKey(a.PublicKey), hexKey(b.PublicKey)) })
+	slices.SortFunc(out, func(a, b PeerStatus) int { return bytes.Compare(a.PublicKey[:], b.PublicKey[:]) })
 	return out
 }
 
@@ -461,7 +440,7 @@ func (m *Mesh) Close() error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.stopAllRetries()
+	m.retries.close()
 	m.dev.Close() // closes the netstack and the bind, and waits for the device's goroutines
 	if err := m.sock.Close(); err != nil {
 		return fmt.Errorf("mesh: close socket: %w", err)

@@ -143,19 +143,9 @@ func (m *Mesh) listenAddr(network string, fam int, address string) (netip.AddrPo
 // Listen listens for TCP connections on the node's tunnel addresses. ":port" (or an unspecified
 // host) with network "tcp" accepts on every tunnel address, IPv4 and IPv6.
 func (m *Mesh) Listen(network, address string) (net.Listener, error) {
-	if m.closed.Load() {
-		return nil, m.errClosed("listen")
-	}
-	fam, tcp, err := family(network)
-	if err == nil && !tcp {
-		err = net.UnknownNetworkError(network)
-	}
-	var la netip.AddrPort
-	if err == nil {
-		la, err = m.listenAddr(network, fam, address)
-	}
+	la, err := m.listenOn(network, address, true)
 	if err != nil {
-		return nil, &net.OpError{Op: "listen", Net: network, Err: fmt.Errorf("mesh: %w", err)}
+		return nil, err
 	}
 	l, err := m.tnet.ListenTCPAddrPort(la)
 	if err != nil {
@@ -164,13 +154,13 @@ func (m *Mesh) Listen(network, address string) (net.Listener, error) {
 	return l, nil
 }
 
-// ListenPacket listens for UDP datagrams on the node's tunnel addresses; address as for Listen.
-func (m *Mesh) ListenPacket(network, address string) (net.PacketConn, error) {
+// listenOn checks a Listen (tcp) or ListenPacket (not tcp) call and returns the local address.
+func (m *Mesh) listenOn(network, address string, tcp bool) (netip.AddrPort, error) {
 	if m.closed.Load() {
-		return nil, m.errClosed("listen")
+		return netip.AddrPort{}, m.errClosed("listen")
 	}
-	fam, tcp, err := family(network)
-	if err == nil && tcp {
+	fam, isTCP, err := family(network)
+	if err == nil && isTCP != tcp {
 		err = net.UnknownNetworkError(network)
 	}
 	var la netip.AddrPort
@@ -178,7 +168,16 @@ func (m *Mesh) ListenPacket(network, address string) (net.PacketConn, error) {
 		la, err = m.listenAddr(network, fam, address)
 	}
 	if err != nil {
-		return nil, &net.OpError{Op: "listen", Net: network, Err: fmt.Errorf("mesh: %w", err)}
+		return netip.AddrPort{}, &net.OpError{Op: "listen", Net: network, Err: fmt.Errorf("mesh: %w", err)}
+	}
+	return la, nil
+}
+
+// ListenPacket listens for UDP datagrams on the node's tunnel addresses; address as for Listen.
+func (m *Mesh) ListenPacket(network, address string) (net.PacketConn, error) {
+	la, err := m.listenOn(network, address, false)
+	if err != nil {
+		return nil, err
 	}
 	if la.Addr().IsValid() || la.Port() != 0 {
 		c, err := m.tnet.ListenUDPAddrPort(la)

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"hash"
 
+	"github.com/nexodus-sdk/nexodus/key"
 	"golang.org/x/crypto/blake2s"
 	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/crypto/curve25519"
@@ -29,21 +30,18 @@ const (
 // from it. The cost is one X25519 per initiation received; initiations with a wrong MAC1 (not
 // addressed to our key) are rejected before that with one BLAKE2s.
 type initiatorIdentifier struct {
-	private  [32]byte
+	private  key.Key
 	hash0    [blake2s.Size]byte // HASH(HASH(HASH(construction) || identifier) || our public key)
 	chainKey [blake2s.Size]byte // HASH(construction)
 	mac1Key  [blake2s.Size]byte // HASH(label-mac1 || our public key)
 }
 
-func newInitiatorIdentifier(private [32]byte) (*initiatorIdentifier, error) {
+func newInitiatorIdentifier(private key.Key) *initiatorIdentifier {
 	id := &initiatorIdentifier{private: private}
 	// Clamp as wireguard-go does; curve25519.X25519 clamps too, this keeps the stored key canonical.
 	id.private[0] &= 248
 	id.private[31] = (id.private[31] & 127) | 64
-	pub, err := curve25519.X25519(id.private[:], curve25519.Basepoint)
-	if err != nil {
-		return nil, err
-	}
+	pub := id.private.Public()
 	id.chainKey = blake2s.Sum256([]byte(noiseConstruction))
 	h, _ := blake2s.New256(nil)
 	h.Write(id.chainKey[:])
@@ -52,13 +50,13 @@ func newInitiatorIdentifier(private [32]byte) (*initiatorIdentifier, error) {
 	h.Sum(initialHash[:0])
 	h.Reset()
 	h.Write(initialHash[:])
-	h.Write(pub)
+	h.Write(pub[:])
 	h.Sum(id.hash0[:0])
 	h.Reset()
 	h.Write([]byte(wgLabelMAC1))
-	h.Write(pub)
+	h.Write(pub[:])
 	h.Sum(id.mac1Key[:0])
-	return id, nil
+	return id
 }
 
 func newBlake2s() hash.Hash {
@@ -91,7 +89,7 @@ func (id *initiatorIdentifier) validMAC1(msg []byte) bool {
 
 // initiator returns the static public key sealed in a handshake initiation addressed to us.
 // msg must be a full initiation message (classify returned kindInitiation).
-func (id *initiatorIdentifier) initiator(msg []byte) (pub [32]byte, ok bool) {
+func (id *initiatorIdentifier) initiator(msg []byte) (pub key.Key, ok bool) {
 	if len(msg) != sizeInitiation || !id.validMAC1(msg) {
 		return pub, false
 	}
@@ -105,7 +103,7 @@ func (id *initiatorIdentifier) initiator(msg []byte) (pub [32]byte, ok bool) {
 	hh.Sum(h[:0])
 
 	// chainKey = KDF1(C, ephemeral)
-	var ck, key [blake2s.Size]byte
+	var ck, sealKey [blake2s.Size]byte
 	hmac1(&ck, id.chainKey[:], ephemeral)
 	hmac1(&ck, ck[:], []byte{0x1})
 
@@ -113,19 +111,19 @@ func (id *initiatorIdentifier) initiator(msg []byte) (pub [32]byte, ok bool) {
 	if err != nil {
 		return pub, false // low-order point
 	}
-	// chainKey, key = KDF2(chainKey, ss)
+	// chainKey, sealKey = KDF2(chainKey, ss)
 	var prk [blake2s.Size]byte
 	hmac1(&prk, ck[:], ss)
 	hmac1(&ck, prk[:], []byte{0x1})
-	hmac2(&key, prk[:], ck[:], []byte{0x2})
+	hmac2(&sealKey, prk[:], ck[:], []byte{0x2})
 
-	aead, err := chacha20poly1305.New(key[:])
+	aead, err := chacha20poly1305.New(sealKey[:])
 	if err != nil {
 		return pub, false
 	}
 	var zeroNonce [chacha20poly1305.NonceSize]byte
 	if _, err := aead.Open(pub[:0], zeroNonce[:], static, h[:]); err != nil {
-		return [32]byte{}, false
+		return key.Key{}, false
 	}
 	return pub, true
 }

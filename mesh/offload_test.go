@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -150,9 +152,7 @@ func segmentAll(t testing.TB, pkt [][]byte, mss int) ([][]byte, error) {
 		buf := make([]byte, s.hdrLen+mss)
 		n := s.next(buf)
 		out = append(out, buf[:n])
-		if len(out) > 1<<16 {
-			t.Fatal("segmenter does not finish")
-		}
+		require.LessOrEqual(t, len(out), 1<<16, "segmenter does not finish")
 	}
 	return out, nil
 }
@@ -170,42 +170,27 @@ func TestSegmenterCutsAndChecksums(t *testing.T) {
 				})
 				const mss = 1380
 				segs, err := segmentAll(t, split(orig, 7, 33, 1000), mss)
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				want := max(1, (size+mss-1)/mss)
-				if len(segs) != want {
-					t.Fatalf("%d segments, want %d", len(segs), want)
-				}
+				require.Len(t, segs, want, "segments")
 				var got []byte
 				seq := uint32(0xfffff000)
 				for i, seg := range segs {
 					p, err := checkTCP(seg, true)
-					if err != nil {
-						t.Fatalf("segment %d: %v", i, err)
-					}
-					if p.seq != seq {
-						t.Fatalf("segment %d: seq %#x, want %#x", i, p.seq, seq)
-					}
-					if len(p.payload) > mss {
-						t.Fatalf("segment %d: %d bytes of payload", i, len(p.payload))
-					}
+					require.NoError(t, err, "segment %d", i)
+					require.Equal(t, seq, p.seq, "segment %d: seq", i)
+					require.LessOrEqual(t, len(p.payload), mss, "segment %d: payload", i)
 					last := i == len(segs)-1
-					if (p.flags&header.TCPFlagPsh != 0) != last || (p.flags&header.TCPFlagFin != 0) != last {
-						t.Fatalf("segment %d of %d: flags %v", i, len(segs), p.flags)
-					}
-					if (p.flags&header.TCPFlagCwr != 0) != (i == 0) {
-						t.Fatalf("segment %d: flags %v", i, p.flags)
-					}
-					if !v6 && ipv4ID(seg) != uint16(0xfffe+i) {
-						t.Fatalf("segment %d: IPv4 ID %d", i, ipv4ID(seg))
+					require.Equal(t, last, p.flags&header.TCPFlagPsh != 0, "segment %d of %d: PSH", i, len(segs))
+					require.Equal(t, last, p.flags&header.TCPFlagFin != 0, "segment %d of %d: FIN", i, len(segs))
+					require.Equal(t, i == 0, p.flags&header.TCPFlagCwr != 0, "segment %d: CWR", i)
+					if !v6 {
+						require.Equal(t, uint16(0xfffe+i), ipv4ID(seg), "segment %d: IPv4 ID", i)
 					}
 					seq += uint32(len(p.payload))
 					got = append(got, p.payload...)
 				}
-				if !bytes.Equal(got, payload) {
-					t.Fatal("payload differs after segmentation")
-				}
+				require.True(t, bytes.Equal(got, payload), "payload differs after segmentation")
 			})
 		}
 	}
@@ -227,14 +212,10 @@ func TestSegmenterRefusesMalformed(t *testing.T) {
 		"udp": udp, "length": short, "fragment": frag, "data offset": badOff, "empty": nil, "v5": {0x50},
 	} {
 		var s tcpSegmenter
-		if err := s.reset([][]byte{b}, 1380); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
+		assert.Error(t, s.reset([][]byte{b}, 1380), name)
 	}
 	var s tcpSegmenter
-	if err := s.reset([][]byte{good}, 0); err == nil {
-		t.Error("mss 0 accepted")
-	}
+	assert.Error(t, s.reset([][]byte{good}, 0), "mss 0")
 }
 
 // coalesceAll plans and builds the netstack packets of a batch.
@@ -257,20 +238,14 @@ func TestCoalescerUndoesSegmentation(t *testing.T) {
 			opts: []byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2}, payload: payload, partial: true,
 		})
 		segs, err := segmentAll(t, [][]byte{orig}, 1380)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		out := coalesceAll(segs)
-		if len(out) != 1 {
-			t.Fatalf("v6=%v: %d packets, want 1", v6, len(out))
-		}
+		require.Len(t, out, 1, "v6=%v: packets", v6)
 		p, err := checkTCP(out[0], false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.seq != 100 || p.flags != header.TCPFlagAck|header.TCPFlagPsh || !bytes.Equal(p.payload, payload) {
-			t.Fatalf("v6=%v: merged seq %d flags %v, payload equal %v", v6, p.seq, p.flags, bytes.Equal(p.payload, payload))
-		}
+		require.NoError(t, err)
+		require.EqualValues(t, 100, p.seq, "v6=%v: merged seq", v6)
+		require.Equal(t, header.TCPFlagAck|header.TCPFlagPsh, p.flags, "v6=%v: merged flags", v6)
+		require.True(t, bytes.Equal(p.payload, payload), "v6=%v: merged payload differs", v6)
 	}
 }
 
@@ -313,17 +288,16 @@ func TestCoalescerRules(t *testing.T) {
 		for _, it := range c.plan(tc.batch) {
 			got = append(got, it.count)
 		}
-		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
-			t.Errorf("%s: merged %v, want %v", tc.name, got, tc.want)
-		}
+		assert.Equal(t, tc.want, got, tc.name)
 	}
 
 	// The merged packet carries the last segment's window and flags.
 	out := coalesceAll([][]byte{seg(1, 0, 100), seg(1, 100, 100, win(99), psh)})
 	p, err := checkTCP(out[0], false)
-	if err != nil || p.window != 99 || p.flags != header.TCPFlagAck|header.TCPFlagPsh || len(p.payload) != 200 {
-		t.Fatalf("merged packet: %+v, %v", p, err)
-	}
+	require.NoError(t, err)
+	require.EqualValues(t, 99, p.window, "merged window")
+	require.Equal(t, header.TCPFlagAck|header.TCPFlagPsh, p.flags, "merged flags")
+	require.Len(t, p.payload, 200, "merged payload")
 }
 
 // streams maps each TCP flow (by source port) of a batch to its payload bytes in order, and
@@ -384,19 +358,15 @@ func FuzzCoalesce(f *testing.F) {
 			b := make([]byte, it.size)
 			c.write(b, batch, it)
 			if it.count > 1 {
-				if _, err := checkTCP(b, false); err != nil {
-					t.Fatalf("merged packet: %v", err)
-				}
+				_, err := checkTCP(b, false)
+				require.NoError(t, err, "merged packet")
 			}
 			out = append(out, b)
 		}
-		if total != len(batch) {
-			t.Fatalf("%d packets in items, %d in the batch", total, len(batch))
-		}
+		require.Equal(t, len(batch), total, "packets in items")
 		gotStreams, gotOther := streams(out)
-		if gotOther != wantOther || fmt.Sprint(gotStreams) != fmt.Sprint(wantStreams) {
-			t.Fatal("the flows' bytes changed")
-		}
+		require.Equal(t, wantOther, gotOther, "packets that are not TCP")
+		require.Equal(t, wantStreams, gotStreams, "the flows' bytes changed")
 	})
 }
 
@@ -417,18 +387,12 @@ func FuzzSegment(f *testing.F) {
 		var payload []byte
 		for i, seg := range segs {
 			p, err := checkTCP(seg, true)
-			if err != nil {
-				t.Fatalf("segment %d: %v", i, err)
-			}
-			if len(p.payload) > int(mss) {
-				t.Fatalf("segment %d: %d bytes over mss %d", i, len(p.payload), mss)
-			}
+			require.NoError(t, err, "segment %d", i)
+			require.LessOrEqual(t, len(p.payload), int(mss), "segment %d", i)
 			payload = append(payload, p.payload...)
 		}
 		var s tcpSegmenter
 		s.reset([][]byte{pkt}, int(mss)) // accepted above: this finds where the payload starts
-		if !bytes.Equal(payload, pkt[s.hdrLen:]) {
-			t.Fatal("payload differs after segmentation")
-		}
+		require.True(t, bytes.Equal(payload, pkt[s.hdrLen:]), "payload differs after segmentation")
 	})
 }

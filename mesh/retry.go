@@ -1,8 +1,13 @@
 package mesh
 
+// This file holds the early retries of unanswered handshake initiations: the timers
+// (handshakeRetrier) and what the Mesh does when one fires (Mesh.retryHandshake).
+
 import (
+	"sync"
 	"time"
 
+	"github.com/nexodus-sdk/nexodus/key"
 	"golang.zx2c4.com/wireguard/device"
 )
 
@@ -16,91 +21,115 @@ import (
 // seconds, before wireguard-go's own retransmission takes over.
 var handshakeRetries = []time.Duration{time.Second, 2 * time.Second}
 
-// handshakeRetry is the early-retry state of one peer. Guarded by Mesh.retryMu.
-type handshakeRetry struct {
-	timer *time.Timer
-	next  int // index into handshakeRetries of the next retry
+// handshakeRetrier arms the early retries of every peer. Each initiation that goes out (sent)
+// arms the peer's next retry unless one is armed already or all were used since the peer last
+// answered (answered, stop). retry runs on the timer's goroutine with serialize held, so that
+// it never runs across what the owner does under that lock (the Mesh's SetPeers and Close).
+type handshakeRetrier struct {
+	delays    []time.Duration
+	serialize sync.Locker
+	retry     func(pub key.Key)
+
+	mu     sync.Mutex // guards closed and peers
+	closed bool
+	peers  map[key.Key]*retryState
 }
 
-// initiationSent is the Bind's report that an initiation to the peer went out: it arms the
-// next early retry, unless one is armed or all were used since the peer last answered.
-func (m *Mesh) initiationSent(key [32]byte) {
-	m.retryMu.Lock()
-	defer m.retryMu.Unlock()
+// retryState is the early-retry state of one peer.
+type retryState struct {
+	timer *time.Timer
+	next  int // index into delays of the next retry
+}
+
+func newHandshakeRetrier(delays []time.Duration, serialize sync.Locker, retry func(key.Key)) *handshakeRetrier {
+	return &handshakeRetrier{delays: delays, serialize: serialize, retry: retry, peers: make(map[key.Key]*retryState)}
+}
+
+// sent reports that an initiation to the peer went out: it arms the next early retry.
+func (r *handshakeRetrier) sent(pub key.Key) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	st := r.peers[pub]
+	if st == nil {
+		st = &retryState{}
+		r.peers[pub] = st
+	}
+	if st.timer != nil || st.next >= len(r.delays) {
+		return
+	}
+	st.timer = time.AfterFunc(r.delays[st.next], func() { r.fire(pub, st) })
+}
+
+// fire is st's timer: it calls retry unless st was stopped meanwhile.
+func (r *handshakeRetrier) fire(pub key.Key, st *retryState) {
+	r.serialize.Lock()
+	defer r.serialize.Unlock()
+	r.mu.Lock()
+	current := !r.closed && r.peers[pub] == st
+	if current {
+		st.timer = nil
+		st.next++
+	}
+	r.mu.Unlock()
+	if current {
+		r.retry(pub)
+	}
+}
+
+// answered reports that the peer answered an initiation: the next unanswered one starts the
+// early retries afresh.
+func (r *handshakeRetrier) answered(pub key.Key) { r.stop(pub) }
+
+// stop forgets the peers' retries (the peer answered, was removed, or gets a fresh handshake):
+// the next initiation to them starts the early retries afresh.
+func (r *handshakeRetrier) stop(pubs ...key.Key) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range pubs {
+		r.stopLocked(k)
+	}
+}
+
+// close stops every retry for good.
+func (r *handshakeRetrier) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	for k := range r.peers {
+		r.stopLocked(k)
+	}
+}
+
+func (r *handshakeRetrier) stopLocked(pub key.Key) {
+	if st := r.peers[pub]; st != nil && st.timer != nil {
+		st.timer.Stop()
+	}
+	delete(r.peers, pub)
+}
+
+// retryHandshake is the Mesh's early retry, run with m.mu held (handshakeRetrier.serialize): it
+// sends a fresh initiation if the peer still has not answered and has no session. The
+// initiation it sends reports back through handshakeRetrier.sent, which takes only the
+// retrier's own lock.
+func (m *Mesh) retryHandshake(pub key.Key) {
 	if m.closed.Load() {
 		return
 	}
-	r := m.retries[key]
-	if r == nil {
-		r = &handshakeRetry{}
-		m.retries[key] = r
-	}
-	if r.timer != nil || r.next >= len(handshakeRetries) {
+	p := m.bind.peer(pub)
+	if p == nil || p.initSentAt.Load() == 0 || m.hasSession(pub) {
 		return
 	}
-	r.timer = time.AfterFunc(handshakeRetries[r.next], func() { m.retryHandshake(key, r) })
-}
-
-// initiationAnswered is the Bind's report that the peer answered an initiation: the next
-// unanswered one starts the early retries afresh.
-func (m *Mesh) initiationAnswered(key [32]byte) {
-	m.stopRetries(key)
-}
-
-// retryHandshake sends a fresh initiation if the peer still has not answered and has no
-// session. It holds m.mu, as SetPeers does when it starts a handshake, so that it never runs
-// across Close; the initiation it sends reports back through initiationSent, which takes only
-// retryMu.
-func (m *Mesh) retryHandshake(key [32]byte, r *handshakeRetry) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.retryMu.Lock()
-	current := m.retries[key] == r
-	if current {
-		r.timer = nil
-		r.next++
-	}
-	m.retryMu.Unlock()
-	if m.closed.Load() || !current {
-		return
-	}
-	p := m.bind.peer(key)
-	if p == nil || p.initSentAt.Load() == 0 || m.hasSession(key) {
-		return
-	}
-	wp := m.dev.LookupPeer(device.NoisePublicKey(key))
+	wp := m.dev.LookupPeer(device.NoisePublicKey(pub))
 	if wp == nil {
 		return
 	}
-	m.log.Debug("handshake unanswered, retrying early", "peer", p.hexKey[:8])
+	m.log.Debug("handshake unanswered, retrying early", "peer", p.hex[:8])
 	// Expiring lifts wireguard-go's own limit of one initiation per 5 s; there is no session
 	// to lose.
 	wp.ExpireCurrentKeypairs()
 	wp.SendKeepalive()
 	m.earlyRetries.Add(1)
-}
-
-// stopRetries stops the early-retry timers of the given peers (removal, a fresh handshake).
-func (m *Mesh) stopRetries(keys ...[32]byte) {
-	m.retryMu.Lock()
-	defer m.retryMu.Unlock()
-	for _, k := range keys {
-		m.stopRetryLocked(k)
-	}
-}
-
-// stopAllRetries stops every early-retry timer (Close).
-func (m *Mesh) stopAllRetries() {
-	m.retryMu.Lock()
-	defer m.retryMu.Unlock()
-	for k := range m.retries {
-		m.stopRetryLocked(k)
-	}
-}
-
-func (m *Mesh) stopRetryLocked(k [32]byte) {
-	if r := m.retries[k]; r != nil && r.timer != nil {
-		r.timer.Stop()
-	}
-	delete(m.retries, k)
 }

@@ -3,9 +3,11 @@ package mesh
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
@@ -40,6 +42,8 @@ type netTUN struct {
 	coalescers sync.Pool // *tcpCoalescer; Write is called by every peer's receive routine
 
 	tx, rx *queueGate // shared with the Bind (see queueGate)
+
+	closed atomic.Bool
 }
 
 // tunBatch is how many packets one Read may return: wireguard-go sizes its TUN reader's buffers
@@ -272,14 +276,17 @@ func (t *netTUN) Write(bufs [][]byte, offset int) (int, error) {
 	return len(bufs), nil
 }
 
+// Close implements tun.Device: it closes the stack and with it every connection and listener on
+// it. A second call returns an error wrapping net.ErrClosed.
 func (t *netTUN) Close() error {
+	if t.closed.Swap(true) {
+		return fmt.Errorf("mesh: close tunnel: %w", net.ErrClosed)
+	}
 	t.link.close()
 	t.stack.RemoveNIC(nicID)
 	t.stack.Close()
 	t.link.close() // what the stack wrote while closing
-	if t.events != nil {
-		close(t.events)
-	}
+	close(t.events)
 	return nil
 }
 

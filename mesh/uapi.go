@@ -2,18 +2,17 @@ package mesh
 
 import (
 	"bufio"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nexodus-sdk/nexodus/key"
 )
 
 // This file speaks wireguard-go's configuration protocol (UAPI, "key=value" lines; see
 // https://www.wireguard.com/xplatform/#configuration-protocol).
-
-func hexKey(k [32]byte) string { return hex.EncodeToString(k[:]) }
 
 func keepaliveSeconds(d time.Duration) int {
 	if d <= 0 {
@@ -22,14 +21,14 @@ func keepaliveSeconds(d time.Duration) int {
 	return int((d + time.Second - 1) / time.Second)
 }
 
-func writePeerRemove(w *strings.Builder, key [32]byte) {
-	fmt.Fprintf(w, "public_key=%s\nremove=true\n", hexKey(key))
+func writePeerRemove(w *strings.Builder, pub key.Key) {
+	fmt.Fprintf(w, "public_key=%s\nremove=true\n", pub.Hex())
 }
 
 // writePeerAdd configures a new peer. Its endpoint is its own public key: the Bind's key
 // endpoint (see bind.ParseEndpoint).
 func writePeerAdd(w *strings.Builder, p Peer) {
-	k := hexKey(p.PublicKey)
+	k := p.PublicKey.Hex()
 	fmt.Fprintf(w, "public_key=%s\nendpoint=%s\npersistent_keepalive_interval=%d\nreplace_allowed_ips=true\n",
 		k, k, keepaliveSeconds(p.Keepalive))
 	for _, pr := range p.AllowedIPs {
@@ -45,7 +44,7 @@ func writePeerUpdate(w *strings.Builder, old, p Peer) {
 	if !ipsChanged && !kaChanged {
 		return
 	}
-	fmt.Fprintf(w, "public_key=%s\nupdate_only=true\n", hexKey(p.PublicKey))
+	fmt.Fprintf(w, "public_key=%s\nupdate_only=true\n", p.PublicKey.Hex())
 	if kaChanged {
 		fmt.Fprintf(w, "persistent_keepalive_interval=%d\n", keepaliveSeconds(p.Keepalive))
 	}
@@ -63,10 +62,10 @@ type deviceCounters struct {
 }
 
 // parseDeviceCounters extracts per-peer counters from an IpcGet dump.
-func parseDeviceCounters(s string) map[[32]byte]deviceCounters {
-	out := make(map[[32]byte]deviceCounters)
+func parseDeviceCounters(s string) map[key.Key]deviceCounters {
+	out := make(map[key.Key]deviceCounters)
 	var (
-		cur   [32]byte
+		cur   key.Key
 		have  bool
 		c     deviceCounters
 		hsSec int64
@@ -90,12 +89,9 @@ func parseDeviceCounters(s string) map[[32]byte]deviceCounters {
 		switch k {
 		case "public_key":
 			flush()
-			var key [32]byte
-			if _, err := hex.Decode(key[:], []byte(v)); err == nil && len(v) == 64 {
-				cur, have = key, true
-			} else {
-				have = false
-			}
+			var err error
+			cur, err = key.ParseHex(v)
+			have = err == nil
 		case "rx_bytes":
 			c.rx, _ = strconv.ParseUint(v, 10, 64)
 		case "tx_bytes":

@@ -5,7 +5,6 @@ package mesh
 import (
 	"bytes"
 	"encoding/binary"
-
 	"net"
 	"net/netip"
 	"slices"
@@ -14,6 +13,9 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/nexodus-sdk/nexodus/key"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/conn"
 )
@@ -34,25 +36,10 @@ var udpPairs = []udpPair{
 	{"udp6", "[::1]:0", func(rx *net.UDPConn) netip.AddrPort { return localAddrPort(rx) }},
 }
 
-func listenUDP(t testing.TB, addr string) *net.UDPConn {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		t.Skipf("listen %s: %v", addr, err)
-	}
-	c := pc.(*net.UDPConn)
-	_ = c.SetReadBuffer(socketBufferSize)
-	_ = c.SetWriteBuffer(socketBufferSize)
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 func newMmsgIOForTest(t testing.TB, c *net.UDPConn, opts ioOptions) *mmsgIO {
 	t.Helper()
 	m, ok := newPacketIOOptions(c, opts).(*mmsgIO)
-	if !ok {
-		t.Fatal("no mmsgIO on Linux")
-	}
+	require.True(t, ok, "no mmsgIO on Linux")
 	return m
 }
 
@@ -102,9 +89,7 @@ func receiveAll(t *testing.T, rx *mmsgIO, want, nbufs int) (got [][]byte, srcs [
 	defer rx.std.c.SetReadDeadline(time.Time{})
 	for len(got) < want {
 		n, err := rx.read(bufs, sizes, from)
-		if err != nil {
-			t.Fatalf("read after %d of %d datagrams: %v", len(got), want, err)
-		}
+		require.NoError(t, err, "read after %d of %d datagrams", len(got), want)
 		for i := range n {
 			got = append(got, bytes.Clone(bufs[i][:sizes[i]]))
 			srcs = append(srcs, from[i])
@@ -116,17 +101,11 @@ func receiveAll(t *testing.T, rx *mmsgIO, want, nbufs int) (got [][]byte, srcs [
 
 func checkDatagrams(t *testing.T, got, want [][]byte, srcs []netip.AddrPort, src netip.AddrPort) {
 	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("got %d datagrams, want %d", len(got), len(want))
-	}
+	require.Len(t, got, len(want), "datagrams")
 	for i := range want {
-		if !bytes.Equal(got[i], want[i]) {
-			t.Fatalf("datagram %d: got %d bytes (first %x), want %d bytes (first %x)",
-				i, len(got[i]), got[i][:min(4, len(got[i]))], len(want[i]), want[i][:min(4, len(want[i]))])
-		}
-		if srcs[i] != src {
-			t.Fatalf("datagram %d from %v, want %v", i, srcs[i], src)
-		}
+		require.True(t, bytes.Equal(got[i], want[i]), "datagram %d: got %d bytes (first %x), want %d bytes (first %x)",
+			i, len(got[i]), got[i][:min(4, len(got[i]))], len(want[i]), want[i][:min(4, len(want[i]))])
+		require.Equal(t, src, srcs[i], "source of datagram %d", i)
 	}
 }
 
@@ -172,24 +151,18 @@ func TestUDPOffload(t *testing.T) {
 					res <- result{g, s, st}
 				}()
 				for i := 0; i < len(want); i += 64 {
-					if err := tx.write(want[i:min(i+64, len(want))], pair.dst(rxc)); err != nil {
-						t.Fatal(err)
-					}
+					require.NoError(t, tx.write(want[i:min(i+64, len(want))], pair.dst(rxc)))
 					time.Sleep(time.Millisecond)
 				}
-				if err := tx.write(want, pair.dst(rxc)); err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, tx.write(want, pair.dst(rxc)))
 				wg.Wait()
 				r := <-res
 				checkDatagrams(t, r.got, append(slices.Clone(want), want...), r.srcs, src)
-				if tc.tx.noGSO != !tx.gso.Load() {
-					t.Errorf("GSO on the sender: %v, want %v", tx.gso.Load(), !tc.tx.noGSO)
-				}
+				assert.Equal(t, !tc.tx.noGSO, tx.gso.Load(), "GSO on the sender")
 				if tc.nbufs < linuxBatch && rx.gro && !tx.gso.Load() {
 					t.Log("kernel has GRO but no GSO; stash not exercised")
-				} else if tc.nbufs < linuxBatch && rx.gro && !r.stashed {
-					t.Error("GSO to a GRO socket with few buffers never split beyond them")
+				} else if tc.nbufs < linuxBatch && rx.gro {
+					assert.True(t, r.stashed, "GSO to a GRO socket with few buffers never split beyond them")
 				}
 			})
 		}
@@ -203,14 +176,10 @@ func TestUDPOffloadDisabledByField(t *testing.T) {
 	rx, tx := newMmsgIOForTest(t, rxc, ioOptions{}), newMmsgIOForTest(t, txc, ioOptions{})
 	tx.gso.Store(false)
 	want := numbered(slices.Repeat([]int{1452}, 40))
-	if err := tx.write(want, localAddrPort(rxc)); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, tx.write(want, localAddrPort(rxc)))
 	got, srcs, stashed := receiveAll(t, rx, len(want), 4)
 	checkDatagrams(t, got, want, srcs, localAddrPort(txc))
-	if stashed {
-		t.Error("datagrams sent one by one arrived coalesced beyond the buffers")
-	}
+	assert.False(t, stashed, "datagrams sent one by one arrived coalesced beyond the buffers")
 }
 
 // TestUDPOffloadRetry makes the kernel refuse segmented sends (SO_NO_CHECK: no UDP checksums,
@@ -229,17 +198,11 @@ func TestUDPOffloadRetry(t *testing.T) {
 		t.Skipf("SO_NO_CHECK: %v", err)
 	}
 	want := numbered(slices.Repeat([]int{1000}, 50))
-	if err := tx.write(want, localAddrPort(rxc)); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, tx.write(want, localAddrPort(rxc)))
 	got, srcs, _ := receiveAll(t, rx, len(want), linuxBatch)
 	checkDatagrams(t, got, want, srcs, localAddrPort(txc))
-	if !tx.gso.Load() {
-		t.Error("EINVAL disabled GSO for the socket")
-	}
-	if tx.gsoRetries.Load() == 0 {
-		t.Error("the kernel took a segmented send without UDP checksums")
-	}
+	assert.True(t, tx.gso.Load(), "EINVAL disabled GSO for the socket")
+	assert.NotZero(t, tx.gsoRetries.Load(), "the kernel took a segmented send without UDP checksums")
 }
 
 func TestGSORetryable(t *testing.T) {
@@ -253,9 +216,8 @@ func TestGSORetryable(t *testing.T) {
 		{unix.ENETUNREACH, false, false},
 		{unix.EPERM, false, false},
 	} {
-		if r, d := gsoRetryable(tc.errno); r != tc.retry || d != tc.disable {
-			t.Errorf("%v: retry %v disable %v, want %v %v", tc.errno, r, d, tc.retry, tc.disable)
-		}
+		r, d := gsoRetryable(tc.errno)
+		assert.Equal(t, [2]bool{tc.retry, tc.disable}, [2]bool{r, d}, "%v: retry, disable", tc.errno)
 	}
 }
 
@@ -275,9 +237,7 @@ func TestGSOGroup(t *testing.T) {
 		{numbered(slices.Repeat([]int{10}, 100)), 1000, udpMaxSegments},
 		{numbered(slices.Repeat([]int{30000}, 3)), 64, 2},
 	} {
-		if got := gsoGroup(tc.bufs, maxUDPPayload4, tc.limit); got != tc.want {
-			t.Errorf("sizes %d limit %d: %d, want %d", lens(tc.bufs), tc.limit, got, tc.want)
-		}
+		assert.Equal(t, tc.want, gsoGroup(tc.bufs, maxUDPPayload4, tc.limit), "sizes %d limit %d", lens(tc.bufs), tc.limit)
 	}
 }
 
@@ -321,21 +281,18 @@ func TestGROSegmentSize(t *testing.T) {
 		{"negative", groControl(-1), 0, true},
 	} {
 		got, err := groSegmentSize(tc.control)
-		if got != tc.want || (err != nil) != tc.err {
-			t.Errorf("%s: %d, %v; want %d, error %v", tc.name, got, err, tc.want, tc.err)
-		}
+		assert.Equal(t, tc.want, got, tc.name)
+		assert.Equal(t, tc.err, err != nil, "%s: error %v", tc.name, err)
 	}
 	// A UDP_SEGMENT message as we send it parses back (same layout, other type).
 	b := make([]byte, gsoControlLen)
 	putGSOControl(b, 1452)
 	h = (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
-	if h.Level != unix.SOL_UDP || h.Type != unix.UDP_SEGMENT || int(h.Len) != unix.CmsgLen(2) {
-		t.Errorf("UDP_SEGMENT header %+v", *h)
-	}
+	assert.True(t, h.Level == unix.SOL_UDP && h.Type == unix.UDP_SEGMENT && int(h.Len) == unix.CmsgLen(2), "UDP_SEGMENT header %+v", *h)
 	h.Type = unix.UDP_GRO
-	if got, err := groSegmentSize(b); got != 1452 || err != nil {
-		t.Errorf("16-bit size: %d, %v", got, err)
-	}
+	got, err := groSegmentSize(b)
+	assert.NoError(t, err, "16-bit size")
+	assert.Equal(t, 1452, got, "16-bit size")
 }
 
 // FuzzGROSegmentSize feeds arbitrary control data to the parser: it must never panic, and a
@@ -348,8 +305,8 @@ func FuzzGROSegmentSize(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{0xff}, 40))
 	f.Fuzz(func(t *testing.T, control []byte) {
 		size, err := groSegmentSize(control)
-		if err == nil && (size < 0 || size > 1<<16-1) {
-			t.Fatalf("size %d", size)
+		if err == nil {
+			require.True(t, size >= 0 && size <= 1<<16-1, "size %d", size)
 		}
 	})
 }
@@ -398,19 +355,13 @@ func checkSplit(t *testing.T, data [][]byte, gro []int, nbufs int) {
 			from = append(from, srcs[i])
 		}
 	}
-	if len(got) != len(want) {
-		t.Fatalf("%d datagrams, want %d", len(got), len(want))
-	}
+	require.Len(t, got, len(want), "datagrams")
 	for i := range want {
-		if !bytes.Equal(got[i], want[i]) {
-			t.Fatalf("datagram %d: %d bytes, want %d", i, len(got[i]), len(want[i]))
-		}
+		require.True(t, bytes.Equal(got[i], want[i]), "datagram %d: %d bytes, want %d", i, len(got[i]), len(want[i]))
 	}
 	// Pieces of one received datagram share its source, and sources never go backwards.
 	for i := 1; i < len(from); i++ {
-		if from[i].Port() < from[i-1].Port() {
-			t.Fatalf("datagram %d from %v after %v", i, from[i], from[i-1])
-		}
+		require.GreaterOrEqual(t, from[i].Port(), from[i-1].Port(), "datagram %d from %v after %v", i, from[i], from[i-1])
 	}
 }
 
@@ -488,7 +439,7 @@ func TestBindGROClassifiesEachDatagram(t *testing.T) {
 				others = append(others, bytes.Clone(b))
 				mu.Unlock()
 			}
-			keyA, keyB := [32]byte{1}, [32]byte{2}
+			keyA, keyB := key.Key{1}, key.Key{2}
 			rxIO := newMmsgIOForTest(t, rxc, ioOptions{})
 			rx := newBind(rxIO, nil, keyB, onPacket, discardLogger())
 			tx := newMmsgIOForTest(t, txc, ioOptions{})
@@ -499,7 +450,7 @@ func TestBindGROClassifiesEachDatagram(t *testing.T) {
 			const idx = 99
 			pA, _, _ := rx.upsertPeer(keyA, nil)
 			pA.path.pin(src)
-			rx.rememberIndex(pA, idx)
+			rx.peers.rememberIndex(pA, idx)
 
 			bufs := transportBatch(20, ioBenchSize, idx)
 			stun := make([]byte, ioBenchSize) // a STUN-looking datagram: type 0x0001, length
@@ -507,13 +458,9 @@ func TestBindGROClassifiesEachDatagram(t *testing.T) {
 			binary.BigEndian.PutUint16(stun[2:], ioBenchSize-20)
 			bufs[7] = stun
 			fns, _, err := rx.Open(0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer rx.Close()
-			if err := tx.write(bufs, pair.dst(rxc)); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, tx.write(bufs, pair.dst(rxc)))
 			rbufs, sizes := receiveBuffers(4) // fewer than the datagrams: splits beyond them
 			eps := make([]conn.Endpoint, len(rbufs))
 			var counters []uint64
@@ -521,32 +468,25 @@ func TestBindGROClassifiesEachDatagram(t *testing.T) {
 			deadline := time.Now().Add(5 * time.Second)
 			for len(counters) < 19 && time.Now().Before(deadline) {
 				n, err := fns[0](rbufs, sizes, eps)
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				stashed = stashed || rxIO.r.stash.pending()
 				for i := range n {
 					if eps[i] == nil {
 						continue
 					}
-					if eps[i] != pA.ep || classify(rbufs[i][:sizes[i]]) != kindTransport {
-						t.Fatalf("datagram %d: endpoint %v kind %v", i, eps[i], classify(rbufs[i][:sizes[i]]))
-					}
+					require.True(t, eps[i] == pA.ep && classify(rbufs[i][:sizes[i]]) == kindTransport,
+						"datagram %d: endpoint %v kind %v", i, eps[i], classify(rbufs[i][:sizes[i]]))
 					counters = append(counters, binary.LittleEndian.Uint64(rbufs[i][8:16]))
 				}
 			}
 			wantCounters := []uint64{0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19}
-			if !slices.Equal(counters, wantCounters) {
-				t.Fatalf("transport messages %v, want %v", counters, wantCounters)
-			}
-			if rxIO.gro && tx.gso.Load() && !stashed {
-				t.Error("the datagrams did not arrive coalesced")
+			require.Equal(t, wantCounters, counters, "transport messages")
+			if rxIO.gro && tx.gso.Load() {
+				assert.True(t, stashed, "the datagrams did not arrive coalesced")
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if len(others) != 1 || !bytes.Equal(others[0], stun) {
-				t.Fatalf("OnPacket got %d datagrams, want the STUN one", len(others))
-			}
+			require.Equal(t, [][]byte{stun}, others, "OnPacket: the STUN datagram")
 		})
 	}
 }
@@ -556,8 +496,6 @@ func TestProbeOffloadReport(t *testing.T) {
 	m := newMmsgIOForTest(t, c, ioOptions{})
 	t.Logf("UDP GSO %v, UDP GRO %v", m.gso.Load(), m.gro)
 	off := newMmsgIOForTest(t, listenUDP(t, "[::]:0"), ioOptions{noGSO: true, noGRO: true})
-	if off.gso.Load() || off.gro {
-		t.Errorf("offloads on although disabled: gso %v gro %v", off.gso.Load(), off.gro)
-	}
-
+	assert.False(t, off.gso.Load(), "GSO on although disabled")
+	assert.False(t, off.gro, "GRO on although disabled")
 }

@@ -3,8 +3,12 @@
 // UDP socket, so that the NAT mapping STUN discovers and ICE validates is the very mapping
 // WireGuard then uses.
 //
-// natt imports no other package of the module; the root package wires it to mesh and to the
-// coordinator client.
+// natt imports none of the module's packages but the leaves key (WireGuard keys: key.Key
+// names every peer's key in the API) and internal/sockbuf; the root package wires it to mesh and
+// to the coordinator client.
+//
+// Every Close in the package (Manager, Monitor, Socket) is idempotent: the first call does the
+// work, and every later one returns an error wrapping net.ErrClosed.
 //
 // # The shared socket
 //

@@ -1,3 +1,5 @@
+// example_test.go holds the package's runnable examples.
+
 package natt_test
 
 import (

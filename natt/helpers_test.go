@@ -1,3 +1,7 @@
+// helpers_test.go holds the test parts that speak real UDP on 127.0.0.1: a STUN server and a
+// node's socket (what mesh does for natt), and the STUN responder both they and the in-memory
+// network (memnet_test.go) answer with.
+
 package natt
 
 import (
@@ -12,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pion/stun/v4"
+	"github.com/stretchr/testify/require"
 )
 
 // testLogger logs to stderr when NATT_TEST_LOG is set, and discards otherwise.
@@ -22,26 +27,92 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
 }
 
-// stunServer is a STUN binding responder on 127.0.0.1 for tests. map_, when set, rewrites the
-// address it reports (to simulate a NAT).
+// fixed is a STUN server mapping that reports public whoever asks: an endpoint-independent NAT
+// when two servers report the same, a symmetric one when they differ.
+func fixed(public string) func(netip.AddrPort) netip.AddrPort {
+	ap := netip.MustParseAddrPort(public)
+	return func(netip.AddrPort) netip.AddrPort { return ap }
+}
+
+// bindingResponse builds the success response to STUN Binding request req, reporting mapped.
+// It reports false for anything that is not a Binding request.
+func bindingResponse(req []byte, mapped netip.AddrPort) ([]byte, bool) {
+	m := &stun.Message{Raw: append([]byte(nil), req...)}
+	if m.Decode() != nil || m.Type != stun.BindingRequest {
+		return nil, false
+	}
+	resp, err := stun.Build(m, stun.BindingSuccess,
+		&stun.XORMappedAddress{IP: mapped.Addr().AsSlice(), Port: int(mapped.Port())},
+		stun.Fingerprint)
+	if err != nil {
+		return nil, false
+	}
+	return resp.Raw, true
+}
+
+// stunResponder is how a test STUN server behaves: it reports the source address of a request
+// or, with a mapping, what the mapping makes of it (to simulate a NAT); it may be silent; it
+// remembers when requests came.
+type stunResponder struct {
+	mu       sync.Mutex
+	mapping  func(netip.AddrPort) netip.AddrPort
+	silent   bool
+	requests []time.Time
+}
+
+func (r *stunResponder) setMapping(f func(netip.AddrPort) netip.AddrPort) {
+	r.mu.Lock()
+	r.mapping = f
+	r.mu.Unlock()
+}
+
+func (r *stunResponder) setSilent(v bool) {
+	r.mu.Lock()
+	r.silent = v
+	r.mu.Unlock()
+}
+
+// requestTimes returns when the Binding requests came, oldest first.
+func (r *stunResponder) requestTimes() []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Time(nil), r.requests...)
+}
+
+func (r *stunResponder) requestCount() int { return len(r.requestTimes()) }
+
+// answer returns the response to datagram b from from, or false when there is none (not a
+// Binding request, or the server is silent).
+func (r *stunResponder) answer(b []byte, from netip.AddrPort) ([]byte, bool) {
+	r.mu.Lock()
+	mapped, silent := from, r.silent
+	if r.mapping != nil {
+		mapped = r.mapping(from)
+	}
+	r.mu.Unlock()
+	resp, ok := bindingResponse(b, mapped)
+	if !ok {
+		return nil, false
+	}
+	r.mu.Lock()
+	r.requests = append(r.requests, time.Now())
+	r.mu.Unlock()
+	return resp, !silent
+}
+
+// stunServer is a STUN server on 127.0.0.1 for tests.
 type stunServer struct {
+	*stunResponder
 	conn *net.UDPConn
 	addr netip.AddrPort
 	wg   sync.WaitGroup
-
-	mu       sync.Mutex
-	map_     func(netip.AddrPort) netip.AddrPort
-	silent   bool
-	requests int
 }
 
 func newSTUNServer(t testing.TB) *stunServer {
 	t.Helper()
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	s := &stunServer{conn: conn, addr: conn.LocalAddr().(*net.UDPAddr).AddrPort()}
+	require.NoError(t, err)
+	s := &stunServer{stunResponder: &stunResponder{}, conn: conn, addr: conn.LocalAddr().(*net.UDPAddr).AddrPort()}
 	s.wg.Add(1)
 	go s.serve()
 	t.Cleanup(func() {
@@ -51,56 +122,27 @@ func newSTUNServer(t testing.TB) *stunServer {
 	return s
 }
 
-func (s *stunServer) setMapping(f func(netip.AddrPort) netip.AddrPort) {
-	s.mu.Lock()
-	s.map_ = f
-	s.mu.Unlock()
-}
-
-func (s *stunServer) setSilent(v bool) {
-	s.mu.Lock()
-	s.silent = v
-	s.mu.Unlock()
-}
-
-func (s *stunServer) requestCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
-
 func (s *stunServer) serve() {
 	defer s.wg.Done()
-	buf := make([]byte, 2048)
+	readUDP(s.conn, func(b []byte, from netip.AddrPort) {
+		if resp, ok := s.answer(b, from); ok {
+			_, _ = s.conn.WriteToUDPAddrPort(resp, from)
+		}
+	})
+}
+
+// readUDP hands every datagram conn receives to f until conn is closed.
+func readUDP(conn *net.UDPConn, f func(b []byte, from netip.AddrPort)) {
+	buf := make([]byte, 65535)
 	for {
-		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		m := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
-		if m.Decode() != nil || m.Type != stun.BindingRequest {
-			continue
-		}
-		s.mu.Lock()
-		s.requests++
-		mapped, silent := from, s.silent
-		if s.map_ != nil {
-			mapped = s.map_(from)
-		}
-		s.mu.Unlock()
-		if silent {
-			continue
-		}
-		resp, err := stun.Build(m, stun.BindingSuccess,
-			&stun.XORMappedAddress{IP: mapped.Addr().AsSlice(), Port: int(mapped.Port())},
-			stun.Fingerprint)
-		if err != nil {
-			continue
-		}
-		_, _ = s.conn.WriteToUDPAddrPort(resp.Raw, from)
+		f(buf[:n], from)
 	}
 }
 
@@ -125,9 +167,7 @@ func newTestNode(t testing.TB) *testNode {
 func newTestNodeAt(t testing.TB, ip net.IP) *testNode {
 	t.Helper()
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip})
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
+	require.NoError(t, err)
 	local := conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	n := &testNode{conn: conn, addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), local.Port())}
 	n.sock = NewSocket(local, func(b []byte, to netip.AddrPort) error {
@@ -140,17 +180,7 @@ func newTestNodeAt(t testing.TB, ip net.IP) *testNode {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		buf := make([]byte, 65535)
-		for {
-			k, from, err := conn.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				continue
-			}
-			n.sock.Deliver(buf[:k], from)
-		}
+		readUDP(conn, func(b []byte, from netip.AddrPort) { n.sock.Deliver(b, from) })
 	}()
 	t.Cleanup(n.close)
 	return n
@@ -160,20 +190,4 @@ func (n *testNode) close() {
 	_ = n.conn.Close()
 	n.wg.Wait()
 	_ = n.sock.Close()
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
 }

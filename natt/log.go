@@ -1,3 +1,5 @@
+// log.go holds the package's logging: a discarding default and pion's logs routed to slog.
+
 package natt
 
 import (

@@ -1,3 +1,5 @@
+// main_test.go holds the package's no-goroutine-leak guarantee for its tests.
+
 package natt
 
 import (

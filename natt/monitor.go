@@ -1,3 +1,6 @@
+// monitor.go holds the Monitor: NAT detection repeated on a timer, on interface changes and
+// on request, and the fold of its results into what it reports.
+
 package natt
 
 import (
@@ -7,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -56,6 +60,7 @@ type Monitor struct {
 	kick   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
+	closed atomic.Bool
 
 	mu      sync.Mutex
 	cur     NATInfo
@@ -91,12 +96,7 @@ func NewMonitor(cfg MonitorConfig) *Monitor {
 
 // Recheck asks for a check as soon as possible (for example after the application learned of
 // a network change). It does not wait for the result.
-func (m *Monitor) Recheck() {
-	select {
-	case m.kick <- struct{}{}:
-	default:
-	}
-}
+func (m *Monitor) Recheck() { wake(m.kick) }
 
 // Current returns the last successful result (Type NATUnknown before the first) and the error of
 // the last check, if it failed.
@@ -106,8 +106,12 @@ func (m *Monitor) Current() (NATInfo, error) {
 	return m.cur, m.lastErr
 }
 
-// Close stops the Monitor and waits for its goroutine. It is safe to call more than once.
+// Close stops the Monitor and waits for its goroutine. A second Close returns an error wrapping
+// net.ErrClosed.
 func (m *Monitor) Close() error {
+	if m.closed.Swap(true) {
+		return errClosed("monitor")
+	}
 	m.cancel()
 	<-m.done
 	return nil
@@ -155,19 +159,11 @@ func (m *Monitor) check(parent context.Context) {
 	if parent.Err() != nil {
 		return // closing
 	}
-	if errors.Is(err, ErrNotEnoughServers) && info.Reflexive.IsValid() {
-		// One server answered: the NAT type stays unknown, but the public address is worth
-		// publishing (deployments with a single STUN server are common).
-		m.log.Debug("NAT type unknown: one STUN server answered", "reflexive", info.Reflexive)
-		err = nil
-	}
 	m.mu.Lock()
 	old := m.cur
-	m.lastErr = err
-	changed := err == nil && !old.Equal(info)
-	if err == nil {
-		m.cur = info
-	}
+	var changed bool
+	m.cur, m.lastErr, changed = natStep(old, info, err)
+	err = m.lastErr
 	m.mu.Unlock()
 	if m.cfg.OnCheck != nil {
 		m.cfg.OnCheck(info, err)
@@ -176,6 +172,9 @@ func (m *Monitor) check(parent context.Context) {
 		m.log.Warn("NAT check failed", "err", err)
 		return
 	}
+	if info.Type == NATUnknown {
+		m.log.Debug("NAT type unknown: one STUN server answered", "reflexive", info.Reflexive)
+	}
 	if changed {
 		m.log.Info("NAT changed", "type", info.Type, "reflexive", info.Reflexive,
 			"was_type", old.Type, "was_reflexive", old.Reflexive)
@@ -183,6 +182,21 @@ func (m *Monitor) check(parent context.Context) {
 			m.cfg.OnChange(old, info)
 		}
 	}
+}
+
+// natStep folds one check's result (info, err) into the Monitor's state, old being the last
+// successful result: it returns the new last result, the error to report, and whether the
+// result is news for OnChange. One answering server (ErrNotEnoughServers with a reflexive
+// address) counts as a result: the NAT type stays unknown, but the public address is worth
+// publishing (deployments with a single STUN server are common).
+func natStep(old, info NATInfo, err error) (cur NATInfo, lastErr error, changed bool) {
+	if errors.Is(err, ErrNotEnoughServers) && info.Reflexive.IsValid() {
+		err = nil
+	}
+	if err != nil {
+		return old, err, false
+	}
+	return info, nil, !old.Equal(info)
 }
 
 func sortedAddrs(a []netip.Addr) []netip.Addr {

@@ -1,3 +1,5 @@
+// mux.go holds pion's UDP mux over the shared socket and the filter that picks host candidates.
+
 package natt
 
 import (

@@ -1,3 +1,6 @@
+// net.go holds the network pion's agents use: the standard one, with large buffers on the
+// sockets pion opens for TURN.
+
 package natt
 
 import (

@@ -1,3 +1,7 @@
+// relay_test.go tests relayed paths through a real TURN server on 127.0.0.1: relay-only over UDP
+// and TCP, the relay dying and returning, direct pairs preferred, upgrades to a direct path and
+// relayed sessions kept across restarts.
+
 package natt
 
 import (
@@ -5,6 +9,11 @@ import (
 	"crypto/rand"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nexodus-sdk/nexodus/key"
 )
 
 const relayTestTimeout = 30 * time.Second
@@ -14,7 +23,7 @@ type relayInbox struct{ ch chan []byte }
 
 func newRelayInbox() *relayInbox { return &relayInbox{ch: make(chan []byte, 1024)} }
 
-func (r *relayInbox) deliver(_ string, _ [32]byte, b []byte) {
+func (r *relayInbox) deliver(_ string, _ key.Key, b []byte) {
 	select {
 	case r.ch <- bytes.Clone(b):
 	default:
@@ -40,26 +49,19 @@ func newRelayPeer(t *testing.T, l *link, id string, keyByte byte, tweak func(*Co
 	return &relayPeer{testPeer: tp, inbox: inbox}
 }
 
-func addEachOther(t *testing.T, a, b *relayPeer) {
-	t.Helper()
-	if err := a.mgr.AddPeer(b.id, b.key); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.mgr.AddPeer(a.id, a.key); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // waitPath waits until a reports a connected path to b that satisfies ok, and returns it.
 func waitPath(t *testing.T, a, b *relayPeer, what string, ok func(Path) bool) Path {
 	t.Helper()
-	eventually(t, relayTestTimeout, a.id+": "+what, func() bool {
-		p, _ := a.paths.last()
-		st, _ := status(a.mgr, b.id)
-		return p.Valid() && ok(p) && st.State == StateConnected && st.Path.samePair(p)
-	})
-	p, _ := a.paths.last()
-	return p
+	return waitPathTo(t, a.testPeer, b.testPeer, relayTestTimeout, what, ok)
+}
+
+// connectBlocked connects a and b with their direct paths blocked: through the relay.
+func connectBlocked(t *testing.T, a, b *relayPeer) (pa, pb Path) {
+	t.Helper()
+	a.node.blocked.Store(true)
+	b.node.blocked.Store(true)
+	addEachOther(t, a.testPeer, b.testPeer)
+	return waitPath(t, a, b, "relayed path", isRelayRelay), waitPath(t, b, a, "relayed path", isRelayRelay)
 }
 
 func isRelayRelay(p Path) bool {
@@ -74,15 +76,12 @@ func exchange(t *testing.T, from Path, to *relayPeer, sizes ...int) {
 	t.Helper()
 	for i, size := range sizes {
 		msg := make([]byte, size)
-		if _, err := rand.Read(msg); err != nil {
-			t.Fatal(err)
-		}
+		_, err := rand.Read(msg)
+		require.NoError(t, err)
 		msg[0] = 0x04 // not a STUN message (pion refuses to send those as data)
-		deadline := time.Now().Add(relayTestTimeout)
+		deadline := time.NewTimer(relayTestTimeout)
 		resend := time.NewTicker(time.Second)
-		if err := from.Send(msg); err != nil {
-			t.Fatalf("send #%d: %v", i, err)
-		}
+		require.NoError(t, from.Send(msg), "send #%d", i)
 	wait:
 		for {
 			select {
@@ -91,15 +90,13 @@ func exchange(t *testing.T, from Path, to *relayPeer, sizes ...int) {
 					break wait
 				}
 			case <-resend.C:
-				if time.Now().After(deadline) {
-					t.Fatalf("datagram #%d (%d bytes) did not arrive at %s", i, size, to.id)
-				}
-				if err := from.Send(msg); err != nil {
-					t.Fatalf("resend #%d: %v", i, err)
-				}
+				require.NoError(t, from.Send(msg), "resend #%d", i)
+			case <-deadline.C:
+				require.FailNow(t, "datagram lost", "datagram #%d (%d bytes) did not arrive at %s", i, size, to.id)
 			}
 		}
 		resend.Stop()
+		deadline.Stop()
 	}
 }
 
@@ -115,7 +112,7 @@ func connectRelayed(t *testing.T, ts *turnServer, transport string) (a, b *relay
 	l := newLink()
 	a = newRelayPeer(t, l, "a", 1, relayOnly(ts, transport))
 	b = newRelayPeer(t, l, "b", 2, relayOnly(ts, transport))
-	addEachOther(t, a, b)
+	addEachOther(t, a.testPeer, b.testPeer)
 	pa = waitPath(t, a, b, "relayed path", isRelayRelay)
 	pb = waitPath(t, b, a, "relayed path", isRelayRelay)
 	return a, b, pa, pb
@@ -124,16 +121,15 @@ func connectRelayed(t *testing.T, ts *turnServer, transport string) (a, b *relay
 func testRelayOnly(t *testing.T, transport string) {
 	ts := newTURNServer(t)
 	a, b, pa, pb := connectRelayed(t, ts, transport)
-	if pa.Local == ts.addr() || pa.Local != pb.Remote || pb.Local != pa.Remote {
-		t.Fatalf("relayed pairs do not match: a %v, b %v", pa, pb)
-	}
+	assert.NotEqual(t, ts.addr(), pa.Local, "a's local candidate is the server, not an allocation")
+	assert.Equal(t, pa.Local, pb.Remote, "relayed pairs match")
+	assert.Equal(t, pb.Local, pa.Remote, "relayed pairs match")
 	exchange(t, pa, b, 1, 148, 1400)
 	exchange(t, pb, a, 1, 148, 1400)
-	if transport == "tcp" && ts.tcpConns.Load() == 0 {
-		t.Fatal("no TURN connection over TCP")
-	}
-	if transport == "udp" && ts.tcpConns.Load() != 0 {
-		t.Fatal("TURN over TCP although UDP was asked for")
+	if transport == "tcp" {
+		assert.NotZero(t, ts.tcpConns.Load(), "no TURN connection over TCP")
+	} else {
+		assert.Zero(t, ts.tcpConns.Load(), "TURN over TCP although UDP was asked for")
 	}
 }
 
@@ -145,21 +141,16 @@ func TestRelayOnlyTCP(t *testing.T) { testRelayOnly(t, "tcp") }
 func TestRelayDiesAndReturns(t *testing.T) {
 	ts := newTURNServer(t)
 	a, b, _, _ := connectRelayed(t, ts, "udp")
-	_, na := a.paths.last()
-	_, nb := b.paths.last()
-	sa0, _ := status(a.mgr, "b")
-	sb0, _ := status(b.mgr, "a")
+	ma, mb := a.mark("b"), b.mark("a")
 
 	ts.stop()
 	for _, x := range []struct {
 		p    *relayPeer
 		peer string
-		n    int
-		st0  PathStatus
-	}{{a, "b", na, sa0}, {b, "a", nb, sb0}} {
-		eventually(t, relayTestTimeout, x.p.id+" reports the path lost and retries", func() bool {
-			st, _ := status(x.p.mgr, x.peer)
-			return x.p.paths.lostAfter(x.n) && st.Failures > x.st0.Failures && st.Sessions > x.st0.Sessions
+		m    mark
+	}{{a, "b", ma}, {b, "a", mb}} {
+		x.p.waitLost(t, x.peer, x.m, relayTestTimeout, func(st PathStatus) bool {
+			return st.Failures > x.m.Failures && st.Sessions > x.m.Sessions
 		})
 	}
 
@@ -179,28 +170,22 @@ func TestDirectPreferredOverRelay(t *testing.T) {
 	withTURN := func(c *Config) { c.TURN = ts.servers("udp") }
 	a := newRelayPeer(t, l, "a", 1, withTURN)
 	b := newRelayPeer(t, l, "b", 2, withTURN)
-	addEachOther(t, a, b)
+	addEachOther(t, a.testPeer, b.testPeer)
 	pa := waitPath(t, a, b, "direct path", isDirect)
 	waitPath(t, b, a, "direct path", isDirect)
 	// On loopback the server-reflexive candidate (the TURN server answers STUN too) has the
 	// host candidate's address, and either may win; what matters is that the pair is direct.
-	if pa.Remote != b.node.addr || (pa.LocalType != CandidateHost && pa.LocalType != CandidateSrflx) {
-		t.Fatalf("path %v, want a direct pair to %v", pa, b.node.addr)
-	}
-	eventually(t, relayTestTimeout, "relayed candidates gathered", func() bool { return ts.allocs.Load() >= 2 })
+	assert.Equal(t, b.addr, pa.Remote)
+	assert.Contains(t, []CandidateType{CandidateHost, CandidateSrflx}, pa.LocalType)
+	require.Eventually(t, func() bool { return ts.allocs.Load() >= 2 }, relayTestTimeout, pollInterval, "relayed candidates gathered")
 
-	_, na := a.paths.last()
-	_, nb := b.paths.last()
-	sa0, _ := status(a.mgr, "b")
+	ma, mb := a.mark("b"), b.mark("a")
 	ts.stop()
 	a.mgr.RestartAll()
-	eventually(t, relayTestTimeout, "a new session on the direct pair", func() bool {
-		st, _ := status(a.mgr, "b")
-		return st.Sessions > sa0.Sessions && st.State == StateConnected && st.Path.Remote == b.node.addr
+	waitStatus(t, a.mgr, "b", relayTestTimeout, "a new session on the direct pair", func(st PathStatus) bool {
+		return st.Sessions > ma.Sessions && st.State == StateConnected && st.Path.Remote == b.addr
 	})
-	if a.paths.lostAfter(na) || b.paths.lostAfter(nb) {
-		t.Fatal("a direct path was lost when the relay died")
-	}
+	assert.False(t, a.paths.lostAfter(ma.paths) || b.paths.lostAfter(mb.paths), "a direct path was lost when the relay died")
 }
 
 // TestRelayedUpgradesToDirect: peers whose direct path is blocked connect through the relay;
@@ -215,26 +200,17 @@ func TestRelayedUpgradesToDirect(t *testing.T) {
 	}
 	a := newRelayPeer(t, l, "a", 1, cfg)
 	b := newRelayPeer(t, l, "b", 2, cfg)
-	a.node.blocked.Store(true)
-	b.node.blocked.Store(true)
-	addEachOther(t, a, b)
-	pa := waitPath(t, a, b, "relayed path", isRelayRelay)
-	pb := waitPath(t, b, a, "relayed path", isRelayRelay)
+	pa, pb := connectBlocked(t, a, b)
 	exchange(t, pa, b, 300)
 	exchange(t, pb, a, 300)
-	_, na := a.paths.last()
-	_, nb := b.paths.last()
+	ma, mb := a.mark("b"), b.mark("a")
 
 	a.node.blocked.Store(false)
 	b.node.blocked.Store(false)
 	da := waitPath(t, a, b, "direct path after upgrade", isDirect)
 	waitPath(t, b, a, "direct path after upgrade", isDirect)
-	if da.Remote != b.node.addr {
-		t.Fatalf("upgraded path %v, want %v", da, b.node.addr)
-	}
-	if a.paths.lostAfter(na) || b.paths.lostAfter(nb) {
-		t.Fatal("the path was reported lost during the upgrade")
-	}
+	assert.Equal(t, b.addr, da.Remote)
+	assert.False(t, a.paths.lostAfter(ma.paths) || b.paths.lostAfter(mb.paths), "the path was reported lost during the upgrade")
 }
 
 // TestRelayedSessionKeptDuringRestart: a restart of a relayed peer keeps the relayed path
@@ -242,24 +218,17 @@ func TestRelayedUpgradesToDirect(t *testing.T) {
 func TestRelayedSessionKeptDuringRestart(t *testing.T) {
 	ts := newTURNServer(t)
 	a, b, pa, _ := connectRelayed(t, ts, "udp")
-	_, na := a.paths.last()
-	_, nb := b.paths.last()
-	sa0, _ := status(a.mgr, "b")
+	ma, mb := a.mark("b"), b.mark("a")
 	a.mgr.RestartAll()
 	// The old path still carries data while the new session looks for a pair.
 	exchange(t, pa, b, 100)
-	eventually(t, relayTestTimeout, "a new relayed pair", func() bool {
-		p, _ := a.paths.last()
-		st, _ := status(a.mgr, "b")
-		return st.Sessions > sa0.Sessions && isRelayRelay(p) && p.session != pa.session && st.State == StateConnected
-	})
-	pa2, _ := a.paths.last()
+	pa2 := waitPath(t, a, b, "a new relayed pair", func(p Path) bool { return isRelayRelay(p) && p.session != pa.session })
+	st, _ := status(a.mgr, "b")
+	assert.Greater(t, st.Sessions, ma.Sessions)
 	pb2 := waitPath(t, b, a, "the new relayed pair", func(p Path) bool { return isRelayRelay(p) && p.session == pa2.session })
 	exchange(t, pa2, b, 100)
 	exchange(t, pb2, a, 100)
-	if a.paths.lostAfter(na) || b.paths.lostAfter(nb) {
-		t.Fatal("the relayed path was reported lost during the restart")
-	}
+	assert.False(t, a.paths.lostAfter(ma.paths) || b.paths.lostAfter(mb.paths), "the relayed path was reported lost during the restart")
 }
 
 func TestTURNConfigErrors(t *testing.T) {
@@ -276,20 +245,14 @@ func TestTURNConfigErrors(t *testing.T) {
 	} {
 		cfg := base
 		tc.cfg(&cfg)
-		if m, err := New(cfg); err == nil {
-			m.Close()
-			t.Errorf("%s: accepted", tc.name)
+		m, err := New(cfg)
+		if !assert.Error(t, err, tc.name) {
+			_ = m.Close()
 		}
 	}
 	m, err := New(base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer m.Close()
-	if err := m.SetTURN([]TURNServer{{URL: "turn:127.0.0.1:3478?transport=tcp", Username: "u", Password: "p"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.SetTURN([]TURNServer{{URL: "http://x"}}); err == nil {
-		t.Fatal("SetTURN accepted a bad URL")
-	}
+	require.NoError(t, m.SetTURN([]TURNServer{{URL: "turn:127.0.0.1:3478?transport=tcp", Username: "u", Password: "p"}}))
+	require.Error(t, m.SetTURN([]TURNServer{{URL: "http://x"}}), "SetTURN accepted a bad URL")
 }

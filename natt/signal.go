@@ -1,3 +1,6 @@
+// signal.go holds the signaling wire format: SignalMessage, its strict decoder and the
+// validation of the candidates it carries.
+
 package natt
 
 import (
@@ -7,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strings"
 
 	"github.com/pion/ice/v4"
 )
@@ -156,27 +160,20 @@ func parseCandidate(s string) (ice.Candidate, error) {
 	return c, nil
 }
 
-func validSession(s string) bool {
-	if len(s) < 8 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
+// validSession checks a session ID: 8 to 64 letters, digits, "-" and "_".
+func validSession(s string) bool { return validChars(s, 8, 64, "-_") }
 
 // validICEChars checks RFC 8839 ice-char = ALPHA / DIGIT / "+" / "/" and the length bounds.
-func validICEChars(s string, lo, hi int) bool {
+func validICEChars(s string, lo, hi int) bool { return validChars(s, lo, hi, "+/") }
+
+// validChars reports whether s is lo to hi ASCII letters, digits and bytes of extra.
+func validChars(s string, lo, hi int, extra string) bool {
 	if len(s) < lo || len(s) > hi {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '+' || c == '/') {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || strings.IndexByte(extra, c) >= 0) {
 			return false
 		}
 	}

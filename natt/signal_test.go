@@ -1,9 +1,14 @@
+// signal_test.go tests the signaling wire format: round trips, the strict decoder (fuzzed).
+
 package natt
 
 import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const testCand = "candidate:1 1 udp 2130706431 192.0.2.7 51820 typ host"
@@ -15,19 +20,14 @@ func TestSignalRoundTrip(t *testing.T) {
 		{V: 1, Type: SignalCandidate, Session: "5f0c2a9e41d7b3a8", Candidate: testCand},
 		{V: 1, Type: SignalEndOfCandidates, Session: "5f0c2a9e41d7b3a8"},
 		{V: 1, Type: SignalRestart, Session: "5f0c2a9e41d7b3a8"},
+		{V: 1, Type: SignalRestart, Session: "a-b_c-d_e"},
 	}
 	for _, m := range msgs {
 		b, err := m.Encode()
-		if err != nil {
-			t.Fatalf("%s: encode: %v", m.Type, err)
-		}
+		require.NoError(t, err, "%s: encode", m.Type)
 		got, err := DecodeSignal(b)
-		if err != nil {
-			t.Fatalf("%s: decode %s: %v", m.Type, b, err)
-		}
-		if got != m {
-			t.Fatalf("round trip: %+v != %+v", got, m)
-		}
+		require.NoError(t, err, "%s: decode %s", m.Type, b)
+		assert.Equal(t, m, got)
 	}
 }
 
@@ -44,9 +44,11 @@ func TestDecodeSignalRejects(t *testing.T) {
 		"no type":          `{"v":1,"session":"5f0c2a9e41d7b3a8"}`,
 		"short session":    `{"v":1,"type":"restart","session":"abc"}`,
 		"bad session":      `{"v":1,"type":"restart","session":"5f0c2a9e 41d7b3a8"}`,
+		"session with +":   `{"v":1,"type":"restart","session":"5f0c2a9e+41d7b3a8"}`,
 		"offer no pwd":     `{"v":1,"type":"offer","session":"5f0c2a9e41d7b3a8","ufrag":"kXzq"}`,
 		"offer short pwd":  `{"v":1,"type":"offer","session":"5f0c2a9e41d7b3a8","ufrag":"kXzq","pwd":"short"}`,
 		"offer bad ufrag":  `{"v":1,"type":"offer","session":"5f0c2a9e41d7b3a8","ufrag":"kX:q","pwd":"0123456789abcdefghijkl"}`,
+		"offer ufrag _":    `{"v":1,"type":"offer","session":"5f0c2a9e41d7b3a8","ufrag":"kX_q","pwd":"0123456789abcdefghijkl"}`,
 		"offer candidate":  `{"v":1,"type":"offer","session":"5f0c2a9e41d7b3a8","ufrag":"kXzq","pwd":"0123456789abcdefghijkl","candidate":"` + testCand + `"}`,
 		"restart extra":    `{"v":1,"type":"restart","session":"5f0c2a9e41d7b3a8","ufrag":"kXzq"}`,
 		"candidate empty":  `{"v":1,"type":"candidate","session":"5f0c2a9e41d7b3a8"}`,
@@ -59,14 +61,10 @@ func TestDecodeSignalRejects(t *testing.T) {
 	}
 	for name, in := range cases {
 		_, err := DecodeSignal([]byte(in))
-		if !errors.Is(err, ErrBadSignal) {
-			t.Errorf("%s: err = %v, want ErrBadSignal", name, err)
-		}
+		assert.ErrorIs(t, err, ErrBadSignal, name)
 	}
 	_, err := DecodeSignal([]byte(`{"v":2,"type":"restart","session":"5f0c2a9e41d7b3a8"}`))
-	if !errors.Is(err, ErrSignalVersion) {
-		t.Errorf("v2: err = %v, want ErrSignalVersion", err)
-	}
+	assert.ErrorIs(t, err, ErrSignalVersion, "v2")
 }
 
 func FuzzDecodeSignal(f *testing.F) {
@@ -79,19 +77,16 @@ func FuzzDecodeSignal(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeSignal(b)
 		if err != nil {
-			if !errors.Is(err, ErrBadSignal) && !errors.Is(err, ErrSignalVersion) {
-				t.Fatalf("error %v wraps neither sentinel", err)
+			if !errors.Is(err, ErrSignalVersion) {
+				require.ErrorIs(t, err, ErrBadSignal, "the error wraps neither sentinel")
 			}
 			return
 		}
 		// Whatever is accepted re-encodes to something that decodes to the same message.
 		enc, err := m.Encode()
-		if err != nil {
-			t.Fatalf("accepted %q but cannot re-encode it: %v", b, err)
-		}
+		require.NoError(t, err, "accepted %q but cannot re-encode it", b)
 		m2, err := DecodeSignal(enc)
-		if err != nil || m2 != m {
-			t.Fatalf("re-decode of %s: %+v, %v", enc, m2, err)
-		}
+		require.NoError(t, err, "re-decode of %s", enc)
+		require.Equal(t, m, m2)
 	})
 }

@@ -1,3 +1,7 @@
+// socket.go holds the shared socket: a net.PacketConn over the data plane's UDP socket that
+// keeps the STUN datagrams its owner hands over, routes Discover's responses, and writes through
+// the owner; and the view of it that one consumer (the ICE mux) can close on its own.
+
 package natt
 
 import (
@@ -39,7 +43,7 @@ type Socket struct {
 	head, n   int
 	notify    chan struct{} // cap 1: "the queue may be non-empty"
 	closed    chan struct{}
-	closeOnce sync.Once
+	closeOnce sync.Once     // closes closed
 	rdl       time.Time     // read deadline
 	rdlCh     chan struct{} // closed when the read deadline changes
 	wdl       time.Time     // write deadline
@@ -111,12 +115,7 @@ func (s *Socket) Deliver(b []byte, from netip.AddrPort) bool {
 	return true
 }
 
-func (s *Socket) wake() {
-	select {
-	case s.notify <- struct{}{}:
-	default:
-	}
-}
+func (s *Socket) wake() { wake(s.notify) }
 
 // deliverTransaction gives a STUN response to the Discover call waiting for it, if any.
 func (s *Socket) deliverTransaction(d datagram) bool {
@@ -275,11 +274,9 @@ func (s *Socket) WriteToAddrPort(b []byte, to netip.AddrPort) (int, error) {
 	return len(b), nil
 }
 
-// Close unblocks all readers; later reads and writes fail with net.ErrClosed.
-func (s *Socket) Close() error {
-	s.closeOnce.Do(func() { close(s.closed) })
-	return nil
-}
+// Close unblocks all readers; later reads and writes fail with net.ErrClosed, and so does a
+// second Close.
+func (s *Socket) Close() error { return closeOnce(&s.closeOnce, s.closed, "socket") }
 
 // SetDeadline implements net.PacketConn.
 func (s *Socket) SetDeadline(t time.Time) error {
@@ -362,10 +359,9 @@ func (v *sockView) isClosed() bool {
 	}
 }
 
-func (v *sockView) Close() error {
-	v.once.Do(func() { close(v.done) })
-	return nil
-}
+// Close ends the view's reads and writes (not the Socket's); a second Close returns an error
+// wrapping net.ErrClosed.
+func (v *sockView) Close() error { return closeOnce(&v.once, v.done, "socket view") }
 
 // canonical unmaps IPv4-mapped IPv6 addresses, so that one peer has one spelling.
 func canonical(ap netip.AddrPort) netip.AddrPort {

@@ -1,7 +1,9 @@
+// socket_test.go tests the shared Socket: what it keeps, its bounded queue, Close and read
+// deadlines, the view the ICE mux reads, and arbitrary datagrams (fuzzed).
+
 package natt
 
 import (
-	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -10,15 +12,22 @@ import (
 	"time"
 
 	"github.com/pion/stun/v4"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func stunRequest(t testing.TB) []byte {
 	t.Helper()
 	m, err := stun.Build(stun.TransactionID, stun.BindingRequest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return m.Raw
+}
+
+// discardSocket is a Socket at 127.0.0.1:1000 whose writes go nowhere.
+func discardSocket(t testing.TB) *Socket {
+	s := NewSocket(netip.MustParseAddrPort("127.0.0.1:1000"), func([]byte, netip.AddrPort) error { return nil })
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 func TestSocketDeliverRead(t *testing.T) {
@@ -33,62 +42,41 @@ func TestSocketDeliverRead(t *testing.T) {
 	defer s.Close()
 
 	from := netip.MustParseAddrPort("[::ffff:192.0.2.1]:3478")
+	unmapped := netip.MustParseAddrPort("192.0.2.1:3478")
 	req := stunRequest(t)
-	if !s.Deliver(req, from) {
-		t.Fatal("STUN message not accepted")
-	}
-	if s.Deliver([]byte{4, 0, 0, 0, 1, 2, 3}, from) {
-		t.Fatal("non-STUN datagram accepted")
-	}
+	require.True(t, s.Deliver(req, from), "STUN message not accepted")
+	require.False(t, s.Deliver([]byte{4, 0, 0, 0, 1, 2, 3}, from), "non-STUN datagram accepted")
 	buf := make([]byte, 1500)
 	n, addr, err := s.ReadFrom(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(buf[:n]) != string(req) {
-		t.Fatal("read different bytes")
-	}
-	if got := addr.(*net.UDPAddr).AddrPort(); got != netip.MustParseAddrPort("192.0.2.1:3478") {
-		t.Fatalf("from = %v, want the unmapped address", got)
-	}
-	if _, err := s.WriteTo([]byte("x"), net.UDPAddrFromAddrPort(from)); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, req, buf[:n])
+	assert.Equal(t, unmapped, addr.(*net.UDPAddr).AddrPort(), "from is the unmapped address")
+	_, err = s.WriteTo([]byte("x"), net.UDPAddrFromAddrPort(from))
+	require.NoError(t, err)
 	mu.Lock()
-	if len(wrote) != 1 || wrote[0] != netip.MustParseAddrPort("192.0.2.1:3478") {
-		t.Fatalf("wrote to %v", wrote)
-	}
+	assert.Equal(t, []netip.AddrPort{unmapped}, wrote)
 	mu.Unlock()
-	st := s.Stats()
-	if st.Delivered != 1 || st.Ignored != 1 || st.Sent != 1 || st.Dropped != 0 {
-		t.Fatalf("stats = %+v", st)
-	}
-	if got := s.LocalAddr().String(); got != "127.0.0.1:1000" {
-		t.Fatalf("LocalAddr = %s", got)
-	}
+	assert.Equal(t, SocketStats{Delivered: 1, Ignored: 1, Sent: 1}, s.Stats())
+	assert.Equal(t, "127.0.0.1:1000", s.LocalAddr().String())
 }
 
 func TestSocketQueueBounded(t *testing.T) {
-	s := NewSocket(netip.MustParseAddrPort("127.0.0.1:1000"), func([]byte, netip.AddrPort) error { return nil })
-	defer s.Close()
+	s := discardSocket(t)
 	from := netip.MustParseAddrPort("192.0.2.1:3478")
 	req := stunRequest(t)
 	for i := 0; i < DefaultSocketQueue+10; i++ {
 		s.Deliver(req, from)
 	}
-	if st := s.Stats(); st.Delivered != DefaultSocketQueue || st.Dropped != 10 {
-		t.Fatalf("stats = %+v", st)
-	}
+	assert.Equal(t, SocketStats{Delivered: DefaultSocketQueue, Dropped: 10}, s.Stats())
 	buf := make([]byte, 1500)
 	for i := 0; i < DefaultSocketQueue; i++ {
-		if _, _, err := s.ReadFromAddrPort(buf); err != nil {
-			t.Fatal(err)
-		}
+		_, _, err := s.ReadFromAddrPort(buf)
+		require.NoError(t, err)
 	}
 }
 
 func TestSocketCloseUnblocksReaders(t *testing.T) {
-	s := NewSocket(netip.MustParseAddrPort("127.0.0.1:1000"), func([]byte, netip.AddrPort) error { return nil })
+	s := discardSocket(t)
 	errs := make(chan error, 2)
 	for i := 0; i < 2; i++ {
 		go func() {
@@ -96,77 +84,61 @@ func TestSocketCloseUnblocksReaders(t *testing.T) {
 			errs <- err
 		}()
 	}
-	s.Close()
+	require.NoError(t, s.Close())
 	for i := 0; i < 2; i++ {
-		if err := <-errs; !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("read after close: %v", err)
-		}
+		require.ErrorIs(t, <-errs, net.ErrClosed, "read after close")
 	}
-	if _, err := s.WriteToAddrPort([]byte("x"), netip.MustParseAddrPort("192.0.2.1:1")); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("write after close: %v", err)
-	}
-	if s.Deliver(stunRequest(t), netip.MustParseAddrPort("192.0.2.1:1")) {
-		t.Fatal("Deliver after close accepted")
-	}
+	_, err := s.WriteToAddrPort([]byte("x"), netip.MustParseAddrPort("192.0.2.1:1"))
+	require.ErrorIs(t, err, net.ErrClosed, "write after close")
+	require.False(t, s.Deliver(stunRequest(t), netip.MustParseAddrPort("192.0.2.1:1")), "Deliver after close accepted")
 }
 
 func TestSocketReadDeadline(t *testing.T) {
-	s := NewSocket(netip.MustParseAddrPort("127.0.0.1:1000"), func([]byte, netip.AddrPort) error { return nil })
-	defer s.Close()
-	if err := s.SetReadDeadline(time.Now().Add(-time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	s := discardSocket(t)
+	require.NoError(t, s.SetReadDeadline(time.Now().Add(-time.Second)))
 	_, _, err := s.ReadFrom(make([]byte, 10))
 	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("read past deadline: %v", err)
-	}
+	require.ErrorAs(t, err, &ne)
+	assert.True(t, ne.Timeout())
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 	// A deadline set while a reader waits wakes it.
-	if err := s.SetReadDeadline(time.Time{}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.SetReadDeadline(time.Time{}))
 	errs := make(chan error, 1)
 	go func() {
 		_, _, err := s.ReadFrom(make([]byte, 10))
 		errs <- err
 	}()
 	_ = s.SetReadDeadline(time.Now())
-	if err := <-errs; !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("read: %v", err)
-	}
+	require.ErrorIs(t, <-errs, os.ErrDeadlineExceeded)
 }
 
 func TestSockViewCloseKeepsSocket(t *testing.T) {
-	s := NewSocket(netip.MustParseAddrPort("127.0.0.1:1000"), func([]byte, netip.AddrPort) error { return nil })
-	defer s.Close()
+	s := discardSocket(t)
 	v := newSockView(s)
 	errs := make(chan error, 1)
 	go func() {
 		_, _, err := v.ReadFrom(make([]byte, 10))
 		errs <- err
 	}()
-	v.Close()
-	if err := <-errs; !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("view read after close: %v", err)
-	}
-	if _, err := s.WriteToAddrPort([]byte("x"), netip.MustParseAddrPort("192.0.2.1:1")); err != nil {
-		t.Fatalf("socket write after view close: %v", err)
-	}
+	require.NoError(t, v.Close())
+	require.ErrorIs(t, <-errs, net.ErrClosed, "view read after close")
+	_, err := v.WriteToAddrPort([]byte("x"), netip.MustParseAddrPort("192.0.2.1:1"))
+	require.ErrorIs(t, err, net.ErrClosed, "view write after close")
+	_, err = s.WriteToAddrPort([]byte("x"), netip.MustParseAddrPort("192.0.2.1:1"))
+	require.NoError(t, err, "socket write after view close")
 }
 
 // FuzzSocketDeliver feeds arbitrary datagrams to a Socket with a Discover transaction pending:
 // nothing may panic, and whatever is queued reads back unchanged.
 func FuzzSocketDeliver(f *testing.F) {
 	req, _ := stun.Build(stun.TransactionID, stun.BindingRequest)
-	resp, _ := stun.Build(stun.NewTransactionIDSetter(req.TransactionID), stun.BindingSuccess,
-		&stun.XORMappedAddress{IP: net.IPv4(192, 0, 2, 1), Port: 5}, stun.Fingerprint)
+	resp, _ := bindingResponse(req.Raw, netip.MustParseAddrPort("192.0.2.1:5"))
 	f.Add(req.Raw)
-	f.Add(resp.Raw)
+	f.Add(resp)
 	f.Add([]byte{1, 0, 0, 0})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s := NewSocket(netip.MustParseAddrPort("127.0.0.1:1000"), func([]byte, netip.AddrPort) error { return nil })
-		defer s.Close()
+		s := discardSocket(t)
 		ch := make(chan datagram, 1)
 		defer s.register(req.TransactionID, ch)()
 		from := netip.MustParseAddrPort("192.0.2.9:3478")
@@ -179,11 +151,11 @@ func FuzzSocketDeliver(f *testing.F) {
 			return
 		default:
 		}
-		_ = s.SetReadDeadline(time.Now().Add(time.Second))
+		require.NoError(t, s.SetReadDeadline(time.Now().Add(time.Second)))
 		buf := make([]byte, 65535)
 		n, got, err := s.ReadFromAddrPort(buf)
-		if err != nil || got != from || string(buf[:n]) != string(b) {
-			t.Fatalf("read back %d bytes from %v, err %v", n, got, err)
-		}
+		require.NoError(t, err)
+		require.Equal(t, from, got)
+		require.Equal(t, b, buf[:n])
 	})
 }

@@ -1,3 +1,5 @@
+// turn_test_helpers_test.go holds a real TURN server (pion/turn) on 127.0.0.1 for the relay tests.
+
 package natt
 
 import (
@@ -10,6 +12,7 @@ import (
 
 	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
+	"github.com/stretchr/testify/require"
 )
 
 const (
@@ -50,9 +53,7 @@ func newTURNServer(t testing.TB) *turnServer {
 	// Find a port free for both UDP and TCP.
 	for range 20 {
 		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		port := pc.LocalAddr().(*net.UDPAddr).Port
 		l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
@@ -60,13 +61,11 @@ func newTURNServer(t testing.TB) *turnServer {
 			continue
 		}
 		ts.port = uint16(port)
-		if err := ts.startOn(pc, l); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, ts.startOn(pc, l))
 		t.Cleanup(ts.stop)
 		return ts
 	}
-	t.Fatal("no port free for both UDP and TCP")
+	require.FailNow(t, "no port free for both UDP and TCP")
 	return nil
 }
 
@@ -128,17 +127,13 @@ func (ts *turnServer) restart() {
 	ts.t.Helper()
 	addr := ts.addr().String()
 	pc, err := net.ListenPacket("udp4", addr)
-	if err != nil {
-		ts.t.Fatalf("restart TURN: %v", err)
-	}
+	require.NoError(ts.t, err, "restart TURN")
 	l, err := net.Listen("tcp4", addr)
 	if err != nil {
 		pc.Close()
-		ts.t.Fatalf("restart TURN: %v", err)
 	}
-	if err := ts.startOn(pc, l); err != nil {
-		ts.t.Fatal(err)
-	}
+	require.NoError(ts.t, err, "restart TURN")
+	require.NoError(ts.t, ts.startOn(pc, l))
 }
 
 // active returns the number of allocations the server holds now.

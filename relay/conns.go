@@ -23,8 +23,8 @@ type listenConn struct {
 }
 
 func (c *listenConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	c.s.active.Add(1)
-	defer c.s.active.Add(-1)
+	c.s.beginRead()
+	defer c.s.endRead()
 	return c.PacketConn.ReadFrom(p)
 }
 
@@ -40,8 +40,8 @@ type trackedListener struct {
 }
 
 func (l *trackedListener) Accept() (net.Conn, error) {
-	l.s.active.Add(1)
-	defer l.s.active.Add(-1)
+	l.s.beginRead()
+	defer l.s.endRead()
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
@@ -78,8 +78,8 @@ type trackedConn struct {
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
-	c.l.s.active.Add(1)
-	defer c.l.s.active.Add(-1)
+	c.l.s.beginRead()
+	defer c.l.s.endRead()
 	return c.Conn.Read(p)
 }
 
@@ -159,8 +159,8 @@ type relayConn struct {
 }
 
 func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	c.s.active.Add(1)
-	defer c.s.active.Add(-1)
+	c.s.beginRead()
+	defer c.s.endRead()
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(p)
 		if err != nil {

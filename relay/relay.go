@@ -58,7 +58,6 @@ import (
 	"github.com/pion/turn/v5"
 
 	"github.com/nexodus-sdk/nexodus/internal/sockbuf"
-	"github.com/nexodus-sdk/nexodus/internal/turncred"
 )
 
 // DefaultRealm is the realm used when [Config.Realm] is empty.
@@ -76,51 +75,6 @@ var (
 	// refused.
 	ErrAddressFamily = errors.New("relay: requested address family not served")
 )
-
-// Config configures a relay.
-type Config struct {
-	// Realm is the TURN realm; credentials for another realm are refused. Default "nexodus".
-	Realm string
-	// Secret is shared with the coordinator, which mints credentials from it. Required.
-	Secret []byte
-	// PublicIP is the IP announced as the relayed address of allocations: the relay's public
-	// address. Defaults to RelayAddress when that is a specific address; required otherwise.
-	PublicIP netip.Addr
-	// RelayAddress is where allocations' relay sockets bind. Default: the unspecified address
-	// of PublicIP's family (all interfaces).
-	RelayAddress netip.Addr
-	// MinRelayPort and MaxRelayPort restrict relay sockets to a port range (for firewalls).
-	// Zero for both lets the system choose.
-	MinRelayPort, MaxRelayPort uint16
-	// UDPListen lists "ip:port" addresses to serve STUN and TURN on over UDP. Two addresses
-	// (two ports) let devices detect a symmetric NAT.
-	UDPListen []string
-	// TCPListen lists "ip:port" addresses to serve STUN and TURN on over TCP, for devices whose
-	// network blocks UDP.
-	TCPListen []string
-	// TLSListen, with TLSConfig, serves STUN and TURN over TLS ("turns:").
-	TLSListen string
-	TLSConfig *tls.Config
-	// QuotaPerUser is the maximum number of live allocations of one device. Zero means no
-	// limit.
-	QuotaPerUser int
-	// BandwidthLimit is the maximum bytes per second relayed by one allocation in each
-	// direction (peer to client, client to peer). Zero means no limit.
-	BandwidthLimit int64
-	// DeniedPeers are networks allocations may not send to (in addition to the unspecified,
-	// multicast and link-local addresses, and loopback unless PublicIP is a loopback address,
-	// which are always refused). Operators add their private ranges here so that the relay
-	// cannot be used to reach their internal network. PublicIP itself is always allowed, so
-	// that two allocations of this relay can reach each other.
-	DeniedPeers []netip.Prefix
-	// AllocationLifetime is the default lifetime of an allocation without refresh. Default
-	// 10 minutes (RFC 8656).
-	AllocationLifetime time.Duration
-	// Logger receives structured logs; nil discards them.
-	Logger *slog.Logger
-	// Now is the clock credentials are checked against; nil means time.Now.
-	Now func() time.Time
-}
 
 // Addrs are the addresses a relay actually listens on.
 type Addrs struct {
@@ -158,8 +112,11 @@ type Server struct {
 	bindIP    netip.Addr
 
 	mu      sync.Mutex
-	closed  bool
+	closed  atomic.Bool    // set under mu, read without it
 	perUser map[string]int // live allocations by device ID
+
+	closeDone chan struct{} // closed when the first Close has returned
+	settled   chan struct{} // after Close began: a count below reached zero
 
 	active    atomic.Int64 // reads in progress on any socket the relay owns
 	relays    atomic.Int64 // open relay sockets (live allocations)
@@ -178,7 +135,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, perUser: map[string]int{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, perUser: map[string]int{},
+		closeDone: make(chan struct{}), settled: make(chan struct{}, 1)}
 	s.bindIP = cfg.RelayAddress
 
 	var (
@@ -265,65 +223,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-func (c *Config) normalize() error {
-	if len(c.Secret) == 0 {
-		return fmt.Errorf("%w: Secret is required", ErrInvalidConfig)
-	}
-	if c.Realm == "" {
-		c.Realm = DefaultRealm
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if len(c.UDPListen) == 0 && len(c.TCPListen) == 0 && c.TLSListen == "" {
-		return fmt.Errorf("%w: no listener (UDPListen, TCPListen or TLSListen)", ErrInvalidConfig)
-	}
-	if c.TLSListen != "" && (c.TLSConfig == nil || len(c.TLSConfig.Certificates) == 0 && c.TLSConfig.GetCertificate == nil && c.TLSConfig.GetConfigForClient == nil) {
-		return fmt.Errorf("%w: TLSListen needs a TLSConfig with a certificate", ErrInvalidConfig)
-	}
-	c.PublicIP, c.RelayAddress = c.PublicIP.Unmap(), c.RelayAddress.Unmap()
-	if !c.PublicIP.IsValid() {
-		if !c.RelayAddress.IsValid() || c.RelayAddress.IsUnspecified() {
-			return fmt.Errorf("%w: PublicIP is required unless RelayAddress is a specific address", ErrInvalidConfig)
-		}
-		c.PublicIP = c.RelayAddress
-	}
-	if c.PublicIP.IsUnspecified() || c.PublicIP.IsMulticast() || c.PublicIP.Zone() != "" {
-		return fmt.Errorf("%w: PublicIP %s is not a unicast address", ErrInvalidConfig, c.PublicIP)
-	}
-	if !c.RelayAddress.IsValid() {
-		if c.PublicIP.Is4() {
-			c.RelayAddress = netip.IPv4Unspecified()
-		} else {
-			c.RelayAddress = netip.IPv6Unspecified()
-		}
-	}
-	if c.RelayAddress.Is4() != c.PublicIP.Is4() {
-		return fmt.Errorf("%w: RelayAddress %s and PublicIP %s are of different families", ErrInvalidConfig, c.RelayAddress, c.PublicIP)
-	}
-	if c.MinRelayPort > c.MaxRelayPort || (c.MinRelayPort == 0) != (c.MaxRelayPort == 0) {
-		return fmt.Errorf("%w: relay port range %d-%d", ErrInvalidConfig, c.MinRelayPort, c.MaxRelayPort)
-	}
-	if c.QuotaPerUser < 0 {
-		return fmt.Errorf("%w: QuotaPerUser %d is negative", ErrInvalidConfig, c.QuotaPerUser)
-	}
-	if c.BandwidthLimit < 0 {
-		return fmt.Errorf("%w: BandwidthLimit %d is negative", ErrInvalidConfig, c.BandwidthLimit)
-	}
-	for _, p := range c.DeniedPeers {
-		if !p.IsValid() {
-			return fmt.Errorf("%w: invalid DeniedPeers prefix", ErrInvalidConfig)
-		}
-	}
-	if c.AllocationLifetime < 0 {
-		return fmt.Errorf("%w: AllocationLifetime %s is negative", ErrInvalidConfig, c.AllocationLifetime)
-	}
-	return nil
-}
-
 func addrPort(a net.Addr) netip.AddrPort {
 	var ap netip.AddrPort
 	switch a := a.(type) {
@@ -361,15 +260,18 @@ func (s *Server) Stats() Stats {
 const closeWait = 10 * time.Second
 
 // Close stops the relay: it closes every listener, connection and allocation and waits until
-// the goroutines serving them have returned. Calling it again does nothing and returns nil.
+// the goroutines serving them have returned. Later calls wait for the first to finish and
+// return an error wrapping net.ErrClosed.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed.Load() {
 		s.mu.Unlock()
-		return nil
+		<-s.closeDone
+		return fmt.Errorf("relay: close: %w", net.ErrClosed)
 	}
-	s.closed = true
+	s.closed.Store(true)
 	s.mu.Unlock()
+	defer close(s.closeDone)
 
 	var errs []error
 	if err := s.turn.Close(); err != nil {
@@ -381,104 +283,36 @@ func (s *Server) Close() error {
 	}
 	// pion's read loops close their allocations (and so the relay sockets) after their socket
 	// fails; wait for that, so that no goroutine outlives Close.
-	deadline := time.Now().Add(closeWait)
+	deadline := time.NewTimer(closeWait)
+	defer deadline.Stop()
+wait:
 	for s.active.Load() > 0 || s.relays.Load() > 0 {
-		if time.Now().After(deadline) {
+		select {
+		case <-s.settled:
+		case <-deadline.C:
 			errs = append(errs, fmt.Errorf("relay: %d reads and %d relay sockets still open after %s",
 				s.active.Load(), s.relays.Load(), closeWait))
-			break
+			break wait
 		}
-		time.Sleep(2 * time.Millisecond)
 	}
 	s.log.Info("relay closed", "allocations_total", s.allocs.Load(), "bytes_relayed", s.bytes.Load())
 	return errors.Join(errs...)
 }
 
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
+// beginRead and endRead count a read in progress on a socket of the relay; endRead wakes a
+// Close that waits for the last one.
+func (s *Server) beginRead() { s.active.Add(1) }
+
+func (s *Server) endRead() {
+	if s.active.Add(-1) == 0 && s.closed.Load() {
+		s.settle()
+	}
 }
 
-// authenticate is pion's AuthHandler: it returns the device ID as the allocation's user ID and
-// the long-term key of the username's password, which pion checks the message integrity with.
-func (s *Server) authenticate(ra *turn.RequestAttributes) (userID string, key []byte, ok bool) {
-	src := ""
-	if ra.SrcAddr != nil {
-		src = ra.SrcAddr.String()
+// settle tells a waiting Close that a count reached zero.
+func (s *Server) settle() {
+	select {
+	case s.settled <- struct{}{}:
+	default:
 	}
-	if ra.Realm != s.cfg.Realm {
-		s.authFails.Add(1)
-		s.log.Debug("turn request refused: wrong realm", "src", src, "realm", ra.Realm)
-		return "", nil, false
-	}
-	deviceID, password, err := turncred.Check(s.cfg.Secret, ra.Username, s.cfg.Now())
-	if err != nil {
-		s.authFails.Add(1)
-		s.log.Debug("turn request refused", "src", src, "username", ra.Username, "err", err)
-		return "", nil, false
-	}
-	return deviceID, turn.GenerateAuthKey(ra.Username, ra.Realm, password), true
-}
-
-// permit is pion's PermissionHandler: it decides which peers an allocation may exchange
-// datagrams with (CreatePermission and ChannelBind).
-func (s *Server) permit(client net.Addr, peerIP net.IP) bool {
-	ip, ok := netip.AddrFromSlice(peerIP)
-	ip = ip.Unmap()
-	allowed := ok && (ip == s.cfg.PublicIP || !(ip.IsUnspecified() || ip.IsMulticast() ||
-		ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsLoopback() && !s.cfg.PublicIP.IsLoopback()))
-	for _, p := range s.cfg.DeniedPeers {
-		if allowed && ip != s.cfg.PublicIP && p.Contains(ip) {
-			allowed = false
-		}
-	}
-	if !allowed {
-		s.peersRef.Add(1)
-		s.log.Info("permission refused: denied peer address", "src", client.String(), "peer", peerIP.String())
-	}
-	return allowed
-}
-
-// quotaAllows is pion's QuotaHandler, called with the user ID authenticate returned. The count
-// is only reserved when the relay socket is opened (see reserve), so this is the early check
-// that answers 486.
-func (s *Server) quotaAllows(userID, _ string, src net.Addr) bool {
-	if s.cfg.QuotaPerUser == 0 {
-		return true
-	}
-	s.mu.Lock()
-	n := s.perUser[userID]
-	s.mu.Unlock()
-	if n >= s.cfg.QuotaPerUser {
-		s.quotaRej.Add(1)
-		s.log.Info("allocation refused: quota reached", "device_id", userID, "src", src.String(), "quota", s.cfg.QuotaPerUser)
-		return false
-	}
-	return true
-}
-
-// reserve counts a new allocation of userID, refusing it over the quota or after Close.
-func (s *Server) reserve(userID string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return net.ErrClosed
-	}
-	if s.cfg.QuotaPerUser > 0 && s.perUser[userID] >= s.cfg.QuotaPerUser {
-		s.quotaRej.Add(1)
-		return ErrQuotaExceeded
-	}
-	s.perUser[userID]++
-	s.relays.Add(1)
-	return nil
-}
-
-func (s *Server) release(userID string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.perUser[userID]--; s.perUser[userID] <= 0 {
-		delete(s.perUser, userID)
-	}
-	s.relays.Add(-1)
 }

@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,13 +16,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/pion/logging"
 	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/nexodus-sdk/nexodus/internal/turncred"
@@ -56,19 +56,25 @@ func startRelay(t *testing.T, mod ...func(*Config)) *Server {
 		f(&cfg)
 	}
 	s, err := New(t.Context(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
+	require.NoError(t, err, "New")
 	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
+		assert.NoError(t, s.Close(), "Close")
 	})
 	return s
 }
 
 func mint(device string, ttl time.Duration) (string, string) {
 	return turncred.Mint(testSecret, device, time.Now().Add(ttl))
+}
+
+// deviceClient connects a TURN client of device over transport ("udp" or "tcp") to server,
+// with credentials valid for an hour, and allocates.
+func deviceClient(t *testing.T, transport, server, device string) *turnClient {
+	t.Helper()
+	u, p := mint(device, time.Hour)
+	c := newTurnClient(t, transport, server, u, p, nil)
+	c.mustAllocate()
+	return c
 }
 
 // turnClient is a pion TURN client with its allocation.
@@ -92,24 +98,18 @@ func newTurnClient(t *testing.T, transport, server, user, pass string, tlsCfg *t
 	switch transport {
 	case "udp":
 		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		conn = c
 	case "tcp":
 		c, err := net.Dial("tcp", server)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		conn = turn.NewSTUNConn(c)
 	case "tls":
 		c, err := tls.Dial("tcp", server, tlsCfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		conn = turn.NewSTUNConn(c)
 	default:
-		t.Fatalf("transport %q", transport)
+		require.FailNow(t, "unknown transport", transport)
 	}
 	cl, err := turn.NewClient(&turn.ClientConfig{
 		STUNServerAddr: server,
@@ -122,15 +122,11 @@ func newTurnClient(t *testing.T, transport, server, user, pass string, tlsCfg *t
 	})
 	if err != nil {
 		_ = conn.Close()
-		t.Fatal(err)
-	}
-	if err := cl.Listen(); err != nil {
-		cl.Close()
-		_ = conn.Close()
-		t.Fatal(err)
+		require.NoError(t, err)
 	}
 	tc := &turnClient{t: t, conn: conn, client: cl}
 	t.Cleanup(tc.close)
+	require.NoError(t, cl.Listen())
 	return tc
 }
 
@@ -147,9 +143,7 @@ func (c *turnClient) allocate() error {
 
 func (c *turnClient) mustAllocate() net.Addr {
 	c.t.Helper()
-	if err := c.allocate(); err != nil {
-		c.t.Fatalf("allocate: %v", err)
-	}
+	require.NoError(c.t, c.allocate(), "allocate")
 	return c.relay.LocalAddr()
 }
 
@@ -162,74 +156,49 @@ func (c *turnClient) close() {
 	_ = c.conn.Close()
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // readFrom reads one datagram with a deadline.
 func readFrom(t *testing.T, pc net.PacketConn) ([]byte, net.Addr) {
 	t.Helper()
 	buf := make([]byte, 2048)
 	_ = pc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	n, from, err := pc.ReadFrom(buf)
-	if err != nil {
-		t.Fatalf("read from relay: %v", err)
-	}
+	require.NoError(t, err, "read from relay")
 	return buf[:n], from
 }
 
 func TestSTUNBindingEveryListener(t *testing.T) {
 	s := startRelay(t)
 	a := s.Addrs()
-	if len(a.UDP) != 2 || len(a.TCP) != 1 || a.UDP[0].Port() == 0 || a.UDP[0].Port() == a.UDP[1].Port() {
-		t.Fatalf("Addrs = %+v", a)
-	}
+	require.Len(t, a.UDP, 2)
+	require.Len(t, a.TCP, 1)
+	require.NotZero(t, a.UDP[0].Port())
+	require.NotEqual(t, a.UDP[0].Port(), a.UDP[1].Port())
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer pc.Close()
 	local := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	for _, srv := range a.UDP {
 		req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
-		if _, err := pc.WriteTo(req.Raw, net.UDPAddrFromAddrPort(srv)); err != nil {
-			t.Fatal(err)
-		}
+		_, err := pc.WriteTo(req.Raw, net.UDPAddrFromAddrPort(srv))
+		require.NoError(t, err)
 		b, _ := readFrom(t, pc)
-		if got := mappedAddr(t, b, req.TransactionID); got != local {
-			t.Errorf("UDP %s: mapped address %s, want %s", srv, got, local)
-		}
+		assert.Equal(t, local, mappedAddr(t, b, req.TransactionID), "mapped address on UDP %s", srv)
 	}
 	for _, srv := range a.TCP {
 		c, err := net.Dial("tcp", srv.String())
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
-		if _, err := c.Write(req.Raw); err != nil {
-			t.Fatal(err)
-		}
+		_, err = c.Write(req.Raw)
+		require.NoError(t, err)
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		hdr := make([]byte, 20)
-		if _, err := io.ReadFull(c, hdr); err != nil {
-			t.Fatal(err)
-		}
+		_, err = io.ReadFull(c, hdr)
+		require.NoError(t, err)
 		body := make([]byte, int(hdr[2])<<8|int(hdr[3]))
-		if _, err := io.ReadFull(c, body); err != nil {
-			t.Fatal(err)
-		}
+		_, err = io.ReadFull(c, body)
+		require.NoError(t, err)
 		want := c.LocalAddr().(*net.TCPAddr).AddrPort()
-		if got := mappedAddr(t, append(hdr, body...), req.TransactionID); got != want {
-			t.Errorf("TCP %s: mapped address %s, want %s", srv, got, want)
-		}
+		assert.Equal(t, want, mappedAddr(t, append(hdr, body...), req.TransactionID), "mapped address on TCP %s", srv)
 		c.Close()
 	}
 }
@@ -237,16 +206,11 @@ func TestSTUNBindingEveryListener(t *testing.T) {
 func mappedAddr(t *testing.T, raw []byte, tid [stun.TransactionIDSize]byte) netip.AddrPort {
 	t.Helper()
 	m := &stun.Message{Raw: raw}
-	if err := m.Decode(); err != nil {
-		t.Fatalf("decode STUN response: %v", err)
-	}
-	if m.Type != stun.BindingSuccess || m.TransactionID != tid {
-		t.Fatalf("response %v, want a binding success for our transaction", m.Type)
-	}
+	require.NoError(t, m.Decode(), "decode STUN response")
+	require.Equal(t, stun.BindingSuccess, m.Type)
+	require.Equal(t, tid, m.TransactionID, "the answer is to another transaction")
 	var xa stun.XORMappedAddress
-	if err := xa.GetFrom(m); err != nil {
-		t.Fatalf("XOR-MAPPED-ADDRESS: %v", err)
-	}
+	require.NoError(t, xa.GetFrom(m), "XOR-MAPPED-ADDRESS")
 	ip, _ := netip.AddrFromSlice(xa.IP)
 	return netip.AddrPortFrom(ip.Unmap(), uint16(xa.Port))
 }
@@ -255,12 +219,8 @@ func mappedAddr(t *testing.T, raw []byte, tid [stun.TransactionIDSize]byte) neti
 func exchange(t *testing.T, a, b *turnClient) {
 	t.Helper()
 	ra, rb := a.relay.LocalAddr(), b.relay.LocalAddr()
-	if err := a.client.CreatePermission(rb); err != nil {
-		t.Fatalf("CreatePermission: %v", err)
-	}
-	if err := b.client.CreatePermission(ra); err != nil {
-		t.Fatalf("CreatePermission: %v", err)
-	}
+	require.NoError(t, a.client.CreatePermission(rb), "CreatePermission")
+	require.NoError(t, b.client.CreatePermission(ra), "CreatePermission")
 	for i := range 5 {
 		// WireGuard-like payload: type byte, then opaque bytes, including every byte value.
 		msg := make([]byte, 148+i*300)
@@ -268,53 +228,45 @@ func exchange(t *testing.T, a, b *turnClient) {
 		for j := 1; j < len(msg); j++ {
 			msg[j] = byte(j * (i + 7))
 		}
-		if _, err := a.relay.WriteTo(msg, rb); err != nil {
-			t.Fatal(err)
-		}
+		_, err := a.relay.WriteTo(msg, rb)
+		require.NoError(t, err)
 		got, from := readFrom(t, b.relay)
-		if !bytes.Equal(got, msg) || from.String() != ra.String() {
-			t.Fatalf("b got %d bytes from %s, want %d from %s", len(got), from, len(msg), ra)
-		}
+		require.Equal(t, msg, got, "what b got")
+		require.Equal(t, ra.String(), from.String(), "whom b got it from")
 		reply := append([]byte{4}, bytes.Repeat([]byte{byte(i), 0xff, 0}, 100+i)...)
-		if _, err := b.relay.WriteTo(reply, ra); err != nil {
-			t.Fatal(err)
-		}
+		_, err = b.relay.WriteTo(reply, ra)
+		require.NoError(t, err)
 		got, from = readFrom(t, a.relay)
-		if !bytes.Equal(got, reply) || from.String() != rb.String() {
-			t.Fatalf("a got %d bytes from %s, want %d from %s", len(got), from, len(reply), rb)
-		}
+		require.Equal(t, reply, got, "what a got")
+		require.Equal(t, rb.String(), from.String(), "whom a got it from")
 	}
 }
 
 func TestRelayUDP(t *testing.T) {
 	s := startRelay(t)
 	srv := s.Addrs().UDP[0].String()
-	ua, pa := mint("device-a", time.Hour)
-	ub, pb := mint("device-b", time.Hour)
-	a := newTurnClient(t, "udp", srv, ua, pa, nil)
-	b := newTurnClient(t, "udp", s.Addrs().UDP[1].String(), ub, pb, nil)
-	ra, rb := a.mustAllocate(), b.mustAllocate()
+	a := deviceClient(t, "udp", srv, "device-a")
+	b := deviceClient(t, "udp", s.Addrs().UDP[1].String(), "device-b")
+	ra, rb := a.relay.LocalAddr(), b.relay.LocalAddr()
 	for _, r := range []net.Addr{ra, rb} {
-		if ip := r.(*net.UDPAddr).IP.String(); ip != "127.0.0.1" {
-			t.Errorf("relayed address %s, want the public IP 127.0.0.1", r)
-		}
+		assert.Equal(t, "127.0.0.1", r.(*net.UDPAddr).IP.String(), "the relayed address is on the public IP")
 	}
-	if st := s.Stats(); st.Allocations != 2 || st.AllocationsTotal != 2 {
-		t.Errorf("stats after two allocations: %+v", st)
-	}
+	st := s.Stats()
+	assert.EqualValues(t, 2, st.Allocations)
+	assert.EqualValues(t, 2, st.AllocationsTotal)
 	exchange(t, a, b)
 	// Each datagram crosses two relay sockets (one out, one in): 10 datagrams, 20 socket passes.
 	// The sender's count may land just after the receiver got the datagram.
-	eventually(t, "relayed traffic to be counted", func() bool {
+	require.Eventually(t, func() bool {
 		st := s.Stats()
 		return st.PacketsRelayed >= 20 && st.BytesRelayed >= 2*(5*148+5*300)
-	})
+	}, 10*time.Second, 5*time.Millisecond, "relayed traffic to be counted")
 	a.close()
 	b.close()
-	eventually(t, "allocations released", func() bool { return s.Stats().Allocations == 0 })
-	if st := s.Stats(); st.AllocationsTotal != 2 || st.AuthFailures != 0 {
-		t.Errorf("stats at the end: %+v", st)
-	}
+	require.Eventually(t, func() bool { return s.Stats().Allocations == 0 }, 10*time.Second, 5*time.Millisecond, "allocations released")
+	st = s.Stats()
+	assert.EqualValues(t, 2, st.AllocationsTotal)
+	assert.Zero(t, st.AuthFailures)
 }
 
 func TestRelayTCPAndTLS(t *testing.T) {
@@ -324,27 +276,20 @@ func TestRelayTCPAndTLS(t *testing.T) {
 		c.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	})
 	addrs := s.Addrs()
-	if !addrs.TLS.IsValid() || addrs.TLS.Port() == 0 {
-		t.Fatalf("TLS address %v", addrs.TLS)
-	}
-	ua, pa := mint("device-tcp", time.Hour)
+	require.True(t, addrs.TLS.IsValid(), "TLS address")
+	require.NotZero(t, addrs.TLS.Port(), "TLS port")
 	ub, pb := mint("device-tls", time.Hour)
-	uc, pc := mint("device-udp", time.Hour)
-	a := newTurnClient(t, "tcp", addrs.TCP[0].String(), ua, pa, nil)
+	a := deviceClient(t, "tcp", addrs.TCP[0].String(), "device-tcp")
 	b := newTurnClient(t, "tls", addrs.TLS.String(), ub, pb,
 		&tls.Config{RootCAs: pool, ServerName: "relay.test", MinVersion: tls.VersionTLS12})
-	c := newTurnClient(t, "udp", addrs.UDP[0].String(), uc, pc, nil)
-	a.mustAllocate()
 	b.mustAllocate()
-	c.mustAllocate()
+	c := deviceClient(t, "udp", addrs.UDP[0].String(), "device-udp")
 	exchange(t, a, b) // TCP client <-> TLS client
 	exchange(t, a, c) // TCP client <-> UDP client
-	if st := s.Stats(); st.Allocations != 3 {
-		t.Errorf("stats: %+v", st)
-	}
+	assert.EqualValues(t, 3, s.Stats().Allocations)
 	// Closing the TCP connection ends its allocation.
 	a.close()
-	eventually(t, "the TCP client's allocation to end", func() bool { return s.Stats().Allocations == 2 })
+	require.Eventually(t, func() bool { return s.Stats().Allocations == 2 }, 10*time.Second, 5*time.Millisecond, "the TCP client's allocation to end")
 }
 
 func TestRefused(t *testing.T) {
@@ -369,31 +314,21 @@ func TestRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := s.Stats().AuthFailures
 			c := newTurnClient(t, "udp", srv, tc.user, tc.pass, nil)
-			if err := c.allocate(); err == nil {
-				t.Fatal("allocation succeeded")
-			}
-			if st := s.Stats(); st.AuthFailures <= before || st.Allocations != 0 {
-				t.Errorf("stats: %+v (auth failures before: %d)", st, before)
-			}
+			require.Error(t, c.allocate(), "allocation succeeded")
+			st := s.Stats()
+			assert.Greater(t, st.AuthFailures, before, "auth failures")
+			assert.Zero(t, st.Allocations)
 			// The same refusal, seen on the wire: 400 to a complete, signed request.
-			if code := rawAllocate(t, srv, tc.user, tc.pass, "nexodus-test"); code != stun.CodeBadRequest {
-				t.Errorf("raw allocate: code %d, want 400", code)
-			}
+			assert.Equal(t, stun.CodeBadRequest, rawAllocate(t, srv, tc.user, tc.pass, "nexodus-test"), "raw allocate")
 		})
 	}
 	t.Run("wrong realm", func(t *testing.T) {
 		before := s.Stats().AuthFailures
-		if code := rawAllocate(t, srv, goodUser, goodPass, "other-realm"); code != stun.CodeBadRequest {
-			t.Errorf("raw allocate: code %d, want 400", code)
-		}
-		if s.Stats().AuthFailures <= before {
-			t.Error("auth failure not counted")
-		}
+		assert.Equal(t, stun.CodeBadRequest, rawAllocate(t, srv, goodUser, goodPass, "other-realm"), "raw allocate")
+		assert.Greater(t, s.Stats().AuthFailures, before, "auth failure not counted")
 	})
 	t.Run("control: good credentials", func(t *testing.T) {
-		if code := rawAllocate(t, srv, goodUser, goodPass, "nexodus-test"); code != 0 {
-			t.Fatalf("raw allocate with good credentials: code %d", code)
-		}
+		require.Zero(t, rawAllocate(t, srv, goodUser, goodPass, "nexodus-test"), "raw allocate with good credentials")
 		c := newTurnClient(t, "udp", srv, goodUser, goodPass, nil)
 		c.mustAllocate()
 	})
@@ -405,41 +340,29 @@ func TestRefused(t *testing.T) {
 func rawAllocate(t *testing.T, server, user, pass, realm string) stun.ErrorCode {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer pc.Close()
 	to, err := net.ResolveUDPAddr("udp", server)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	udp := stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{17, 0, 0, 0}}
 	roundTrip := func(setters ...stun.Setter) *stun.Message {
 		t.Helper()
 		req := stun.MustBuild(setters...)
-		if _, err := pc.WriteTo(req.Raw, to); err != nil {
-			t.Fatal(err)
-		}
+		_, err := pc.WriteTo(req.Raw, to)
+		require.NoError(t, err)
 		b, _ := readFrom(t, pc)
 		m := &stun.Message{Raw: b}
-		if err := m.Decode(); err != nil {
-			t.Fatal(err)
-		}
-		if m.TransactionID != req.TransactionID {
-			t.Fatal("answer to another transaction")
-		}
+		require.NoError(t, m.Decode())
+		require.Equal(t, req.TransactionID, m.TransactionID, "answer to another transaction")
 		return m
 	}
 	allocate := stun.NewType(stun.MethodAllocate, stun.ClassRequest)
 	m := roundTrip(stun.TransactionID, allocate, udp, stun.Fingerprint)
 	var nonce stun.Nonce
 	var code stun.ErrorCodeAttribute
-	if err := code.GetFrom(m); err != nil || code.Code != stun.CodeUnauthorized {
-		t.Fatalf("first answer %v (%v), want 401", code, err)
-	}
-	if err := nonce.GetFrom(m); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, code.GetFrom(m), "first answer")
+	require.Equal(t, stun.CodeUnauthorized, code.Code, "first answer")
+	require.NoError(t, nonce.GetFrom(m))
 	m = roundTrip(stun.TransactionID, allocate, udp, stun.NewUsername(user), stun.NewRealm(realm), nonce,
 		stun.NewLongTermIntegrity(user, realm, pass), stun.Fingerprint)
 	if m.Type.Class == stun.ClassSuccessResponse {
@@ -449,9 +372,7 @@ func rawAllocate(t *testing.T, server, user, pass, realm string) stun.ErrorCode 
 			stun.NewUsername(user), stun.NewRealm(realm), nonce, stun.NewLongTermIntegrity(user, realm, pass), stun.Fingerprint)
 		return 0
 	}
-	if err := code.GetFrom(m); err != nil {
-		t.Fatalf("error answer without a code: %v", err)
-	}
+	require.NoError(t, code.GetFrom(m), "error answer without a code")
 	return code.Code
 }
 
@@ -467,19 +388,15 @@ func TestQuota(t *testing.T) {
 	}
 	u, p := mint("device-q", 2*time.Hour)
 	over := newTurnClient(t, "udp", srv, u, p, nil)
-	err := over.allocate()
-	if err == nil || !strings.Contains(err.Error(), "486") {
-		t.Fatalf("third allocation: %v, want a 486 refusal", err)
-	}
-	if st := s.Stats(); st.QuotaRejections != 1 || st.Allocations != 2 {
-		t.Errorf("stats: %+v", st)
-	}
+	require.ErrorContains(t, over.allocate(), "486", "third allocation")
+	st := s.Stats()
+	assert.EqualValues(t, 1, st.QuotaRejections)
+	assert.EqualValues(t, 2, st.Allocations)
 	// Another device is not affected.
-	uo, po := mint("device-other", time.Hour)
-	newTurnClient(t, "udp", srv, uo, po, nil).mustAllocate()
+	deviceClient(t, "udp", srv, "device-other")
 	// Releasing one allocation makes room again.
 	held[0].close()
-	eventually(t, "the released allocation to leave the quota", func() bool { return s.Stats().Allocations == 2 })
+	require.Eventually(t, func() bool { return s.Stats().Allocations == 2 }, 10*time.Second, 5*time.Millisecond, "the released allocation to leave the quota")
 	u, p = mint("device-q", 3*time.Hour)
 	newTurnClient(t, "udp", srv, u, p, nil).mustAllocate()
 }
@@ -487,24 +404,17 @@ func TestQuota(t *testing.T) {
 func TestBandwidthLimit(t *testing.T) {
 	const limit = 1000 // bytes/s; the bucket holds max(limit, 64 KiB)
 	s := startRelay(t, func(c *Config) { c.BandwidthLimit = limit })
-	ua, pa := mint("device-a", time.Hour)
-	ub, pb := mint("device-b", time.Hour)
-	a := newTurnClient(t, "udp", s.Addrs().UDP[0].String(), ua, pa, nil)
-	b := newTurnClient(t, "udp", s.Addrs().UDP[0].String(), ub, pb, nil)
-	a.mustAllocate()
-	b.mustAllocate()
+	a := deviceClient(t, "udp", s.Addrs().UDP[0].String(), "device-a")
+	b := deviceClient(t, "udp", s.Addrs().UDP[0].String(), "device-b")
 	exchange(t, a, b) // well under the burst: everything passes
-	if st := s.Stats(); st.PacketsDropped != 0 {
-		t.Fatalf("dropped under the limit: %+v", st)
-	}
+	require.Zero(t, s.Stats().PacketsDropped, "dropped under the limit")
 	// 200 KB at once is far over a 64 KiB bucket refilling at 1 KB/s.
 	msg := make([]byte, 1000)
 	for range 200 {
-		if _, err := a.relay.WriteTo(msg, b.relay.LocalAddr()); err != nil {
-			t.Fatal(err)
-		}
+		_, err := a.relay.WriteTo(msg, b.relay.LocalAddr())
+		require.NoError(t, err)
 	}
-	eventually(t, "datagrams over the limit to be dropped", func() bool { return s.Stats().PacketsDropped > 0 })
+	require.Eventually(t, func() bool { return s.Stats().PacketsDropped > 0 }, 10*time.Second, 5*time.Millisecond, "datagrams over the limit to be dropped")
 }
 
 func TestCloseWithLiveAllocations(t *testing.T) {
@@ -512,33 +422,45 @@ func TestCloseWithLiveAllocations(t *testing.T) {
 		Secret: testSecret, RelayAddress: netip.MustParseAddr("127.0.0.1"),
 		UDPListen: []string{"127.0.0.1:0"}, TCPListen: []string{"127.0.0.1:0"}, Logger: testLogger(),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ua, pa := mint("device-a", time.Hour)
-	ub, pb := mint("device-b", time.Hour)
-	a := newTurnClient(t, "udp", s.Addrs().UDP[0].String(), ua, pa, nil)
-	b := newTurnClient(t, "tcp", s.Addrs().TCP[0].String(), ub, pb, nil)
-	a.mustAllocate()
-	b.mustAllocate()
+	require.NoError(t, err)
+	a := deviceClient(t, "udp", s.Addrs().UDP[0].String(), "device-a")
+	b := deviceClient(t, "tcp", s.Addrs().TCP[0].String(), "device-b")
 	exchange(t, a, b)
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	if st := s.Stats(); st.Allocations != 0 {
-		t.Errorf("allocations after Close: %+v", st)
+	require.NoError(t, s.Close(), "Close")
+	assert.Zero(t, s.Stats().Allocations, "allocations after Close")
+	for range 2 {
+		assert.ErrorIs(t, s.Close(), net.ErrClosed, "a later Close")
 	}
 	// The relay's sockets are gone.
 	if c, err := net.Dial("tcp", s.Addrs().TCP[0].String()); err == nil {
 		c.Close()
-		t.Error("TCP listener still accepts after Close")
+		assert.Fail(t, "TCP listener still accepts after Close")
 	}
 	a.close()
 	b.close()
 	goleak.VerifyNone(t)
+}
+
+// TestCloseConcurrent: of Close calls made at once, one closes the relay and returns nil; the
+// others return, after it, an error wrapping net.ErrClosed.
+func TestCloseConcurrent(t *testing.T) {
+	s, err := New(t.Context(), Config{Secret: testSecret, PublicIP: netip.MustParseAddr("127.0.0.1"),
+		UDPListen: []string{"127.0.0.1:0"}, Logger: testLogger()})
+	require.NoError(t, err)
+	errs := make(chan error, 8)
+	for range cap(errs) {
+		go func() { errs <- s.Close() }()
+	}
+	closed := 0
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			assert.ErrorIs(t, err, net.ErrClosed)
+			assert.EqualError(t, err, "relay: close: "+net.ErrClosed.Error())
+		} else {
+			closed++
+		}
+	}
+	assert.Equal(t, 1, closed, "Close calls that returned nil")
 }
 
 func TestConfigValidation(t *testing.T) {
@@ -560,45 +482,38 @@ func TestConfigValidation(t *testing.T) {
 	for name, f := range bad {
 		c := base()
 		f(&c)
-		if s, err := New(t.Context(), c); !errors.Is(err, ErrInvalidConfig) {
-			if s != nil {
-				_ = s.Close()
-			}
-			t.Errorf("%s: err = %v, want ErrInvalidConfig", name, err)
+		s, err := New(t.Context(), c)
+		if s != nil {
+			_ = s.Close()
 		}
+		assert.ErrorIs(t, err, ErrInvalidConfig, name)
 	}
 	// A listener that cannot be opened: the error names it and nothing stays open.
 	c := base()
 	c.UDPListen = []string{"127.0.0.1:0", "256.0.0.1:1"}
-	if _, err := New(t.Context(), c); err == nil || !strings.Contains(err.Error(), "256.0.0.1") {
-		t.Errorf("bad listen address: %v", err)
-	}
+	_, err := New(t.Context(), c)
+	assert.ErrorContains(t, err, "256.0.0.1", "bad listen address")
 }
 
 func TestRelayPortRange(t *testing.T) {
 	// Find a few free ports for the range; another process might take one meanwhile, which
 	// the relay survives by trying others.
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	port := uint16(pc.LocalAddr().(*net.UDPAddr).Port)
 	pc.Close()
 	lo := min(port, 65535-8)
 	s := startRelay(t, func(c *Config) { c.MinRelayPort, c.MaxRelayPort = lo, lo+8 })
-	u, p := mint("device-a", time.Hour)
-	r := newTurnClient(t, "udp", s.Addrs().UDP[0].String(), u, p, nil).mustAllocate()
-	if got := uint16(r.(*net.UDPAddr).Port); got < lo || got > lo+8 {
-		t.Errorf("relay port %d outside %d-%d", got, lo, lo+8)
-	}
+	r := deviceClient(t, "udp", s.Addrs().UDP[0].String(), "device-a").relay.LocalAddr()
+	got := uint16(r.(*net.UDPAddr).Port)
+	assert.GreaterOrEqual(t, got, lo, "relay port")
+	assert.LessOrEqual(t, got, lo+8, "relay port")
 }
 
 func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "relay.test"},
@@ -611,13 +526,9 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 		BasicConstraintsValid: true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
@@ -625,20 +536,12 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 
 func TestDeniedPeers(t *testing.T) {
 	s := startRelay(t, func(c *Config) { c.DeniedPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} })
-	u, p := mint("device-a", time.Hour)
-	c := newTurnClient(t, "udp", s.Addrs().UDP[0].String(), u, p, nil)
-	c.mustAllocate()
+	c := deviceClient(t, "udp", s.Addrs().UDP[0].String(), "device-a")
 	for _, peer := range []string{"127.0.0.2:9", "0.0.0.0:9", "224.0.0.1:9", "169.254.1.1:9"} {
 		before := s.Stats().PeersRefused
-		if err := c.client.CreatePermission(net.UDPAddrFromAddrPort(netip.MustParseAddrPort(peer))); err == nil {
-			t.Errorf("permission to %s granted", peer)
-		}
-		if s.Stats().PeersRefused != before+1 {
-			t.Errorf("refusal for %s not counted", peer)
-		}
+		assert.Error(t, c.client.CreatePermission(net.UDPAddrFromAddrPort(netip.MustParseAddrPort(peer))), "permission to %s granted", peer)
+		assert.Equal(t, before+1, s.Stats().PeersRefused, "refusal for %s counted", peer)
 	}
 	// The relay's own public address stays allowed (relayed to relayed).
-	if err := c.client.CreatePermission(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}); err != nil {
-		t.Errorf("permission to the relay's own address: %v", err)
-	}
+	assert.NoError(t, c.client.CreatePermission(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}), "permission to the relay's own address")
 }

@@ -11,8 +11,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/nexodus-sdk/nexodus/api"
 )
@@ -20,37 +24,26 @@ import (
 func TestAdminTokenFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.db"+adminTokenSuffix)
 	tok, created, err := loadOrCreateAdminToken(path)
-	if err != nil || !created || len(tok) < 32 {
-		t.Fatalf("first start: %q %v %v", tok, created, err)
-	}
+	require.NoError(t, err, "first start")
+	require.True(t, created, "first start")
+	require.GreaterOrEqual(t, len(tok), 32, "first start: token %q", tok)
 	info, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Mode().Perm() != 0o600 {
-		t.Errorf("token file mode %v, want 0600", info.Mode().Perm())
-	}
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "token file mode")
 	again, created, err := loadOrCreateAdminToken(path)
-	if err != nil || created || again != tok {
-		t.Fatalf("second start: %q %v %v, want the same token", again, created, err)
-	}
+	require.NoError(t, err, "second start")
+	assert.False(t, created, "second start")
+	assert.Equal(t, tok, again, "second start: the same token")
 	// A token file others can read is refused rather than used.
-	if err := os.Chmod(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := loadOrCreateAdminToken(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
-		t.Errorf("readable token file: %v", err)
-	}
+	require.NoError(t, os.Chmod(path, 0o644))
+	_, _, err = loadOrCreateAdminToken(path)
+	assert.ErrorContains(t, err, "chmod 600", "readable token file")
 	empty := filepath.Join(t.TempDir(), "empty")
-	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := loadOrCreateAdminToken(empty); err == nil {
-		t.Error("an empty token file was accepted")
-	}
-	if _, _, err := loadOrCreateAdminToken(filepath.Join(t.TempDir(), "missing", "x")); err == nil {
-		t.Error("a token file in a missing directory was accepted")
-	}
+	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
+	_, _, err = loadOrCreateAdminToken(empty)
+	assert.Error(t, err, "an empty token file")
+	_, _, err = loadOrCreateAdminToken(filepath.Join(t.TempDir(), "missing", "x"))
+	assert.Error(t, err, "a token file in a missing directory")
 }
 
 // syncBuffer is a bytes.Buffer safe for the logger and the test at once.
@@ -81,48 +74,41 @@ func start(t *testing.T, args ...string) (url string, logs *syncBuffer, stop fun
 	logs = &syncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, logs) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var ended atomic.Bool
+	require.Eventually(t, func() bool {
 		if m := listeningRE.FindStringSubmatch(logs.String()); m != nil {
 			url = "http://" + m[1]
-			break
+			return true
 		}
 		select {
 		case err := <-done:
-			cancel()
-			t.Fatalf("run ended before listening: %v\n%s", err, logs)
+			done <- err
+			ended.Store(true)
+			return true
 		default:
+			return false
 		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("not listening after 20s:\n%s", logs)
-		}
-		time.Sleep(5 * time.Millisecond)
+	}, 20*time.Second, 5*time.Millisecond, "listening:\n%s", logs)
+	if ended.Load() {
+		cancel()
+		t.Fatalf("run ended before listening: %v\n%s", <-done, logs)
 	}
 	return url, logs, func() {
 		t.Helper()
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v\n%s", err, logs)
-		}
+		assert.NoError(t, <-done, "run: %s", logs)
 	}
 }
 
 func post(t *testing.T, url, token string, body any) int {
 	t.Helper()
 	b, err := json.Marshal(body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	req, err := http.NewRequest("POST", url, bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	resp.Body.Close()
 	return resp.StatusCode
 }
@@ -138,34 +124,24 @@ func TestStartsWithoutAdminToken(t *testing.T) {
 	url, logs, stop := start(t, "-listen", "127.0.0.1:0", "-db", db)
 	tokenFile := db + adminTokenSuffix
 	data, err := os.ReadFile(tokenFile)
-	if err != nil {
-		t.Fatalf("admin token file: %v", err)
-	}
+	require.NoError(t, err, "admin token file")
 	tok := strings.TrimSpace(string(data))
-	if !strings.Contains(logs.String(), tokenFile) {
-		t.Errorf("the log does not name the token file:\n%s", logs)
-	}
-	if strings.Contains(logs.String(), tok) {
-		t.Errorf("the log shows the admin token:\n%s", logs)
-	}
-	if st := post(t, url+api.Prefix+"/users", tok, api.CreateUserRequest{Username: "alice"}); st != 201 {
-		t.Fatalf("create user with the generated admin token: %d", st)
-	}
+	assert.Contains(t, logs.String(), tokenFile, "the log names the token file")
+	assert.NotContains(t, logs.String(), tok, "the log shows the admin token")
+	require.Equal(t, 201, post(t, url+api.Prefix+"/users", tok, api.CreateUserRequest{Username: "alice"}),
+		"create user with the generated admin token")
 	stop()
 
 	url, _, stop = start(t, "-listen", "127.0.0.1:0", "-db", db)
 	defer stop()
-	if st := post(t, url+api.Prefix+"/users", tok, api.CreateUserRequest{Username: "alice"}); st != 409 {
-		t.Fatalf("after a restart the same token and the same user should be there: %d", st)
-	}
+	require.Equal(t, 409, post(t, url+api.Prefix+"/users", tok, api.CreateUserRequest{Username: "alice"}),
+		"after a restart the same token and the same user are there")
 }
 
 func TestHTTPServerTimeouts(t *testing.T) {
 	hs := newHTTPServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
-	if hs.ReadHeaderTimeout <= 0 || hs.ReadTimeout <= 0 || hs.IdleTimeout <= 0 {
-		t.Errorf("timeouts: header %v, read %v, idle %v: want all set", hs.ReadHeaderTimeout, hs.ReadTimeout, hs.IdleTimeout)
-	}
-	if hs.WriteTimeout != 0 {
-		t.Errorf("WriteTimeout %v would cut event streams", hs.WriteTimeout)
-	}
+	assert.Positive(t, hs.ReadHeaderTimeout, "ReadHeaderTimeout")
+	assert.Positive(t, hs.ReadTimeout, "ReadTimeout")
+	assert.Positive(t, hs.IdleTimeout, "IdleTimeout")
+	assert.Zero(t, hs.WriteTimeout, "WriteTimeout would cut event streams")
 }

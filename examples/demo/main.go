@@ -23,7 +23,10 @@ import (
 	"time"
 
 	"github.com/nexodus-sdk/nexodus"
-	"github.com/nexodus-sdk/nexodus/internal/devcoord"
+	"github.com/nexodus-sdk/nexodus/api"
+	"github.com/nexodus-sdk/nexodus/client"
+	"github.com/nexodus-sdk/nexodus/coordinator"
+	"github.com/nexodus-sdk/nexodus/coordinator/store/sqlite"
 )
 
 func main() {
@@ -49,27 +52,22 @@ func run(ctx context.Context, out io.Writer, logger *slog.Logger) error {
 	defer os.RemoveAll(dir)
 
 	start := time.Now()
-	coord, err := devcoord.Start(ctx, dir+"/coordinator.db", devcoord.Options{Logger: logger.With("component", "coordinator")})
+	url, stop, err := startCoordinator(ctx, dir+"/coordinator.db", logger.With("component", "coordinator"))
 	if err != nil {
 		return err
 	}
-	defer coord.Close()
-	fmt.Fprintf(out, "coordinator   %s (SQLite at %s)\n", coord.URL, dir+"/coordinator.db")
-
-	alice, err := coord.NewTenant(ctx, "alice")
+	defer stop()
+	fmt.Fprintf(out, "coordinator   %s (SQLite at %s)\n", url, dir+"/coordinator.db")
+	key, err := signUp(ctx, url, "alice")
 	if err != nil {
 		return err
 	}
-	key, err := alice.RegKey(ctx, "")
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "organization  %q with a reusable registration key\n\n", alice.Username)
+	fmt.Fprintf(out, "organization  %q with a reusable registration key\n\n", "alice")
 
 	nodes := map[string]*nexodus.Node{}
 	for _, name := range []string{"web", "db", "laptop"} {
 		n := &nexodus.Node{
-			ControlURL: coord.URL,
+			ControlURL: url,
 			AuthKey:    key,
 			Hostname:   name,
 			Logger:     logger.With("node", name),
@@ -206,4 +204,59 @@ func printPeers(out io.Writer, name string, st *nexodus.Status) {
 	}
 	tw.Flush()
 	fmt.Fprintln(out)
+}
+
+// demoAdminToken is the demo coordinator's admin token; a real one reads it from a file.
+const demoAdminToken = "demo-admin-token-not-for-production"
+
+// startCoordinator serves a coordinator on a free port of 127.0.0.1, as the coordinator binary
+// would: the SQLite store, the coordinator's handler and an HTTP server in front.
+func startCoordinator(ctx context.Context, dbPath string, logger *slog.Logger) (url string, stop func(), err error) {
+	store, err := sqlite.Open(ctx, dbPath)
+	if err != nil {
+		return "", nil, err
+	}
+	coord, err := coordinator.New(ctx, coordinator.Config{Store: store, AdminToken: demoAdminToken, Logger: logger})
+	if err != nil {
+		store.Close()
+		return "", nil, err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		coord.Close()
+		store.Close()
+		return "", nil, err
+	}
+	hs := &http.Server{Handler: coord, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	return "http://" + ln.Addr().String(), func() {
+		hs.Close()
+		coord.Close()
+		store.Close()
+	}, nil
+}
+
+// signUp makes a user with the admin token and, as that user, a registration key for its
+// personal organization: the steps an operator and a new user take with nexctl.
+func signUp(ctx context.Context, url, username string) (string, error) {
+	admin, err := client.New(url, client.WithToken(demoAdminToken))
+	if err != nil {
+		return "", err
+	}
+	defer admin.CloseIdleConnections()
+	u, err := admin.CreateUser(ctx, api.CreateUserRequest{Username: username})
+	if err != nil {
+		return "", fmt.Errorf("create user: %w", err)
+	}
+	tok, err := admin.CreateToken(ctx, u.User.ID, api.CreateTokenRequest{Description: "demo"})
+	if err != nil {
+		return "", fmt.Errorf("create token: %w", err)
+	}
+	user := admin.WithToken(tok.Secret)
+	k, err := user.CreateRegKey(ctx, api.CreateRegKeyRequest{OrganizationID: u.PersonalOrganizationID, Description: "demo"})
+	if err != nil {
+		return "", fmt.Errorf("create registration key: %w", err)
+	}
+	return k.Secret, nil
 }

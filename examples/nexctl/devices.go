@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -8,24 +9,11 @@ import (
 	"github.com/nexodus-sdk/nexodus/api"
 )
 
-func init() {
-	resources["device"] = map[string]command{
-		"list":   {"[--org ORG]", "list devices: of one organization, or of all yours", deviceList},
-		"get":    {"DEVICE", "show a device, by ID or hostname", deviceGet},
-		"delete": {"DEVICE", "delete a device", deviceDelete},
-		"move":   {"DEVICE --org ORG", "move a device to another organization its owner belongs to", deviceMove},
-	}
-}
-
-var deviceHeader = []string{"ID", "HOSTNAME", "ORGANIZATION", "IPV4", "IPV6", "ONLINE", "ENDPOINTS"}
-
-func deviceRows(ds ...api.Device) [][]string {
-	rows := make([][]string, 0, len(ds))
-	for _, d := range ds {
-		rows = append(rows, []string{d.ID, d.Hostname, d.OrganizationID, d.TunnelIPv4, d.TunnelIPv6,
-			yesNo(d.Online), endpoints(d.Endpoints)})
-	}
-	return rows
+var deviceTable = table[api.Device]{
+	header: []string{"ID", "HOSTNAME", "ORGANIZATION", "IPV4", "IPV6", "ONLINE", "ENDPOINTS"},
+	row: func(d api.Device) []string {
+		return []string{d.ID, d.Hostname, d.OrganizationID, d.TunnelIPv4, d.TunnelIPv6, yesNo(d.Online), endpoints(d.Endpoints)}
+	},
 }
 
 func endpoints(eps []api.Endpoint) string {
@@ -56,15 +44,11 @@ func deviceList(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return e.show(nonNil(ds), deviceHeader, deviceRows(ds...))
+	return deviceTable.list(e, ds)
 }
 
 func deviceGet(e *env, args []string) error {
-	pos, err := e.parse(e.flags(), args, 1)
-	if err != nil {
-		return err
-	}
-	id, err := e.deviceID(pos[0])
+	_, id, err := e.parseOne(e.flags(), args, (*env).deviceID)
 	if err != nil {
 		return err
 	}
@@ -92,10 +76,7 @@ func deviceGet(e *env, args []string) error {
 		{"Created", fmtTime(d.CreatedAt)},
 		{"Updated", fmtTime(d.UpdatedAt)},
 	} {
-		if kv[1] == "" {
-			kv[1] = "-"
-		}
-		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
+		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], cmp.Or(kv[1], "-"))
 	}
 	if len(d.Endpoints) == 0 {
 		fmt.Fprintf(tw, "Endpoints:\t-\n")
@@ -110,21 +91,6 @@ func deviceGet(e *env, args []string) error {
 	return tw.Flush()
 }
 
-func deviceDelete(e *env, args []string) error {
-	pos, err := e.parse(e.flags(), args, 1)
-	if err != nil {
-		return err
-	}
-	id, err := e.deviceID(pos[0])
-	if err != nil {
-		return err
-	}
-	if err := e.c.DeleteDevice(e.ctx, id); err != nil {
-		return err
-	}
-	return e.done("device %s deleted", pos[0])
-}
-
 func deviceMove(e *env, args []string) error {
 	fs := e.flags()
 	org := fs.String("org", "", "target organization ID or name (required)")
@@ -132,14 +98,11 @@ func deviceMove(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *org == "" {
-		return usagef("--org is required")
-	}
-	id, err := e.deviceID(pos[0])
+	orgID, err := e.requiredOrgID(*org)
 	if err != nil {
 		return err
 	}
-	orgID, err := e.orgID(*org)
+	id, err := e.deviceID(pos[0])
 	if err != nil {
 		return err
 	}
@@ -147,5 +110,5 @@ func deviceMove(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return e.show(d, deviceHeader, deviceRows(*d))
+	return deviceTable.one(e, d)
 }

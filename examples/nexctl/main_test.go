@@ -8,12 +8,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/nexodus-sdk/nexodus/api"
@@ -25,8 +28,6 @@ import (
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
-
-const adminToken = "nexctl-test-admin-token-0123456789"
 
 // cli runs nexctl with an environment and returns its exit code, stdout and stderr.
 type cli struct {
@@ -45,9 +46,7 @@ func (c cli) run(args ...string) (int, string, string) {
 func (c cli) ok(args ...string) string {
 	c.t.Helper()
 	code, out, errs := c.run(args...)
-	if code != 0 {
-		c.t.Fatalf("nexctl %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errs)
-	}
+	require.Zero(c.t, code, "nexctl %s: exit code\nstdout: %s\nstderr: %s", strings.Join(args, " "), out, errs)
 	return out
 }
 
@@ -55,44 +54,45 @@ func (c cli) ok(args ...string) string {
 func (c cli) json(v any, args ...string) {
 	c.t.Helper()
 	out := c.ok(append([]string{"-o", "json"}, args...)...)
-	if err := json.Unmarshal([]byte(out), v); err != nil {
-		c.t.Fatalf("nexctl %s: output %q: %v", strings.Join(args, " "), out, err)
-	}
+	require.NoError(c.t, json.Unmarshal([]byte(out), v), "nexctl %s: output %q", strings.Join(args, " "), out)
 }
 
 // fails runs a command that must fail with exit code want and a stderr containing msg.
 func (c cli) fails(want int, msg string, args ...string) {
 	c.t.Helper()
 	code, out, errs := c.run(args...)
-	if code != want || !strings.Contains(errs, msg) || (want == 1 && !strings.HasPrefix(errs, "nexctl: ")) {
-		c.t.Errorf("nexctl %s: exit %d, stderr %q (stdout %q); want exit %d and %q",
-			strings.Join(args, " "), code, errs, out, want, msg)
+	line := strings.Join(args, " ")
+	assert.Equal(c.t, want, code, "nexctl %s: exit code (stdout %q, stderr %q)", line, out, errs)
+	assert.Contains(c.t, errs, msg, "nexctl %s: stderr", line)
+	if want == exitError {
+		assert.True(c.t, strings.HasPrefix(errs, "nexctl: "), "nexctl %s: stderr %q", line, errs)
 	}
 }
 
-func (c cli) as(token string) cli {
-	env := map[string]string{}
-	for k, v := range c.env {
-		env[k] = v
-	}
-	env["NEXODUS_TOKEN"] = token
+// user returns nexctl acting as the user username, with a fresh API token the admin issues.
+func (c cli) user(username string) cli {
+	c.t.Helper()
+	var tok api.Token
+	c.json(&tok, "user", "token", username)
+	return c.as(tok.Secret)
+}
+
+// as returns nexctl authenticated with token.
+func (c cli) as(token string) cli { return c.with("NEXODUS_TOKEN", token) }
+
+// with returns nexctl with one more environment variable.
+func (c cli) with(key, value string) cli {
+	env := maps.Clone(c.env)
+	env[key] = value
 	return cli{t: c.t, env: env}
 }
 
 func TestUsage(t *testing.T) {
 	c := cli{t: t, env: map[string]string{"NEXODUS_URL": "http://127.0.0.1:1", "NEXODUS_TOKEN": "x"}}
-	if code, out, _ := c.run("help"); code != 0 || !strings.Contains(out, "regkey create") {
-		t.Errorf("help: exit %d, %q", code, out)
-	}
-	if code, out, _ := c.run("--help"); code != 0 || !strings.Contains(out, "usage: nexctl") {
-		t.Errorf("--help: exit %d, %q", code, out)
-	}
-	if code, out, _ := c.run("regkey", "create", "-h"); code != 0 || !strings.Contains(out, "--single-use") {
-		t.Errorf("regkey create -h: exit %d, %q", code, out)
-	}
-	if code, out, _ := c.run("device", "help"); code != 0 || !strings.Contains(out, "device move") {
-		t.Errorf("device help: exit %d, %q", code, out)
-	}
+	assert.Contains(t, c.ok("help"), "regkey create")
+	assert.Contains(t, c.ok("--help"), "usage: nexctl")
+	assert.Contains(t, c.ok("regkey", "create", "-h"), "--single-use")
+	assert.Contains(t, c.ok("device", "help"), "device move")
 	c.fails(2, "usage")
 	c.fails(2, `unknown resource "frob"`, "frob", "list")
 	c.fails(2, `unknown command "frob"`, "org", "frob")
@@ -104,7 +104,7 @@ func TestUsage(t *testing.T) {
 	c.fails(2, "flag provided but not defined", "--frob", "org", "list")
 	c.fails(2, `unknown output format "yaml"`, "-o", "yaml", "org", "list")
 	c.fails(2, `unknown output format "yaml"`, "org", "list", "-o", "yaml")
-	c.fails(2, "--expires", "regkey", "create", "--org", "o", "--expires", "soon")
+	c.fails(2, `invalid value "soon" for flag -expires: invalid duration "soon"`, "regkey", "create", "--org", "o", "--expires", "soon")
 	c.fails(2, "--org is required", "device", "move", "d1")
 	c.fails(2, "--org is required", "invite", "create", "bob")
 	c.fails(2, "scheme", "--url", "ftp://x", "org", "list")
@@ -113,268 +113,213 @@ func TestUsage(t *testing.T) {
 
 func TestParseDuration(t *testing.T) {
 	for in, want := range map[string]time.Duration{"90m": 90 * time.Minute, "24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour} {
-		if got, err := parseDuration(in); err != nil || got != want {
-			t.Errorf("parseDuration(%q) = %v, %v", in, got, err)
+		got, err := parseDuration(in)
+		if assert.NoError(t, err, in) {
+			assert.Equal(t, want, got, in)
 		}
 	}
 	for _, in := range []string{"", "x", "-1h", "0", "0d", "1.5d", "d"} {
-		if _, err := parseDuration(in); err == nil {
-			t.Errorf("parseDuration(%q) succeeded", in)
-		}
+		_, err := parseDuration(in)
+		assert.Error(t, err, "parseDuration(%q)", in)
 	}
 }
 
-// startCoordinator runs the real coordinator on a fresh SQLite file.
-func startCoordinator(t *testing.T) string {
+const adminToken = "nexctl-test-admin-token-0123456789"
+
+// adminCLI runs the real coordinator on a fresh SQLite file behind an httptest server until
+// the test ends, and returns nexctl set up for it with the admin token.
+func adminCLI(t *testing.T) cli {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "coordinator.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	coord, err := coordinator.New(ctx, coordinator.Config{Store: st, AdminToken: adminToken, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		_ = st.Close()
-		t.Fatal(err)
+		require.NoError(t, err)
 	}
 	srv := httptest.NewServer(coord)
 	t.Cleanup(func() {
-		_ = coord.Close()
+		assert.NoError(t, coord.Close())
 		srv.Close()
-		_ = st.Close()
+		assert.NoError(t, st.Close())
 	})
-	return srv.URL
+	return cli{t: t, env: map[string]string{"NEXODUS_URL": srv.URL, "NEXODUS_TOKEN": adminToken}}
 }
 
 // registerDevice registers a device with a registration key the way a node would; nexctl has
 // no command for that.
-func registerDevice(t *testing.T, url, key, hostname string) api.Device {
-	t.Helper()
+func (c cli) registerDevice(key, hostname string) api.Device {
+	c.t.Helper()
 	k, err := ecdh.X25519().GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(url, client.WithToken(key))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := c.RegisterDevice(t.Context(), api.RegisterDeviceRequest{
+	require.NoError(c.t, err)
+	cl, err := client.New(c.env["NEXODUS_URL"], client.WithToken(key))
+	require.NoError(c.t, err)
+	resp, err := cl.RegisterDevice(c.t.Context(), api.RegisterDeviceRequest{
 		PublicKey: base64.StdEncoding.EncodeToString(k.PublicKey().Bytes()),
 		Hostname:  hostname,
 		Endpoints: []api.Endpoint{{Source: api.EndpointLocal, Address: "192.0.2.1:51820"}},
 	})
-	if err != nil {
-		t.Fatalf("register %s: %v", hostname, err)
-	}
+	require.NoError(c.t, err, "register %s", hostname)
 	return resp.Device
 }
 
 // TestCLI drives every resource and verb against the real coordinator.
 func TestCLI(t *testing.T) {
-	url := startCoordinator(t)
-	admin := cli{t: t, env: map[string]string{"NEXODUS_URL": url, "NEXODUS_TOKEN": adminToken}}
+	admin := adminCLI(t)
 
 	// ---- user (admin) ----
 	var alice, bob api.CreateUserResponse
 	admin.json(&alice, "user", "create", "alice")
 	admin.json(&bob, "user", "create", "bob")
-	if alice.User.Username != "alice" || alice.PersonalOrganizationID == "" {
-		t.Fatalf("user create: %+v", alice)
-	}
-	if out := admin.ok("user", "create", "carol"); !strings.Contains(out, "PERSONAL ORGANIZATION") || !strings.Contains(out, "carol") {
-		t.Errorf("user create table:\n%s", out)
-	}
+	require.Equal(t, "alice", alice.User.Username)
+	require.NotEmpty(t, alice.PersonalOrganizationID)
+	out := admin.ok("user", "create", "carol")
+	assert.Contains(t, out, "PERSONAL ORGANIZATION")
+	assert.Contains(t, out, "carol")
 	var users []api.User
 	admin.json(&users, "user", "list")
-	if len(users) != 3 {
-		t.Errorf("user list: %+v", users)
-	}
-	if out := admin.ok("user", "list"); !strings.HasPrefix(out, "ID") || strings.Count(out, "\n") != 4 {
-		t.Errorf("user list table:\n%s", out)
-	}
+	assert.Len(t, users, 3)
+	out = admin.ok("user", "list")
+	assert.True(t, strings.HasPrefix(out, "ID"), "user list table:\n%s", out)
+	assert.Equal(t, 4, strings.Count(out, "\n"), "user list table:\n%s", out)
 	admin.fails(1, "nexctl: ", "user", "create", "alice") // taken
 	var aliceTok, bobTok api.Token
 	admin.json(&aliceTok, "user", "token", "alice", "--description", "laptop", "--expires", "30d") // by username
 	admin.json(&bobTok, "user", "token", bob.User.ID)                                              // by ID
-	if aliceTok.Secret == "" || aliceTok.UserID != alice.User.ID || aliceTok.ExpiresAt == nil {
-		t.Fatalf("user token: %+v", aliceTok)
-	}
+	require.NotEmpty(t, aliceTok.Secret)
+	require.Equal(t, alice.User.ID, aliceTok.UserID)
+	require.NotNil(t, aliceTok.ExpiresAt)
 	code, out, errs := admin.run("user", "token", "bob")
-	if code != 0 || !strings.Contains(out, "SECRET") || !strings.Contains(errs, "only this once") {
-		t.Errorf("user token table: exit %d\n%s\n%s", code, out, errs)
-	}
+	assert.Zero(t, code, "user token")
+	assert.Contains(t, out, "SECRET")
+	assert.Contains(t, errs, "only this once")
 	a, b := admin.as(aliceTok.Secret), admin.as(bobTok.Secret)
 	var me api.User
 	a.json(&me, "user", "me")
-	if me.ID != alice.User.ID {
-		t.Errorf("user me: %+v", me)
-	}
+	assert.Equal(t, alice.User.ID, me.ID)
 	a.fails(1, "nexctl: ", "user", "list") // not admin
 
 	// Global flags win over the environment, before or after RESOURCE VERB.
-	if out := (cli{t: t, env: map[string]string{}}).ok("--url", url, "user", "me", "--token", aliceTok.Secret); !strings.Contains(out, "alice") {
-		t.Errorf("flags instead of env: %s", out)
-	}
+	assert.Contains(t, cli{t: t, env: map[string]string{}}.ok("--url", admin.env["NEXODUS_URL"], "user", "me", "--token", aliceTok.Secret), "alice")
 
 	// ---- org ----
 	var acme api.Organization
 	a.json(&acme, "org", "create", "acme", "--description", "Acme Corp", "--cidr", "10.20.0.0/16")
-	if acme.IPv4CIDR != "10.20.0.0/16" || acme.Description != "Acme Corp" {
-		t.Errorf("org create: %+v", acme)
-	}
+	assert.Equal(t, "10.20.0.0/16", acme.IPv4CIDR)
+	assert.Equal(t, "Acme Corp", acme.Description)
 	var orgs []api.Organization
 	a.json(&orgs, "org", "list")
-	if len(orgs) != 2 {
-		t.Errorf("org list: %+v", orgs)
-	}
+	assert.Len(t, orgs, 2)
 	var got api.Organization
 	a.json(&got, "org", "get", "acme") // by name
-	if got.ID != acme.ID {
-		t.Errorf("org get by name: %+v", got)
-	}
-	if out := a.ok("org", "get", acme.ID); !strings.Contains(out, "10.20.0.0/16") {
-		t.Errorf("org get table:\n%s", out)
-	}
+	assert.Equal(t, acme.ID, got.ID, "org get by name")
+	assert.Contains(t, a.ok("org", "get", acme.ID), "10.20.0.0/16")
 	b.fails(1, "nexctl: ", "org", "get", acme.ID)
 
 	// ---- invite ----
 	var inv api.Invitation
 	a.json(&inv, "invite", "create", "bob", "--org", "acme", "--expires", "48h")
-	if inv.Status != api.InvitationPending || inv.Username != "bob" {
-		t.Errorf("invite create: %+v", inv)
-	}
+	assert.Equal(t, api.InvitationPending, inv.Status)
+	assert.Equal(t, "bob", inv.Username)
 	a.fails(1, "nexctl: ", "invite", "create", "bob", "--org", "acme") // second live invitation
 	var invs []api.Invitation
 	b.json(&invs, "invite", "list")
-	if len(invs) != 1 || invs[0].ID != inv.ID {
-		t.Errorf("invite list: %+v", invs)
+	if assert.Len(t, invs, 1) {
+		assert.Equal(t, inv.ID, invs[0].ID)
 	}
-	if out := b.ok("invite", "get", inv.ID); !strings.Contains(out, "pending") {
-		t.Errorf("invite get:\n%s", out)
-	}
-	if out := b.ok("invite", "accept", inv.ID); !strings.Contains(out, "accepted") {
-		t.Errorf("invite accept:\n%s", out)
-	}
+	assert.Contains(t, b.ok("invite", "get", inv.ID), "pending")
+	assert.Contains(t, b.ok("invite", "accept", inv.ID), "accepted")
 	b.fails(1, "accepted", "invite", "accept", inv.ID)
 	a.fails(1, "already a member", "invite", "create", "--org", acme.ID, "bob", "--role", "owner")
 	var second api.Invitation
 	a.json(&second, "invite", "create", "carol", "--org", "acme")
-	carolTok := api.Token{}
-	admin.json(&carolTok, "user", "token", "carol")
-	c := admin.as(carolTok.Secret)
-	if out := c.ok("invite", "decline", second.ID); !strings.Contains(out, "declined") {
-		t.Errorf("invite decline:\n%s", out)
-	}
+	c := admin.user("carol")
+	assert.Contains(t, c.ok("invite", "decline", second.ID), "declined")
 	a.json(&second, "invite", "create", "carol", "--org", "acme")
-	if out := a.ok("invite", "revoke", second.ID); !strings.Contains(out, "revoked") {
-		t.Errorf("invite revoke: %q", out)
-	}
+	assert.Contains(t, a.ok("invite", "revoke", second.ID), "revoked")
 	c.fails(1, "revoked", "invite", "accept", second.ID)
 
 	// ---- member ----
 	var members []api.Member
 	a.json(&members, "member", "list", "--org", "acme")
-	if len(members) != 2 {
-		t.Errorf("member list: %+v", members)
-	}
+	assert.Len(t, members, 2)
 	var personal []api.Member
 	a.json(&personal, "member", "list") // default: the personal organization
-	if len(personal) != 1 || personal[0].Username != "alice" {
-		t.Errorf("member list of the personal org: %+v", personal)
+	if assert.Len(t, personal, 1) {
+		assert.Equal(t, "alice", personal[0].Username)
 	}
 
 	// ---- regkey ----
 	var key api.RegKey
 	a.json(&key, "regkey", "create", "--org", "acme", "--single-use", "--ephemeral", "--expires", "24h", "--description", "ci")
-	if !key.SingleUse || !key.Ephemeral || key.ExpiresAt == nil || key.Secret == "" || key.OrganizationID != acme.ID {
-		t.Errorf("regkey create: %+v", key)
-	}
+	assert.True(t, key.SingleUse)
+	assert.True(t, key.Ephemeral)
+	assert.NotNil(t, key.ExpiresAt)
+	assert.NotEmpty(t, key.Secret)
+	assert.Equal(t, acme.ID, key.OrganizationID)
 	var reusable api.RegKey
 	a.json(&reusable, "regkey", "create", "--org", "acme")
 	code, out, errs = a.run("regkey", "create") // personal organization, table output
-	if code != 0 || !strings.Contains(out, alice.PersonalOrganizationID) || !strings.Contains(out, "nxk_") || !strings.Contains(errs, "once") {
-		t.Errorf("regkey create (table): exit %d\n%s\n%s", code, out, errs)
-	}
+	assert.Zero(t, code, "regkey create (table)")
+	assert.Contains(t, out, alice.PersonalOrganizationID)
+	assert.Contains(t, out, "nxk_")
+	assert.Contains(t, errs, "once")
 	var keys []api.RegKey
 	a.json(&keys, "regkey", "list")
-	if len(keys) != 3 {
-		t.Errorf("regkey list: %d keys", len(keys))
-	}
-	if out := a.ok("regkey", "get", key.ID); !strings.Contains(out, "ci") || strings.Contains(out, "nxk_") {
-		t.Errorf("regkey get:\n%s", out)
-	}
+	assert.Len(t, keys, 3)
+	out = a.ok("regkey", "get", key.ID)
+	assert.Contains(t, out, "ci")
+	assert.NotContains(t, out, "nxk_", "regkey get shows the secret")
 
 	// ---- device ----
-	d1 := registerDevice(t, url, key.Secret, "web-1")
-	d2 := registerDevice(t, url, reusable.Secret, "db-1")
+	d1 := admin.registerDevice(key.Secret, "web-1")
+	d2 := admin.registerDevice(reusable.Secret, "db-1")
 	var devs []api.Device
 	a.json(&devs, "device", "list")
-	if len(devs) != 2 {
-		t.Errorf("device list: %+v", devs)
-	}
+	assert.Len(t, devs, 2)
 	b.json(&devs, "device", "list", "--org", "acme")
-	if len(devs) != 2 {
-		t.Errorf("device list --org: %+v", devs)
-	}
-	if out := a.ok("device", "list", "--org", "acme"); !strings.Contains(out, "web-1") || !strings.Contains(out, d1.TunnelIPv4) {
-		t.Errorf("device list table:\n%s", out)
-	}
-	if out := a.ok("device", "get", "web-1"); !strings.Contains(out, d1.PublicKey) || !strings.Contains(out, "192.0.2.1:51820 (local)") {
-		t.Errorf("device get:\n%s", out)
-	}
+	assert.Len(t, devs, 2)
+	out = a.ok("device", "list", "--org", "acme")
+	assert.Contains(t, out, "web-1")
+	assert.Contains(t, out, d1.TunnelIPv4)
+	out = a.ok("device", "get", "web-1")
+	assert.Contains(t, out, d1.PublicKey)
+	assert.Contains(t, out, "192.0.2.1:51820 (local)")
 	var moved api.Device
 	a.json(&moved, "device", "move", "db-1", "--org", "alice")
-	if moved.ID != d2.ID || moved.OrganizationID != alice.PersonalOrganizationID {
-		t.Errorf("device move: %+v", moved)
-	}
+	assert.Equal(t, d2.ID, moved.ID)
+	assert.Equal(t, alice.PersonalOrganizationID, moved.OrganizationID)
 	b.fails(1, "nexctl: ", "device", "move", d1.ID, "--org", "bob")
-	if out := a.ok("device", "delete", "web-1"); !strings.Contains(out, "deleted") {
-		t.Errorf("device delete: %q", out)
-	}
+	assert.Contains(t, a.ok("device", "delete", "web-1"), "deleted")
 	a.fails(1, "not found", "device", "get", d1.ID)
-	if out := a.ok("-o", "json", "device", "delete", d2.ID); out != "" {
-		t.Errorf("device delete -o json printed %q", out)
-	}
+	assert.Empty(t, a.ok("-o", "json", "device", "delete", d2.ID), "device delete -o json")
 
 	// ---- cleanup verbs ----
-	if out := a.ok("regkey", "delete", key.ID); !strings.Contains(out, "deleted") {
-		t.Errorf("regkey delete: %q", out)
-	}
+	assert.Contains(t, a.ok("regkey", "delete", key.ID), "deleted")
 	a.fails(1, "nexctl: ", "regkey", "get", key.ID)
-	if out := a.ok("member", "remove", "bob", "--org", "acme"); !strings.Contains(out, "removed") {
-		t.Errorf("member remove: %q", out)
-	}
+	assert.Contains(t, a.ok("member", "remove", "bob", "--org", "acme"), "removed")
 	a.fails(1, "nexctl: ", "org", "delete", "alice") // personal
-	if out := a.ok("org", "delete", "acme"); !strings.Contains(out, "deleted") {
-		t.Errorf("org delete: %q", out)
-	}
+	assert.Contains(t, a.ok("org", "delete", "acme"), "deleted")
 	a.json(&orgs, "org", "list")
-	if len(orgs) != 1 {
-		t.Errorf("org list after delete: %+v", orgs)
-	}
+	assert.Len(t, orgs, 1, "org list after delete")
 	admin.as("nxu_bogus_bogus").fails(1, "nexctl: ", "user", "me")
 }
 
 // TestOrgNamesNotUnique: organization names other than usernames may repeat, so --org NAME
 // resolves among the caller's own organizations and asks for an ID when that is ambiguous.
 func TestOrgNamesNotUnique(t *testing.T) {
-	url := startCoordinator(t)
-	admin := cli{t: t, env: map[string]string{"NEXODUS_URL": url, "NEXODUS_TOKEN": adminToken}}
-	token := func(name string) string {
-		var tok api.Token
-		admin.json(&tok, "user", "token", name)
-		return tok.Secret
-	}
+	admin := adminCLI(t)
 	admin.ok("user", "create", "carol")
 	admin.ok("user", "create", "dan")
-	carol, dan := admin.as(token("carol")), admin.as(token("dan"))
+	carol, dan := admin.user("carol"), admin.user("dan")
 	var mine, dans api.Organization
 	carol.json(&mine, "org", "create", "zed")
 	dan.json(&dans, "org", "create", "zed") // nobody learns that carol has one
 	carol.fails(1, "username", "org", "create", "dan")
 	// User zed can still be made; carol joins zed's personal organization.
 	admin.ok("user", "create", "zed")
-	zed := admin.as(token("zed"))
+	zed := admin.user("zed")
 	var inv api.Invitation
 	zed.json(&inv, "invite", "create", "carol", "--org", "zed") // zed's own: his personal one
 	carol.ok("invite", "accept", inv.ID)
@@ -382,17 +327,11 @@ func TestOrgNamesNotUnique(t *testing.T) {
 	carol.fails(1, `2 organizations are named "zed": use an ID`, "org", "get", "zed")
 	var got api.Organization
 	carol.json(&got, "org", "get", mine.ID)
-	if got.ID != mine.ID {
-		t.Errorf("org get by ID: %+v", got)
-	}
+	assert.Equal(t, mine.ID, got.ID, "org get by ID")
 	// For dan, "zed" is his own, and zed's own personal organization is the default for zed.
 	dan.json(&got, "org", "get", "zed")
-	if got.ID != dans.ID {
-		t.Errorf("dan's zed: %+v, want %s", got, dans.ID)
-	}
+	assert.Equal(t, dans.ID, got.ID, "dan's zed")
 	var key api.RegKey
 	zed.json(&key, "regkey", "create")
-	if key.OrganizationID == mine.ID || key.OrganizationID == dans.ID {
-		t.Errorf("zed's default organization is another zed: %+v", key)
-	}
+	assert.NotContains(t, []string{mine.ID, dans.ID}, key.OrganizationID, "zed's default organization is another zed")
 }

@@ -9,19 +9,11 @@ import (
 	"github.com/nexodus-sdk/nexodus/api"
 )
 
-func init() {
-	resources["relays"] = map[string]command{
-		"set": {"--turn URL[,URL] [--stun HOST:PORT[,HOST:PORT]] [--secret-file FILE] [--org ORG]",
-			"give an organization its own relays (owner); the secret comes from --secret-file or $NEXODUS_RELAY_SECRET", relaysSet},
-		"get":   {"[--org ORG]", "show an organization's own relays (never the secret)", relaysGet},
-		"clear": {"[--org ORG]", "go back to the coordinator's relays (owner)", relaysClear},
-	}
-}
-
-var relaysHeader = []string{"ORGANIZATION", "TURN", "STUN", "UPDATED"}
-
-func relaysRows(r *api.OrgRelays) [][]string {
-	return [][]string{{r.OrganizationID, strings.Join(r.TURN, ","), strings.Join(r.STUN, ","), fmtTime(r.UpdatedAt)}}
+var relaysTable = table[api.OrgRelays]{
+	header: []string{"ORGANIZATION", "TURN", "STUN", "UPDATED"},
+	row: func(r api.OrgRelays) []string {
+		return []string{r.OrganizationID, strings.Join(r.TURN, ","), strings.Join(r.STUN, ","), fmtTime(r.UpdatedAt)}
+	},
 }
 
 // relaySecret reads the relays' shared secret: never from a flag value, which would show in
@@ -43,7 +35,7 @@ func (e *env) relaySecret(file string) (string, error) {
 
 func relaysSet(e *env, args []string) error {
 	fs := e.flags()
-	org := fs.String("org", "", "organization ID or name (default: your personal organization)")
+	org := fs.String("org", "", orgUsage)
 	turn := fs.String("turn", "", "comma-separated TURN URLs, e.g. turn:198.51.100.10:3478?transport=udp")
 	stun := fs.String("stun", "", "comma-separated STUN servers, host:port")
 	secretFile := fs.String("secret-file", "", "file holding the secret the relays share (default $NEXODUS_RELAY_SECRET)")
@@ -65,40 +57,22 @@ func relaysSet(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return e.show(r, relaysHeader, relaysRows(r))
+	return relaysTable.one(e, r)
 }
 
-func relaysGet(e *env, args []string) error {
-	fs := e.flags()
-	org := fs.String("org", "", "organization ID or name (default: your personal organization)")
-	if _, err := e.parse(fs, args, 0); err != nil {
-		return err
-	}
-	id, err := e.orgID(*org)
+func relaysGet(e *env, orgID string) error {
+	r, err := e.c.GetOrgRelays(e.ctx, orgID)
 	if err != nil {
 		return err
 	}
-	r, err := e.c.GetOrgRelays(e.ctx, id)
-	if err != nil {
-		return err
-	}
-	return e.show(r, relaysHeader, relaysRows(r))
+	return relaysTable.one(e, r)
 }
 
-func relaysClear(e *env, args []string) error {
-	fs := e.flags()
-	org := fs.String("org", "", "organization ID or name (default: your personal organization)")
-	if _, err := e.parse(fs, args, 0); err != nil {
+func relaysClear(e *env, orgID string) error {
+	if err := e.c.ClearOrgRelays(e.ctx, orgID); err != nil {
 		return err
 	}
-	id, err := e.orgID(*org)
-	if err != nil {
-		return err
-	}
-	if err := e.c.ClearOrgRelays(e.ctx, id); err != nil {
-		return err
-	}
-	return e.done("relays of organization %s cleared; its devices use the coordinator's", id)
+	return e.done("relays of organization %s cleared; its devices use the coordinator's", orgID)
 }
 
 // splitList splits a comma-separated flag value, dropping empty entries.

@@ -6,27 +6,33 @@ import (
 	"github.com/nexodus-sdk/nexodus/api"
 )
 
-// pick returns the ID of the item whose ID is key or, failing that, whose name is key. When
-// nothing matches it returns key itself and lets the coordinator answer "not found".
-func pick[T any](items []T, key, kind string, id, name func(T) string) (string, error) {
-	for _, it := range items {
-		if id(it) == key {
+// pick returns a resolver of key among the items a list call returned: the ID of the item
+// whose ID is key or, failing that, whose name is key. When nothing matches, or the list could
+// not be read (the caller may not list them), it returns key itself and lets the coordinator
+// answer "not found".
+func pick[T any](key, kind string, idName func(T) (id, name string)) func([]T, error) (string, error) {
+	return func(items []T, err error) (string, error) {
+		if err != nil {
 			return key, nil
 		}
-	}
-	var found []string
-	for _, it := range items {
-		if name(it) == key {
-			found = append(found, id(it))
+		var found []string
+		for _, it := range items {
+			id, name := idName(it)
+			if id == key {
+				return key, nil
+			}
+			if name == key {
+				found = append(found, id)
+			}
 		}
+		switch len(found) {
+		case 0:
+			return key, nil
+		case 1:
+			return found[0], nil
+		}
+		return "", fmt.Errorf("%d %ss are named %q: use an ID (%v)", len(found), kind, key, found)
 	}
-	switch len(found) {
-	case 0:
-		return key, nil
-	case 1:
-		return found[0], nil
-	}
-	return "", fmt.Errorf("%d %ss are named %q: use an ID (%v)", len(found), kind, key, found)
 }
 
 // orgID resolves an --org value (ID or name); empty means the caller's personal organization.
@@ -47,39 +53,20 @@ func (e *env) orgID(value string) (string, error) {
 		}
 		return "", usagef("--org is required (no personal organization found)")
 	}
-	if err != nil {
-		return value, nil // maybe not a user token; let the coordinator judge the ID
-	}
-	return pick(orgs, value, "organization",
-		func(o api.Organization) string { return o.ID }, func(o api.Organization) string { return o.Name })
+	return pick(value, "organization", func(o api.Organization) (string, string) { return o.ID, o.Name })(orgs, err)
 }
 
 // userID resolves a user ID or username through the admin's user list.
 func (e *env) userID(value string) (string, error) {
-	users, err := e.c.ListUsers(e.ctx)
-	if err != nil {
-		return value, nil
-	}
-	return pick(users, value, "user",
-		func(u api.User) string { return u.ID }, func(u api.User) string { return u.Username })
+	return pick(value, "user", func(u api.User) (string, string) { return u.ID, u.Username })(e.c.ListUsers(e.ctx))
 }
 
 // memberID resolves a user ID or username among an organization's members.
 func (e *env) memberID(orgID, value string) (string, error) {
-	ms, err := e.c.ListMembers(e.ctx, orgID)
-	if err != nil {
-		return value, nil
-	}
-	return pick(ms, value, "member",
-		func(m api.Member) string { return m.UserID }, func(m api.Member) string { return m.Username })
+	return pick(value, "member", func(m api.Member) (string, string) { return m.UserID, m.Username })(e.c.ListMembers(e.ctx, orgID))
 }
 
 // deviceID resolves a device ID or hostname among the caller's devices.
 func (e *env) deviceID(value string) (string, error) {
-	ds, err := e.c.ListDevices(e.ctx)
-	if err != nil {
-		return value, nil
-	}
-	return pick(ds, value, "device",
-		func(d api.Device) string { return d.ID }, func(d api.Device) string { return d.Hostname })
+	return pick(value, "device", func(d api.Device) (string, string) { return d.ID, d.Hostname })(e.c.ListDevices(e.ctx))
 }

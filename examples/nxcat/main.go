@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -291,19 +290,6 @@ func printStatus(st *nexodus.Status, format string, stdout io.Writer) error {
 	return tw.Flush()
 }
 
-// settled reports whether NAT traversal has finished deciding a peer's path: WireGuard may
-// already work over a published endpoint while ICE has not started ("new") or is still
-// offering or checking pairs. "waiting" is settled: a session failed, and its reason is the
-// answer the caller wants.
-func settled(traversal string) bool {
-	state, _, _ := strings.Cut(traversal, ":")
-	switch state {
-	case "", "new", "offering", "checking":
-		return false
-	}
-	return true
-}
-
 // waitPeers pings every peer until n of them have a working, settled path, or the time runs out.
 func waitPeers(ctx context.Context, node *nexodus.Node, n int, within time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, within)
@@ -313,7 +299,7 @@ func waitPeers(ctx context.Context, node *nexodus.Node, n int, within time.Durat
 	for {
 		up := 0
 		for _, p := range node.Peers() {
-			if p.Path != nexodus.PathNone && settled(p.Traversal) {
+			if p.Path != nexodus.PathNone && p.Traversal.Settled() {
 				up++
 				continue
 			}

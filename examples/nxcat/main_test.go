@@ -6,17 +6,17 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/nexodus-sdk/nexodus"
-	"github.com/nexodus-sdk/nexodus/internal/devcoord"
+	"github.com/nexodus-sdk/nexodus/nexodustest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -42,22 +42,9 @@ func (s *syncBuffer) String() string {
 func noEnv(string) string { return "" }
 
 func TestListenDialStatus(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	coord, err := devcoord.Start(ctx, filepath.Join(t.TempDir(), "c.db"), devcoord.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer coord.Close()
-	tenant, err := coord.NewTenant(ctx, "ops")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := tenant.RegKey(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	common := []string{"-control", coord.URL, "-authkey", key}
+	kit := nexodustest.New(t, nexodustest.WithUsername("ops"), nexodustest.WithoutRelay())
+	ctx := kit.Context()
+	common := []string{"-control", kit.URL, "-authkey", kit.AuthKey}
 
 	// The server runs until its context is cancelled.
 	srvCtx, stopSrv := context.WithCancel(ctx)
@@ -67,13 +54,8 @@ func TestListenDialStatus(t *testing.T) {
 		args := append(append([]string{}, common...), "-hostname", "srv", "listen", "-echo", "7000")
 		srvDone <- run(srvCtx, args, strings.NewReader(""), &srvOut, &srvErr, noEnv)
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(srvErr.String(), "listening on") {
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start: %s", srvErr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	require.Eventually(t, func() bool { return strings.Contains(srvErr.String(), "listening on") },
+		30*time.Second, 10*time.Millisecond, "server did not start")
 
 	var out, errOut bytes.Buffer
 	args := append(append([]string{}, common...), "-hostname", "cli", "dial", "srv:7000")
@@ -107,15 +89,9 @@ func TestListenDialStatus(t *testing.T) {
 }
 
 func TestErrorsExitNonZero(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	coord, err := devcoord.Start(ctx, filepath.Join(t.TempDir(), "c.db"), devcoord.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer coord.Close()
-	tenant, _ := coord.NewTenant(ctx, "ops")
-	key, _ := tenant.RegKey(ctx, "")
+	kit := nexodustest.New(t, nexodustest.WithUsername("ops"), nexodustest.WithoutRelay())
+	ctx, key := kit.Context(), kit.AuthKey
+	coord := kit // its URL is the coordinator's
 
 	cases := []struct {
 		name string
@@ -137,25 +113,6 @@ func TestErrorsExitNonZero(t *testing.T) {
 				t.Fatalf("exit %d (want %d), stderr %q (want %q in it)", code, tc.code, errOut.String(), tc.msg)
 			}
 		})
-	}
-}
-
-// A peer NAT traversal has not decided on yet is not settled, whatever WireGuard does meanwhile:
-// "new" (no session started yet) once passed for settled, and status -wait returned a peer
-// with no ICE pair.
-func TestSettled(t *testing.T) {
-	for traversal, want := range map[string]bool{
-		"":          false, // not known to NAT traversal yet
-		"new":       false,
-		"offering":  false,
-		"checking":  false,
-		"connected": true,
-		"disconnected: consent checks unanswered":      true,
-		"waiting: ICE failed: no candidate pair works": true,
-	} {
-		if got := settled(traversal); got != want {
-			t.Errorf("settled(%q) = %v, want %v", traversal, got, want)
-		}
 	}
 }
 

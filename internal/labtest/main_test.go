@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pion/stun/v4"
+	"github.com/stretchr/testify/require"
 )
 
 // bins are the example binaries, built once by TestMain when the lab can run.
@@ -96,7 +97,7 @@ func bin(t testing.TB, name string) string {
 	case bins.skip != "":
 		t.Skipf("labtest: example binaries not built: %s", bins.skip)
 	case bins.err != nil:
-		t.Fatalf("labtest: building the example binaries: %v", bins.err)
+		require.NoError(t, bins.err, "labtest: building the example binaries")
 	}
 	return filepath.Join(bins.dir, name)
 }

@@ -9,9 +9,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/nexodus-sdk/nexodus/internal/natlab"
 )
@@ -29,9 +31,7 @@ const runsEnv = "LABTEST_RUNS"
 func timedRuns(t *testing.T) int {
 	if s := os.Getenv(runsEnv); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("%s=%q: want a positive number", runsEnv, s)
-		}
+		require.True(t, err == nil && n >= 1, "%s=%q: want a positive number", runsEnv, s)
 		return n
 	}
 	return 5
@@ -61,22 +61,15 @@ func runPair(t *testing.T, pc pairCase) {
 	ha, hb := pc.topo(w)
 	a := w.listener(ha, "a")
 	upA, err := a.upTime(w.ctx)
-	if err != nil {
-		t.Fatalf("listener a: %v", err)
-	}
+	require.NoError(t, err, "listener a")
 
 	// The path, from a fresh node on hb.
+	// A failed check does not stop the case: the data runs below are measured anyway.
 	r := w.status(hb, "bstatus", 1, 30*time.Second)
-	switch {
-	case r.err != nil:
-		t.Errorf("status on %s: no path to a: %v", hb.Name(), r.err)
-	case r.st == nil:
-		t.Errorf("status on %s printed nothing", hb.Name())
-	default:
-		if p, ok := r.st.peer("a"); !ok {
-			t.Errorf("status on %s has no peer a", hb.Name())
-		} else if err := pc.check(w, r.st, p); err != nil {
-			t.Errorf("path from %s to a: %v", hb.Name(), err)
+	if assert.NoError(t, r.err, "status on %s: no path to a", hb.Name()) && assert.NotNil(t, r.st, "status on %s printed nothing", hb.Name()) {
+		p, ok := r.st.peer("a")
+		if assert.True(t, ok, "status on %s has no peer a", hb.Name()) {
+			assert.NoError(t, pc.check(w, r.st, p), "path from %s to a", hb.Name())
 		}
 	}
 
@@ -84,9 +77,7 @@ func runPair(t *testing.T, pc pairCase) {
 	var ttfb []time.Duration
 	for i := 1; i <= timedRuns(t); i++ {
 		d, err := dialEcho(w, hb, fmt.Sprintf("b%d", i), upA)
-		if err != nil {
-			t.Fatalf("run %d: %v", i, err)
-		}
+		require.NoError(t, err, "run %d", i)
 		t.Logf("LAB-TIMING case=%s run=%d up-to-first-byte=%v", pc.name, i, d.Round(time.Millisecond))
 		ttfb = append(ttfb, d)
 	}
@@ -257,37 +248,11 @@ func TestConeMappingChange(t *testing.T) {
 
 	// A line every 100ms; the echo stream proves data flows. TCP keeps order, so the echo of
 	// a line sent after a change proves the path works after it.
-	var lastSent atomic.Int64
 	ctx, cancel := context.WithCancel(w.ctx)
 	defer cancel()
-	go func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for seq := int64(1); ; seq++ {
-			if d.send(fmt.Sprintf("seq-%d", seq)) != nil {
-				return
-			}
-			lastSent.Store(seq)
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	echoAfter := func(ctx context.Context, seq int64) (timedLine, error) {
-		return d.lines.wait(ctx, func(l string) bool {
-			n, err := strconv.ParseInt(strings.TrimPrefix(l, "seq-"), 10, 64)
-			return strings.HasPrefix(l, "seq-") && err == nil && n > seq
-		})
-	}
-
-	wctx, wcancel := context.WithTimeout(w.ctx, 60*time.Second)
-	if _, err := echoAfter(wctx, 0); err != nil {
-		wcancel()
-		t.Fatalf("no data from a before any change: %v", err)
-	}
-	wcancel()
+	stream := startStream(ctx, d)
+	_, err := stream.flowing(w.ctx, 60*time.Second)
+	require.NoError(t, err, "no data from a before any change")
 
 	for i, ch := range []struct {
 		nat    *natlab.NAT
@@ -304,26 +269,20 @@ func TestConeMappingChange(t *testing.T) {
 			what = "conntrack flush"
 		}
 		// Flowing right now?
-		wctx, wcancel := context.WithTimeout(w.ctx, 30*time.Second)
-		if _, err := echoAfter(wctx, lastSent.Load()-1); err != nil {
-			wcancel()
-			t.Fatalf("change %d: data not flowing before it: %v", i+1, err)
-		}
-		wcancel()
+		_, err := stream.flowing(w.ctx, 30*time.Second)
+		require.NoError(t, err, "change %d: data not flowing before it", i+1)
 		changed := time.Now()
 		change := ch.nat.FlushConntrack
 		if ch.lo != 0 {
 			change = func() error { return ch.nat.SetPortRange(ch.lo, ch.hi) }
 		}
-		if err := change(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, change())
 		// Lines sent from now on went out after the mapping changed.
-		before := lastSent.Load()
+		before := stream.lastSent.Load()
 		// The deadline is generous: after the path is back, the stream's TCP (gVisor netstack)
 		// resends only when its exponentially backed-off retransmission timer fires.
-		wctx, wcancel = context.WithTimeout(w.ctx, dataRecoveryDeadline)
-		l, err := echoAfter(wctx, before)
+		wctx, wcancel := context.WithTimeout(w.ctx, dataRecoveryDeadline)
+		l, err := stream.echoAfter(wctx, before)
 		wcancel()
 		logConntrack(t, w, ch.nat)
 		// When did the dialer's node select a path again? (From its -v log: informational.)
@@ -331,10 +290,8 @@ func TestConeMappingChange(t *testing.T) {
 		if pl, ok := d.lines.firstAfter(changed, "ICE path selected"); ok {
 			path = pl.at.Sub(changed).Round(time.Millisecond).String()
 		}
-		if err != nil {
-			t.Fatalf("change %d (%s's NAT %s, %s): no data within %v (path re-selected after %s): %v",
-				i+1, ch.side, ch.nat.Name(), what, dataRecoveryDeadline, path, err)
-		}
+		require.NoError(t, err, "change %d (%s's NAT %s, %s): no data within %v (path re-selected after %s)",
+			i+1, ch.side, ch.nat.Name(), what, dataRecoveryDeadline, path)
 		t.Logf("LAB-TIMING case=mapping-change nat=%s side=%s change=%q recovery=%v path-reselected=%s (first echo sent after the change: %s)",
 			ch.nat.Name(), ch.side, what, l.at.Sub(changed).Round(time.Millisecond), path, l.text)
 	}
@@ -343,19 +300,10 @@ func TestConeMappingChange(t *testing.T) {
 	// It has two peers, a and the dialer b on its own host; waiting for one would return as
 	// soon as b (host candidates on the same LAN) connects, before a's path is there.
 	r := w.status(hb, "bstatus", 2, 30*time.Second)
-	if r.err != nil || r.st == nil {
-		t.Fatalf("status on hb after the changes: %v", r.err)
-	}
-	p, ok := r.st.peer("a")
-	if !ok {
-		t.Fatal("status on hb after the changes: no peer a")
-	}
-	if err := wantPath(p, "direct", is("host", "srflx", "prflx"), is("host", "srflx", "prflx")); err != nil {
-		t.Errorf("path from hb to a after the changes: %v", err)
-	}
-	if err := endpointOn(p, nat1.IP(), 24000, 24999); err != nil {
-		t.Errorf("path from hb to a after the changes: %v", err)
-	}
+	require.NoError(t, r.err, "status on hb after the changes")
+	p := r.peer(t, "a")
+	assert.NoError(t, wantPath(p, "direct", is("host", "srflx", "prflx"), is("host", "srflx", "prflx")), "path from hb to a after the changes")
+	assert.NoError(t, endpointOn(p, nat1.IP(), 24000, 24999), "path from hb to a after the changes")
 }
 
 // logConntrack logs the UDP entries of a NAT's conntrack table (the mappings in use).
@@ -391,57 +339,36 @@ func TestSymmetricNoRelay(t *testing.T) {
 		name string
 	}{{ha, sym1, "astatus"}, {hb, sym2, "bstatus"}} {
 		r := w.status(side.h, side.name, 1, 30*time.Second)
-		if r.err != nil || r.st == nil {
-			t.Errorf("status on %s: %v", side.h.Name(), r.err)
+		if !assert.NoError(t, r.err, "status on %s", side.h.Name()) || !assert.NotNil(t, r.st, "status on %s", side.h.Name()) {
 			continue
 		}
-		if r.st.NAT != "symmetric" {
-			t.Errorf("status on %s (behind symmetric NAT %s): NAT %q, want symmetric", side.h.Name(), side.nat.Name(), r.st.NAT)
-		}
-		if ra, err := netip.ParseAddrPort(r.st.ReflexiveAddr); err != nil || ra.Addr() != side.nat.IP() {
-			t.Errorf("status on %s: ReflexiveAddr %q, want one on %v", side.h.Name(), r.st.ReflexiveAddr, side.nat.IP())
-		}
+		assert.Equal(t, "symmetric", r.st.NAT, "NAT type on %s (behind symmetric NAT %s)", side.h.Name(), side.nat.Name())
+		ra, err := netip.ParseAddrPort(r.st.ReflexiveAddr)
+		assert.True(t, err == nil && ra.Addr() == side.nat.IP(), "status on %s: ReflexiveAddr %q, want one on %v",
+			side.h.Name(), r.st.ReflexiveAddr, side.nat.IP())
 	}
 
 	// Data: a dialer on hb toward a gets nothing back while a status node on hb waits for all
 	// three of its peers (b and bdial on its own host, a across the two symmetric NATs) and
 	// must give up on a.
 	d := w.dialer(hb, "bdial", fmt.Sprintf("a:%d", echoPort))
-	if err := d.send("labtest-sym"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.upTime(w.ctx); err != nil {
-		t.Fatalf("dialer bdial: %v", err)
-	}
+	require.NoError(t, d.send("labtest-sym"))
+	_, err := d.upTime(w.ctx)
+	require.NoError(t, err, "dialer bdial")
 	r := w.status(hb, "bwait", 3, 40*time.Second)
-	switch {
-	case r.err == nil:
-		p, _ := r.st.peer("a")
-		t.Errorf("symmetric to symmetric without a relay connected: path %q local %q remote %q endpoint %q",
-			p.Path, p.LocalCandidate, p.RemoteCandidate, p.Endpoint)
-	case !strings.Contains(r.output, "2 of 3 peers connected"):
-		t.Errorf("status -wait 3 on hb: want the clear failure \"2 of 3 peers connected\" (a unreachable, b and bdial local), got: %v", r.err)
-	default:
+	// The wait fails clearly: a unreachable, b and bdial (local) connected.
+	if assert.Error(t, r.err, "symmetric to symmetric without a relay connected") {
+		assert.Contains(t, r.output, "2 of 3 peers connected", "status -wait 3 on hb")
 		t.Logf("no path from hb to a, as expected: %v", r.err)
 	}
-	// nxcat prints its status although the wait failed: which peer has no path, and why.
-	if r.st == nil {
-		t.Errorf("status -wait 3 on hb printed no status when the wait failed: %v", r.err)
-	} else if p, ok := r.st.peer("a"); !ok {
-		t.Errorf("status on hb has no peer a")
-	} else {
-		if p.Path != "none" {
-			t.Errorf("status on hb: peer a Path %q, want none", p.Path)
-		}
-		// The reason stays until a session connects, through the retries after it.
-		if !strings.Contains(p.Traversal, "ICE failed: no candidate pair works") {
-			t.Errorf("status on hb: peer a Traversal %q, want the reason \"ICE failed: no candidate pair works\"", p.Traversal)
-		} else {
-			t.Logf("no path from hb to a: Traversal %q", p.Traversal)
-		}
-	}
+	// nxcat prints its status although the wait failed: which peer has no path, and why. The
+	// reason stays until a session connects, through the retries after it.
+	p := r.peer(t, "a")
+	assert.Equal(t, "none", p.Path, "status on hb: peer a's path")
+	assert.Contains(t, p.Traversal.Reason, "ICE failed: no candidate pair works", "status on hb: peer a's traversal")
+	t.Logf("no path from hb to a: Traversal %q", p.Traversal.String())
 	if l, err := d.lines.wait(canceled(), func(s string) bool { return s == "labtest-sym" }); err == nil {
-		t.Errorf("dialer on hb got an echo from a across two symmetric NATs without a relay: %q", l.text)
+		assert.Fail(t, "an echo without a path", "dialer on hb got an echo from a across two symmetric NATs without a relay: %q", l.text)
 	}
 }
 

@@ -8,13 +8,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/nexodus-sdk/nexodus/internal/natlab"
 )
@@ -127,49 +128,6 @@ func TestRelayBlockedUDP(t *testing.T) {
 	})
 }
 
-// lineStream sends a numbered line every 100 ms to a dialer node (whose peer echoes), as in
-// TestConeMappingChange; TCP keeps order, so the echo of a line proves the path carried data
-// after that line was sent.
-type lineStream struct {
-	d        *node
-	lastSent atomic.Int64
-}
-
-func startStream(ctx context.Context, d *node) *lineStream {
-	s := &lineStream{d: d}
-	go func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for seq := int64(1); ; seq++ {
-			if d.send(fmt.Sprintf("seq-%d", seq)) != nil {
-				return
-			}
-			s.lastSent.Store(seq)
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return s
-}
-
-// echoAfter waits for the echo of a line numbered above seq.
-func (s *lineStream) echoAfter(ctx context.Context, seq int64) (timedLine, error) {
-	return s.d.lines.wait(ctx, func(l string) bool {
-		n, err := strconv.ParseInt(strings.TrimPrefix(l, "seq-"), 10, 64)
-		return strings.HasPrefix(l, "seq-") && err == nil && n > seq
-	})
-}
-
-// flowing checks that a line sent from now on is echoed within d.
-func (s *lineStream) flowing(ctx context.Context, d time.Duration) (timedLine, error) {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	return s.echoAfter(ctx, s.lastSent.Load())
-}
-
 // iceLog finds the first line of n's -v log after since that has msg and is about peer (a
 // device ID), without waiting.
 func iceLog(n *node, since time.Time, msg, peer string) (timedLine, bool) {
@@ -183,17 +141,15 @@ func iceLog(n *node, since time.Time, msg, peer string) (timedLine, bool) {
 	return timedLine{}, false
 }
 
-// waitICELog waits up to within for such a line.
-func waitICELog(ctx context.Context, n *node, since time.Time, msg, peer string, within time.Duration) (timedLine, error) {
-	var got timedLine
-	err := poll(ctx, within, func() error {
-		if l, ok := iceLog(n, since, msg, peer); ok {
-			got = l
-			return nil
-		}
-		return fmt.Errorf("no %q line for peer %s in %s's log", msg, peer, n.name)
-	})
-	return got, err
+// waitICELog waits up to within for such a line; it fails the test (without stopping it)
+// when none comes.
+func waitICELog(t *testing.T, n *node, since time.Time, msg, peer string, within time.Duration) (timedLine, bool) {
+	t.Helper()
+	found := func() bool { _, ok := iceLog(n, since, msg, peer); return ok }
+	if !assert.Eventually(t, found, within, 100*time.Millisecond, "no %q line for peer %s in %s's log", msg, peer, n.name) {
+		return timedLine{}, false
+	}
+	return iceLog(n, since, msg, peer)
 }
 
 // relayRecoveryDeadline bounds how long the relay-killed case waits for the relayed stream to
@@ -222,39 +178,20 @@ func TestRelayKilled(t *testing.T) {
 	defer cancel()
 	direct, relayed := startStream(ctx, dc), startStream(ctx, ds)
 	for _, s := range []*lineStream{direct, relayed} {
-		if _, err := s.flowing(w.ctx, 60*time.Second); err != nil {
-			t.Fatalf("stream of %s: no data before the relay is killed: %v", s.d.name, err)
-		}
+		_, err := s.flowing(w.ctx, 60*time.Second)
+		require.NoError(t, err, "stream of %s: no data before the relay is killed", s.d.name)
 	}
 
 	// The paths, from fresh nodes beside the dialers (all four stream nodes reachable).
 	var saID string
-	r := w.status(hcb, "cstatus", 4, 40*time.Second)
-	if r.st == nil {
-		t.Fatalf("status on hcb: %v", r.err)
-	}
-	if p, ok := r.st.peer("ca"); !ok {
-		t.Errorf("status on hcb: no peer ca")
-	} else if err := wantPath(p, "direct", is("host", "srflx", "prflx"), is("host", "srflx", "prflx")); err != nil {
-		t.Errorf("path from hcb to ca before the kill: %v", err)
-	}
-	r = w.status(hsb, "sstatus", 4, 40*time.Second)
-	if r.st == nil {
-		t.Fatalf("status on hsb: %v", r.err)
-	}
-	if p, ok := r.st.peer("sa"); !ok {
-		t.Fatalf("status on hsb: no peer sa")
-	} else {
-		saID = p.DeviceID
-		if err := wantRelayed(p, false); err != nil {
-			t.Errorf("path from hsb to sa before the kill: %v", err)
-		}
-	}
+	p := w.status(hcb, "cstatus", 4, 40*time.Second).peer(t, "ca")
+	assert.NoError(t, wantPath(p, "direct", is("host", "srflx", "prflx"), is("host", "srflx", "prflx")), "path from hcb to ca before the kill")
+	p = w.status(hsb, "sstatus", 4, 40*time.Second).peer(t, "sa")
+	saID = p.DeviceID
+	assert.NoError(t, wantRelayed(p, false), "path from hsb to sa before the kill")
 	// The streaming node sb itself selected a relayed pair toward sa.
-	if l, ok := iceLog(ds, time.Time{}, "ICE path selected", saID); !ok {
-		t.Errorf("sb's log has no \"ICE path selected\" for sa (%s)", saID)
-	} else if !strings.Contains(l.text, "relay") {
-		t.Errorf("sb's path to sa is not relayed: %s", l.text)
+	if l, ok := iceLog(ds, time.Time{}, "ICE path selected", saID); assert.True(t, ok, "sb's log has no \"ICE path selected\" for sa (%s)", saID) {
+		assert.Contains(t, l.text, "relay", "sb's path to sa is not relayed")
 	}
 	if t.Failed() {
 		t.FailNow()
@@ -262,55 +199,40 @@ func TestRelayKilled(t *testing.T) {
 
 	// Kill the relay while both streams flow.
 	for _, s := range []*lineStream{direct, relayed} {
-		if _, err := s.flowing(w.ctx, 30*time.Second); err != nil {
-			t.Fatalf("stream of %s: not flowing right before the kill: %v", s.d.name, err)
-		}
+		_, err := s.flowing(w.ctx, 30*time.Second)
+		require.NoError(t, err, "stream of %s: not flowing right before the kill", s.d.name)
 	}
 	killed := time.Now()
-	if err := w.relay.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, w.relay.Signal(syscall.SIGKILL))
 	<-w.relay.Done()
 	// Lines sent before the relay process was gone may still have passed through it.
 	seqAtKill := relayed.lastSent.Load()
 	t.Logf("relay killed at seq %d of the relayed stream", seqAtKill)
 
 	// The relayed node reports the path lost.
-	lost, err := waitICELog(w.ctx, ds, killed, "ICE path lost", saID, 45*time.Second)
-	if err != nil {
-		t.Errorf("after the relay was killed, sb did not report its path to sa lost: %v", err)
-	} else {
+	lost, ok := waitICELog(t, ds, killed, "ICE path lost", saID, 45*time.Second)
+	if ok {
 		t.Logf("sb reported the path to sa lost %v after the kill: %s", lost.at.Sub(killed).Round(time.Millisecond), lost.text)
 	}
 	// The direct pair keeps flowing.
-	if _, err := direct.flowing(w.ctx, 15*time.Second); err != nil {
-		t.Errorf("direct stream cb->ca stopped after the relay was killed: %v", err)
-	}
+	_, err := direct.flowing(w.ctx, 15*time.Second)
+	assert.NoError(t, err, "direct stream cb->ca stopped after the relay was killed")
 	// A fresh node beside sb sees no path to sa (without the relay only sb, on its own host,
 	// is reachable).
-	r = w.status(hsb, "sstatus2", 4, 15*time.Second)
-	switch {
-	case r.err == nil:
-		t.Errorf("status -wait 4 on hsb succeeded with the relay dead")
-	case r.st == nil:
-		t.Errorf("status on hsb with the relay dead printed no status: %v", r.err)
-	default:
-		if p, ok := r.st.peer("sa"); !ok {
-			t.Errorf("status on hsb with the relay dead: no peer sa")
-		} else if p.Path != "none" && (p.LocalCandidate == "relay" || p.RemoteCandidate == "relay") {
-			t.Errorf("status on hsb with the relay dead: peer sa Path %q local %q remote %q, want no relayed path",
-				p.Path, p.LocalCandidate, p.RemoteCandidate)
-		} else {
-			t.Logf("with the relay dead, a fresh node on hsb has no path to sa: Path %q, traversal %q", p.Path, p.Traversal)
-		}
+	r := w.status(hsb, "sstatus2", 4, 15*time.Second)
+	assert.Error(t, r.err, "status -wait 4 on hsb succeeded with the relay dead")
+	if r.err != nil {
+		p = r.peer(t, "sa")
+		assert.False(t, p.Path != "none" && (p.LocalCandidate == "relay" || p.RemoteCandidate == "relay"),
+			"with the relay dead, peer sa has Path %q local %q remote %q, want no relayed path", p.Path, p.LocalCandidate, p.RemoteCandidate)
+		t.Logf("with the relay dead, a fresh node on hsb has Path %q to sa, traversal %q", p.Path, p.Traversal.String())
 	}
 	// Still flowing directly, well after the kill; and nothing sent after the kill came back
 	// over the dead relay.
-	if _, err := direct.flowing(w.ctx, 15*time.Second); err != nil {
-		t.Errorf("direct stream cb->ca stopped while the relay was dead: %v", err)
-	}
+	_, err = direct.flowing(w.ctx, 15*time.Second)
+	assert.NoError(t, err, "direct stream cb->ca stopped while the relay was dead")
 	if l, err := relayed.echoAfter(canceled(), seqAtKill); err == nil {
-		t.Errorf("relayed stream sb->sa echoed %q, sent after the relay was killed, while it was dead", l.text)
+		assert.Fail(t, "an echo over the dead relay", "relayed stream sb->sa echoed %q, sent after the relay was killed", l.text)
 	}
 
 	// Start the relay again on the same addresses.
@@ -327,9 +249,8 @@ func TestRelayKilled(t *testing.T) {
 	if pl, ok := iceLog(ds, restarted, "ICE path selected", saID); ok {
 		path = pl.at.Sub(restarted).Round(time.Millisecond).String()
 	}
-	if err != nil {
-		t.Errorf("relayed stream sb->sa did not recover within %v of the relay's restart (path re-selected after %s): %v",
-			relayRecoveryDeadline, path, err)
+	if !assert.NoError(t, err, "relayed stream sb->sa did not recover within %v of the relay's restart (path re-selected after %s)",
+		relayRecoveryDeadline, path) {
 		// Is it the relayed path or the old stream? A fresh dialer beside sb, over the relay.
 		fresh := w.dialer(hsb, "sbfresh", fmt.Sprintf("sa:%d", echoPort))
 		fctx, fcancel := context.WithTimeout(w.ctx, 45*time.Second)
@@ -341,9 +262,9 @@ func TestRelayKilled(t *testing.T) {
 		}
 		fcancel()
 		if ferr != nil {
-			t.Errorf("a fresh dialer on hsb does not reach sa either: %v", ferr)
+			assert.Fail(t, "no relayed path after the restart", "a fresh dialer on hsb does not reach sa either: %v", ferr)
 		} else {
-			t.Errorf("a fresh dialer on hsb reaches sa over the restarted relay: the relayed path works, " +
+			assert.Fail(t, "the stream does not resume", "a fresh dialer on hsb reaches sa over the restarted relay: the relayed path works, "+
 				"the TCP stream that was open across the outage does not resume")
 		}
 		t.FailNow()
@@ -354,18 +275,10 @@ func TestRelayKilled(t *testing.T) {
 	}
 	t.Logf("LAB-TIMING case=relay-killed path-lost-after-kill=%s down=%v recovery-after-restart=%v path-reselected-after-restart=%s (first echo: %s)",
 		lostAfter, restarted.Sub(killed).Round(time.Millisecond), l.at.Sub(restarted).Round(time.Millisecond), path, l.text)
-	if _, err := direct.flowing(w.ctx, 15*time.Second); err != nil {
-		t.Errorf("direct stream cb->ca stopped after the relay came back: %v", err)
-	}
-	r = w.status(hsb, "sstatus3", 4, 40*time.Second)
-	if r.st == nil {
-		t.Fatalf("status on hsb after the relay came back: %v", r.err)
-	}
-	if p, ok := r.st.peer("sa"); !ok {
-		t.Errorf("status on hsb after the relay came back: no peer sa")
-	} else if err := wantRelayed(p, false); err != nil {
-		t.Errorf("path from hsb to sa after the relay came back: %v", err)
-	}
+	_, err = direct.flowing(w.ctx, 15*time.Second)
+	assert.NoError(t, err, "direct stream cb->ca stopped after the relay came back")
+	p = w.status(hsb, "sstatus3", 4, 40*time.Second).peer(t, "sa")
+	assert.NoError(t, wantRelayed(p, false), "path from hsb to sa after the relay came back")
 }
 
 // throughputSize is how much each transfer of TestRelayThroughput pushes.
@@ -432,9 +345,7 @@ func (s *sink) span(base, end int64) (first, last sinkRead, ok bool) {
 func (w *world) startSink(h *natlab.Host, hostname string, port int) (*node, *sink) {
 	w.t.Helper()
 	pr, pw, err := os.Pipe()
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	require.NoError(w.t, err)
 	args := []string{"-control", w.url, "-authkey", w.regKey, "-hostname", hostname, "-timeout", upTimeout.String(), "-v",
 		"listen", fmt.Sprint(port)}
 	// natlab captures stdout and stderr line by line (and logs every line): the data goes to
@@ -454,9 +365,8 @@ func (w *world) startSink(h *natlab.Host, hostname string, port int) (*node, *si
 	})
 	ctx, cancel := context.WithTimeout(w.ctx, upTimeout+5*time.Second)
 	defer cancel()
-	if _, err := n.lines.wait(ctx, func(s string) bool { return strings.Contains(s, "nxcat: listening on") }); err != nil {
-		w.t.Fatalf("sink %s: %v", hostname, err)
-	}
+	_, err = n.lines.wait(ctx, func(s string) bool { return strings.Contains(s, "nxcat: listening on") })
+	require.NoError(w.t, err, "sink %s", hostname)
 	return n, s
 }
 
@@ -498,23 +408,16 @@ func transfer(w *world, h *natlab.Host, hostname, target, sinkID string, sk *sin
 		d.stdin.Close()
 		werr <- err
 	}()
-	err = poll(w.ctx, 180*time.Second, func() error {
+	// Until the sink has everything, or can get no more.
+	require.Eventually(w.t, func() bool {
 		n, rerr := sk.count()
-		if n >= base+size {
-			return nil
-		}
+		return n >= base+size || rerr != nil || exited(d.p)
+	}, 180*time.Second, 100*time.Millisecond, "%s: the sink did not get %d bytes", hostname, size)
+	if n, rerr := sk.count(); n < base+size {
 		if rerr != nil {
-			return errStop{fmt.Errorf("sink output ended: %v", rerr)}
+			return 0, 0, "", fmt.Errorf("sink output ended with %d of %d bytes: %w", n-base, size, rerr)
 		}
-		select {
-		case <-d.p.Done():
-			return errStop{fmt.Errorf("dialer %s exited with %d of %d bytes at the sink: %v", hostname, n-base, size, d.p.Wait())}
-		default:
-		}
-		return fmt.Errorf("%d of %d bytes at the sink", n-base, size)
-	})
-	if err != nil {
-		return 0, 0, "", err
+		return 0, 0, "", fmt.Errorf("dialer %s exited with %d of %d bytes at the sink: %w", hostname, n-base, size, d.p.Wait())
 	}
 	first, last, ok := sk.span(base, base+size)
 	if !ok {
@@ -560,9 +463,7 @@ func TestRelayThroughput(t *testing.T) {
 	const sinkPort = 7001
 	sn, sk := w.startSink(hs, "sink", sinkPort)
 	sinkID, err := sn.deviceID(w.ctx)
-	if err != nil {
-		t.Fatalf("sink: %v", err)
-	}
+	require.NoError(t, err, "sink")
 	target := fmt.Sprintf("sink:%d", sinkPort)
 	for _, tr := range []struct {
 		host    *natlab.Host
@@ -570,14 +471,9 @@ func TestRelayThroughput(t *testing.T) {
 		relayed bool
 	}{{hd, "direct", false}, {hr, "relayed", true}} {
 		mbps, wall, path, err := transfer(w, tr.host, "push-"+tr.name, target, sinkID, sk, throughputSize)
-		if err != nil {
-			t.Fatalf("%s transfer: %v", tr.name, err)
-		}
-		switch {
-		case path == "":
-			t.Errorf("%s transfer: the dialer logged no \"ICE path selected\" toward the sink", tr.name)
-		case strings.Contains(path, "relay") != tr.relayed:
-			t.Errorf("%s transfer went over the wrong path type: %s", tr.name, path)
+		require.NoError(t, err, "%s transfer", tr.name)
+		if assert.NotEmpty(t, path, "%s transfer: the dialer logged no \"ICE path selected\" toward the sink", tr.name) {
+			assert.Equal(t, tr.relayed, strings.Contains(path, "relay"), "%s transfer went over the wrong path type: %s", tr.name, path)
 		}
 		t.Logf("LAB-TIMING case=relay-throughput path=%s bytes=%d stream=%.1fMB/s wall=%v (from the first write, with connection setup)",
 			tr.name, throughputSize, mbps, wall.Round(time.Millisecond))

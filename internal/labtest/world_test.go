@@ -8,14 +8,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nexodus-sdk/nexodus"
 	"io"
 	"net/netip"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/nexodus-sdk/nexodus/internal/natlab"
 )
@@ -100,9 +106,8 @@ func newWorld(t *testing.T, cfg worldConfig) *world {
 	cp := w.coord.Start(ctx, coordBin, args...)
 	wctx, wcancel := context.WithTimeout(ctx, upTimeout)
 	defer wcancel()
-	if _, err := cp.WaitFor(wctx, "coordinator listening"); err != nil {
-		t.Fatal(err)
-	}
+	_, err := cp.WaitFor(wctx, "coordinator listening")
+	require.NoError(t, err)
 
 	// Bootstrap: the admin creates alice and her API token; alice makes a reusable key.
 	var u struct {
@@ -118,9 +123,8 @@ func newWorld(t *testing.T, cfg worldConfig) *world {
 	}
 	w.nexctl(nexctl, tok.Secret, &key, "regkey", "create", "--org", u.PersonalOrganizationID,
 		"--description", "labtest")
-	if tok.Secret == "" || key.Secret == "" {
-		t.Fatalf("bootstrap: empty secrets (token %q, key %q)", tok.Secret, key.Secret)
-	}
+	require.NotEmpty(t, tok.Secret, "bootstrap: the token's secret")
+	require.NotEmpty(t, key.Secret, "bootstrap: the registration key's secret")
 	w.regKey = key.Secret
 
 	// On failure, add the coordinator's view and every status taken to natlab's dump (which
@@ -159,22 +163,30 @@ func errOrEmpty(err error) any {
 	return err
 }
 
-// waitSTUN polls the STUN server's two ports from the coord host until both answer.
+// waitSTUN waits until the STUN server p answers on each of servers, from the coord host.
 func (w *world) waitSTUN(p *natlab.Process, servers ...string) {
 	w.t.Helper()
 	for _, s := range servers {
-		err := poll(w.ctx, upTimeout, func() error {
-			select {
-			case <-p.Done():
-				return errStop{fmt.Errorf("STUN server exited: %v", p.Wait())}
-			default:
+		require.EventuallyWithT(w.t, func(c *assert.CollectT) {
+			if exited(p) {
+				return // reported below, at once
 			}
 			_, err := stunBinding(w.coord, netip.MustParseAddrPort(s), 300*time.Millisecond)
-			return err
-		})
-		if err != nil {
-			w.t.Fatalf("STUN server %s does not answer: %v", s, err)
+			assert.NoError(c, err)
+		}, upTimeout, 100*time.Millisecond, "STUN server %s does not answer", s)
+		if exited(p) {
+			require.FailNow(w.t, "the STUN server exited", "%v", p.Wait())
 		}
+	}
+}
+
+// exited reports whether p has exited.
+func exited(p *natlab.Process) bool {
+	select {
+	case <-p.Done():
+		return true
+	default:
+		return false
 	}
 }
 
@@ -186,12 +198,8 @@ func (w *world) nexctl(nexctl, token string, v any, args ...string) {
 	cmd := w.coord.Command(ctx, nexctl, append([]string{"--url", w.url, "--token", token, "-o", "json"}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		w.t.Fatalf("nexctl %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	if err := json.Unmarshal(stdout.Bytes(), v); err != nil {
-		w.t.Fatalf("nexctl %s: decode %q: %v", strings.Join(args, " "), stdout.String(), err)
-	}
+	require.NoError(w.t, cmd.Run(), "nexctl %s\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), stdout.String(), stderr.String())
+	require.NoError(w.t, json.Unmarshal(stdout.Bytes(), v), "nexctl %s: decode %q", strings.Join(args, " "), stdout.String())
 }
 
 // addNAT adds a NAT gateway on the public segment. A nonzero port range makes its mapped ports
@@ -201,9 +209,7 @@ func (w *world) addNAT(name string, kind natlab.Kind, lo, hi uint16) *natlab.NAT
 	w.t.Helper()
 	n := w.lab.AddNAT(name, w.pub, kind)
 	if lo != 0 {
-		if err := n.SetPortRange(lo, hi); err != nil {
-			w.t.Fatal(err)
-		}
+		require.NoError(w.t, n.SetPortRange(lo, hi))
 	}
 	w.nats = append(w.nats, n)
 	return n
@@ -231,9 +237,8 @@ func (w *world) start(h *natlab.Host, hostname string, withStdin bool, args ...s
 	n := &node{name: hostname, host: h}
 	if withStdin {
 		var err error
-		if n.stdin, err = cmd.StdinPipe(); err != nil {
-			w.t.Fatal(err)
-		}
+		n.stdin, err = cmd.StdinPipe()
+		require.NoError(w.t, err)
 	}
 	n.p = h.StartCmd(cmd)
 	n.lines = watch(w.ctx, n.p)
@@ -261,9 +266,8 @@ func (w *world) listener(h *natlab.Host, hostname string) *node {
 	n := w.start(h, hostname, false, "listen", "-echo", fmt.Sprint(echoPort))
 	ctx, cancel := context.WithTimeout(w.ctx, upTimeout+5*time.Second)
 	defer cancel()
-	if _, err := n.lines.wait(ctx, func(s string) bool { return strings.Contains(s, "nxcat: listening on") }); err != nil {
-		w.t.Fatalf("listener %s: %v", hostname, err)
-	}
+	_, err := n.lines.wait(ctx, func(s string) bool { return strings.Contains(s, "nxcat: listening on") })
+	require.NoError(w.t, err, "listener %s", hostname)
 	return n
 }
 
@@ -307,7 +311,7 @@ type peerStatus struct {
 	Endpoint        string
 	LocalCandidate  string
 	RemoteCandidate string
-	Traversal       string
+	Traversal       nexodus.Traversal
 	PathSince       time.Time
 	LastHandshake   time.Time
 	RxBytes         uint64
@@ -360,6 +364,16 @@ func (w *world) status(h *natlab.Host, hostname string, n int, within time.Durat
 	return r
 }
 
+// peer returns the status's view of the peer hostname, failing the test when the status
+// printed nothing or has no such peer.
+func (r statusResult) peer(t *testing.T, hostname string) peerStatus {
+	t.Helper()
+	require.NotNil(t, r.st, "no status printed (%v)", r.err)
+	p, ok := r.st.peer(hostname)
+	require.True(t, ok, "the status has no peer %s", hostname)
+	return p
+}
+
 // nxcatError turns a process's exit error into nxcat's own message ("nxcat: ..." on stderr),
 // rather than natlab's, which repeats the command line.
 func nxcatError(p *natlab.Process, err error) error {
@@ -380,6 +394,49 @@ func nxcatError(p *natlab.Process, err error) error {
 		return fmt.Errorf("%s (exit %d)", msg, ee.ExitCode())
 	}
 	return fmt.Errorf("%s (%v)", msg, firstLine(err))
+}
+
+// lineStream sends a numbered line every 100 ms to a dialer node (whose peer echoes), as in
+// TestConeMappingChange; TCP keeps order, so the echo of a line proves the path carried data
+// after that line was sent.
+type lineStream struct {
+	d        *node
+	lastSent atomic.Int64
+}
+
+func startStream(ctx context.Context, d *node) *lineStream {
+	s := &lineStream{d: d}
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for seq := int64(1); ; seq++ {
+			if d.send(fmt.Sprintf("seq-%d", seq)) != nil {
+				return
+			}
+			s.lastSent.Store(seq)
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return s
+}
+
+// echoAfter waits for the echo of a line numbered above seq.
+func (s *lineStream) echoAfter(ctx context.Context, seq int64) (timedLine, error) {
+	return s.d.lines.wait(ctx, func(l string) bool {
+		n, err := strconv.ParseInt(strings.TrimPrefix(l, "seq-"), 10, 64)
+		return strings.HasPrefix(l, "seq-") && err == nil && n > seq
+	})
+}
+
+// flowing checks that a line sent from now on is echoed within d.
+func (s *lineStream) flowing(ctx context.Context, d time.Duration) (timedLine, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return s.echoAfter(ctx, s.lastSent.Load())
 }
 
 // timedLines records when each output line of a process arrived.
@@ -461,30 +518,6 @@ func firstLine(err error) error {
 		return errors.New(s[:i] + " (output above)")
 	}
 	return err
-}
-
-// errStop ends a poll early.
-type errStop struct{ error }
-
-// poll calls f until it returns nil, returns errStop, or within passes; it returns f's last
-// error. Never sleep to wait for a condition: poll it.
-func poll(ctx context.Context, within time.Duration, f func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, within)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := f()
-		var stop errStop
-		if err == nil || errors.As(err, &stop) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
-		case <-tick.C:
-		}
-	}
 }
 
 // median of ds (which it sorts).

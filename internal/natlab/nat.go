@@ -82,7 +82,7 @@ func (l *Lab) addNAT(name string, upstream *Segment, kind Kind) (*NAT, error) {
 	); err != nil {
 		return nil, err
 	}
-	if err := r.Do(func() error { return writeSysctl("/proc/sys/net/ipv4/ip_forward", "1") }); err != nil {
+	if err := doInNetns(r.ns, func() error { return writeSysctl("/proc/sys/net/ipv4/ip_forward", "1") }); err != nil {
 		return nil, err
 	}
 	n := &NAT{
@@ -167,7 +167,7 @@ func (n *NAT) FlushConntrack() error {
 }
 
 func (n *NAT) flushLocked() error {
-	if err := n.router.Do(ctnetlinkFlush); err != nil {
+	if err := doInNetns(n.router.ns, ctnetlinkFlush); err != nil {
 		return fmt.Errorf("natlab: %s: %w", n.router.name, err)
 	}
 	return nil

@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const echoPort = 7000
@@ -25,13 +28,23 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// serverAndNAT builds the lab most cases need: a public host "srv" and a host "h1" behind a
+// NAT "nat1" of kind.
+func serverAndNAT(t *testing.T, kind Kind) (lab *Lab, srv *Host, nat *NAT, h1 *Host) {
+	t.Helper()
+	lab = New(t)
+	pub := lab.PublicSegment()
+	srv = lab.AddHost("srv", pub)
+	nat = lab.AddNAT("nat1", pub, kind)
+	return lab, srv, nat, lab.AddHost("h1", nat.LAN())
+}
+
 // startEcho runs the UDP/TCP echo helper on h and waits until it listens.
 func startEcho(ctx context.Context, t *testing.T, h *Host) string {
 	t.Helper()
 	p := h.StartHelper(ctx, HelperUDPEcho, "-listen", fmt.Sprintf(":%d", echoPort))
-	if _, err := p.WaitFor(ctx, "ready "); err != nil {
-		t.Fatal(err)
-	}
+	_, err := p.WaitFor(ctx, "ready ")
+	require.NoError(t, err)
 	return netip.AddrPortFrom(h.IP(), echoPort).String()
 }
 
@@ -40,93 +53,62 @@ func probe(ctx context.Context, t *testing.T, h *Host, local int, targets ...str
 	t.Helper()
 	args := append([]string{"-local", fmt.Sprint(local)}, targets...)
 	out, err := h.RunHelper(ctx, HelperUDPProbe, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var res []netip.AddrPort
 	for _, target := range targets {
 		m, ok := ParseMapped(string(out), target)
-		if !ok {
-			t.Fatalf("probe output has no mapping for %s:\n%s", target, out)
-		}
+		require.True(t, ok, "probe output has no mapping for %s:\n%s", target, out)
 		res = append(res, netip.MustParseAddrPort(m))
 	}
 	t.Logf("%s probe %v -> %v", h.Name(), targets, res)
 	return res
 }
 
-func TestConeNATEndpointIndependentMapping(t *testing.T) {
-	t.Parallel()
-	ctx := testCtx(t)
-	lab := New(t)
-	pub := lab.PublicSegment()
-	s1, s2 := lab.AddHost("s1", pub), lab.AddHost("s2", pub)
-	nat := lab.AddNAT("nat1", pub, Cone)
-	h1 := lab.AddHost("h1", nat.LAN())
-	e1, e2 := startEcho(ctx, t, s1), startEcho(ctx, t, s2)
+// TestNATMapping: from one socket to two servers, a cone NAT keeps one mapping
+// (endpoint-independent) and a symmetric NAT makes one per destination.
+func TestNATMapping(t *testing.T) {
+	for _, kind := range []Kind{Cone, Symmetric} {
+		t.Run(kind.String(), func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			lab, s1, nat, h1 := serverAndNAT(t, kind)
+			s2 := lab.AddHost("s2", lab.PublicSegment())
+			e1, e2 := startEcho(ctx, t, s1), startEcho(ctx, t, s2)
 
-	m := probe(ctx, t, h1, 0, e1, e2)
-	for i, a := range m {
-		if a.Addr() != nat.IP() {
-			t.Errorf("server %d saw %v, want the NAT's WAN IP %v", i+1, a, nat.IP())
-		}
-	}
-	if m[0] != m[1] {
-		t.Errorf("cone NAT: mapping toward %s is %v but toward %s is %v; want the same (endpoint-independent)", e1, m[0], e2, m[1])
-	}
-}
-
-func TestSymmetricNATMappingDependsOnDestination(t *testing.T) {
-	t.Parallel()
-	ctx := testCtx(t)
-	lab := New(t)
-	pub := lab.PublicSegment()
-	s1, s2 := lab.AddHost("s1", pub), lab.AddHost("s2", pub)
-	nat := lab.AddNAT("nat1", pub, Symmetric)
-	h1 := lab.AddHost("h1", nat.LAN())
-	e1, e2 := startEcho(ctx, t, s1), startEcho(ctx, t, s2)
-
-	m := probe(ctx, t, h1, 0, e1, e2)
-	for i, a := range m {
-		if a.Addr() != nat.IP() {
-			t.Errorf("server %d saw %v, want the NAT's WAN IP %v", i+1, a, nat.IP())
-		}
-	}
-	// fully-random picks each port at random: equal ports happen with probability ~1/64000.
-	if m[0].Port() == m[1].Port() {
-		t.Errorf("symmetric NAT: same mapped port %d toward both servers", m[0].Port())
+			m := probe(ctx, t, h1, 0, e1, e2)
+			for i, a := range m {
+				assert.Equal(t, nat.IP(), a.Addr(), "server %d sees the NAT's WAN IP", i+1)
+			}
+			if kind == Cone {
+				assert.Equal(t, m[0], m[1], "the mappings toward %s and %s", e1, e2)
+			} else {
+				// fully-random picks each port at random: equal ports happen with probability ~1/64000.
+				assert.NotEqual(t, m[0].Port(), m[1].Port(), "the mapped ports toward %s and %s", e1, e2)
+			}
+		})
 	}
 }
 
 func TestBlockUDPNAT(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
-	lab := New(t)
-	pub := lab.PublicSegment()
-	s1 := lab.AddHost("s1", pub)
-	nat := lab.AddNAT("nat1", pub, BlockUDP)
-	h1 := lab.AddHost("h1", nat.LAN())
-	e1 := startEcho(ctx, t, s1)
+	_, srv, nat, h1 := serverAndNAT(t, BlockUDP)
+	e1 := startEcho(ctx, t, srv)
 
 	out, err := h1.RunHelper(ctx, HelperUDPProbe, "-timeout", "1s", e1)
-	if err == nil || !strings.Contains(string(out), "timeout") {
-		t.Fatalf("UDP through a BlockUDP NAT: want a timeout, got err=%v output:\n%s", err, out)
-	}
+	require.Error(t, err, "UDP through a BlockUDP NAT")
+	require.Contains(t, string(out), "timeout", "UDP through a BlockUDP NAT")
 	out, err = h1.RunHelper(ctx, HelperTCPProbe, e1)
-	if err != nil {
-		t.Fatalf("TCP through a BlockUDP NAT: %v", err)
-	}
+	require.NoError(t, err, "TCP through a BlockUDP NAT")
 	m, _ := ParseMapped(string(out), "")
-	if a, err := netip.ParseAddrPort(m); err != nil || a.Addr() != nat.IP() {
-		t.Errorf("TCP server saw %q, want the NAT's WAN IP %v", m, nat.IP())
+	a, err := netip.ParseAddrPort(m)
+	if assert.NoError(t, err, "what the TCP server saw") {
+		assert.Equal(t, nat.IP(), a.Addr(), "the TCP server sees the NAT's WAN IP")
 	}
 	rules, err := nat.Ruleset(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(rules, "udp counter packets") || strings.Contains(rules, "udp counter packets 0 ") {
-		t.Errorf("BlockUDP drop rule did not count the probe's packets:\n%s", rules)
-	}
+	require.NoError(t, err)
+	assert.Contains(t, rules, "udp counter packets", "the BlockUDP drop rule")
+	assert.NotContains(t, rules, "udp counter packets 0 ", "the BlockUDP drop rule counted nothing")
 }
 
 func TestSameLANDirect(t *testing.T) {
@@ -135,14 +117,12 @@ func TestSameLANDirect(t *testing.T) {
 	lab := New(t)
 	nat := lab.AddNAT("nat1", lab.PublicSegment(), Cone)
 	h1, h2 := lab.AddHost("h1", nat.LAN()), lab.AddHost("h2", nat.LAN())
-	if !nat.LAN().Prefix().Contains(h1.IP()) || !nat.LAN().Prefix().Contains(h2.IP()) {
-		t.Fatalf("LAN hosts %v, %v not in %v", h1.IP(), h2.IP(), nat.LAN().Prefix())
+	for _, h := range []*Host{h1, h2} {
+		require.True(t, nat.LAN().Prefix().Contains(h.IP()), "LAN host %v not in %v", h.IP(), nat.LAN().Prefix())
 	}
 	e2 := startEcho(ctx, t, h2)
 	m := probe(ctx, t, h1, 4500, e2)
-	if want := netip.AddrPortFrom(h1.IP(), 4500); m[0] != want {
-		t.Errorf("h2 saw %v, want h1's private address %v (no NAT on the LAN)", m[0], want)
-	}
+	assert.Equal(t, netip.AddrPortFrom(h1.IP(), 4500), m[0], "h2 sees h1's private address (no NAT on the LAN)")
 }
 
 // udpRecv waits for the next datagram on c and returns its payload and source.
@@ -151,25 +131,28 @@ func udpRecv(t *testing.T, c *net.UDPConn) (string, netip.AddrPort) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	buf := make([]byte, 2048)
 	n, from, err := c.ReadFromUDPAddrPort(buf)
-	if err != nil {
-		t.Fatalf("receive on %v: %v", c.LocalAddr(), err)
-	}
+	require.NoError(t, err, "receive on %v", c.LocalAddr())
 	return string(buf[:n]), netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+}
+
+// udpExpect waits for the next datagram on c and requires it to be msg from from.
+func udpExpect(t *testing.T, c *net.UDPConn, msg string, from netip.AddrPort) {
+	t.Helper()
+	got, src := udpRecv(t, c)
+	require.Equal(t, msg, got, "received on %v", c.LocalAddr())
+	require.Equal(t, from, src, "sender of %q", got)
 }
 
 func udpSend(t *testing.T, c *net.UDPConn, to netip.AddrPort, msg string) {
 	t.Helper()
-	if _, err := c.WriteToUDPAddrPort([]byte(msg), to); err != nil {
-		t.Fatalf("send %v -> %v: %v", c.LocalAddr(), to, err)
-	}
+	_, err := c.WriteToUDPAddrPort([]byte(msg), to)
+	require.NoError(t, err, "send %v -> %v", c.LocalAddr(), to)
 }
 
 func listenUDP(t *testing.T, h *Host, port int) *net.UDPConn {
 	t.Helper()
 	c, err := h.ListenUDP(port)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -182,12 +165,7 @@ func listenUDP(t *testing.T, h *Host, port int) *net.UDPConn {
 // sent after the blocked one arrives, the blocked one would already have arrived.
 func TestInboundFiltering(t *testing.T) {
 	t.Parallel()
-	lab := New(t)
-	pub := lab.PublicSegment()
-	srv := lab.AddHost("srv", pub)
-	nat := lab.AddNAT("nat1", pub, Cone)
-	h1 := lab.AddHost("h1", nat.LAN())
-
+	_, srv, nat, h1 := serverAndNAT(t, Cone)
 	hc := listenUDP(t, h1, 4500)
 	a, b, c := listenUDP(t, srv, 5001), listenUDP(t, srv, 5002), listenUDP(t, srv, 5003)
 	addrOf := func(c *net.UDPConn) netip.AddrPort {
@@ -197,26 +175,19 @@ func TestInboundFiltering(t *testing.T) {
 	// Learn h1's mapping through b (a STUN-like exchange) and open b's way in.
 	udpSend(t, hc, addrOf(b), "hello b")
 	msg, mapped := udpRecv(t, b)
-	if msg != "hello b" || mapped.Addr() != nat.IP() {
-		t.Fatalf("b got %q from %v, want hello b from %v", msg, mapped, nat.IP())
-	}
+	require.Equal(t, "hello b", msg)
+	require.Equal(t, nat.IP(), mapped.Addr(), "b sees the NAT's WAN IP")
 
 	udpSend(t, a, mapped, "unsolicited from a") // never sent to by h1: dropped
 	udpSend(t, c, mapped, "from c")             // same IP as b, other port: dropped
 	udpSend(t, b, mapped, "from b")             // h1 sent to b: arrives
-	if msg, from := udpRecv(t, hc); msg != "from b" || from != addrOf(b) {
-		t.Fatalf("h1 received %q from %v; want only %q from %v (inbound filtering)", msg, from, "from b", addrOf(b))
-	}
+	udpExpect(t, hc, "from b", addrOf(b))       // and nothing before it: inbound filtering
 
 	// Punch: h1 sends to a; now a's packets arrive.
 	udpSend(t, hc, addrOf(a), "punch a")
-	if msg, from := udpRecv(t, a); msg != "punch a" || from != mapped {
-		t.Fatalf("a got %q from %v, want punch a from %v (same mapping)", msg, from, mapped)
-	}
+	udpExpect(t, a, "punch a", mapped) // the same mapping
 	udpSend(t, a, mapped, "from a")
-	if msg, from := udpRecv(t, hc); msg != "from a" || from != addrOf(a) {
-		t.Fatalf("h1 received %q from %v; want from a after punching", msg, from)
-	}
+	udpExpect(t, hc, "from a", addrOf(a))
 }
 
 // TestHolePunchTwoConeNATs: two hosts behind two different cone NATs learn their mappings from
@@ -243,13 +214,9 @@ func TestHolePunchTwoConeNATs(t *testing.T) {
 	// packet passes nat1 (h1 sent to m2), and h1's next packet passes nat2.
 	udpSend(t, c1, m2, "h1 first")
 	udpSend(t, c2, m1, "h2 first")
-	if msg, from := udpRecv(t, c1); msg != "h2 first" || from != m2 {
-		t.Fatalf("h1 got %q from %v, want h2 first from %v", msg, from, m2)
-	}
+	udpExpect(t, c1, "h2 first", m2)
 	udpSend(t, c1, m2, "h1 second")
-	if msg, from := udpRecv(t, c2); msg != "h1 second" || from != m1 {
-		t.Fatalf("h2 got %q from %v, want h1 second from %v", msg, from, m1)
-	}
+	udpExpect(t, c2, "h1 second", m1)
 }
 
 // TestMappingChanges forces mapping changes while a flow is running: changing the port range
@@ -280,9 +247,7 @@ func TestMappingChanges(t *testing.T) {
 			}
 			return false
 		})
-		if err != nil {
-			t.Fatalf("waiting for %s: %v", what, err)
-		}
+		require.NoError(t, err, "waiting for %s", what)
 		t.Logf("%s: %v", what, got)
 		return got
 	}
@@ -292,23 +257,15 @@ func TestMappingChanges(t *testing.T) {
 
 	p1 := h1.StartHelper(ctx, HelperUDPStream, "-local", "4500", echo)
 	first := waitMapped(p1, "cone NAT initial mapping", func(netip.AddrPort) bool { return true })
-	if first.Addr() != cone.IP() {
-		t.Fatalf("server saw %v, want the NAT's WAN IP %v", first, cone.IP())
-	}
-	if err := cone.SetPortRange(20000, 20999); err != nil {
-		t.Fatal(err)
-	}
+	require.Equal(t, cone.IP(), first.Addr(), "the server sees the NAT's WAN IP")
+	require.NoError(t, cone.SetPortRange(20000, 20999))
 	waitMapped(p1, "cone NAT mapping after SetPortRange(20000, 20999)", inRange(20000, 20999))
-	if err := cone.SetPortRange(30000, 30999); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, cone.SetPortRange(30000, 30999))
 	waitMapped(p1, "cone NAT mapping after SetPortRange(30000, 30999)", inRange(30000, 30999))
 
 	p2 := h2.StartHelper(ctx, HelperUDPStream, "-local", "4500", echo)
 	before := waitMapped(p2, "symmetric NAT initial mapping", func(netip.AddrPort) bool { return true })
-	if err := sym.FlushConntrack(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, sym.FlushConntrack())
 	// A new random port; the same one again has probability ~1/64000.
 	waitMapped(p2, "symmetric NAT mapping after FlushConntrack", func(a netip.AddrPort) bool { return a != before })
 }
@@ -317,36 +274,25 @@ func TestMappingChanges(t *testing.T) {
 // conntrack entry, but Linux prefers to give the original mapping again when it is free.
 func TestFlushConntrackCone(t *testing.T) {
 	t.Parallel()
-	lab := New(t)
-	pub := lab.PublicSegment()
-	srv := lab.AddHost("srv", pub)
-	nat := lab.AddNAT("nat1", pub, Cone)
-	h1 := lab.AddHost("h1", nat.LAN())
+	_, srv, nat, h1 := serverAndNAT(t, Cone)
 	sc := listenUDP(t, srv, 5000)
 	hc := listenUDP(t, h1, 4500)
 	srvAddr := netip.AddrPortFrom(srv.IP(), 5000)
 
 	udpSend(t, hc, srvAddr, "one")
 	_, m1 := udpRecv(t, sc)
-	if err := nat.FlushConntrack(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, nat.FlushConntrack())
 	// After the flush the server's packet finds no mapping: dropped. h1's next packet makes a
 	// new one; the server's reply to it then arrives (and nothing before it).
 	udpSend(t, sc, m1, "lost")
 	udpSend(t, hc, srvAddr, "two")
 	msg, m2 := udpRecv(t, sc)
-	if msg != "two" {
-		t.Fatalf("server got %q", msg)
-	}
+	require.Equal(t, "two", msg)
 	udpSend(t, sc, m2, "reply")
-	if msg, _ := udpRecv(t, hc); msg != "reply" {
-		t.Fatalf("h1 got %q, want reply (the packet sent into the flushed mapping must be dropped)", msg)
-	}
+	udpExpect(t, hc, "reply", srvAddr) // not "lost": the packet sent into the flushed mapping is dropped
 	t.Logf("cone NAT mapping before flush %v, after %v", m1, m2)
-	if m1.Port() != 4500 || m2 != m1 {
-		t.Errorf("cone NAT mappings %v then %v: expected Linux to keep the source port 4500 both times", m1, m2)
-	}
+	assert.EqualValues(t, 4500, m1.Port(), "Linux keeps the source port")
+	assert.Equal(t, m1, m2, "Linux gives the same mapping again")
 }
 
 // TestMoveTo moves a host from behind one NAT to behind another, with its socket open.
@@ -360,26 +306,21 @@ func TestMoveTo(t *testing.T) {
 	sc, hc := listenUDP(t, srv, 5000), listenUDP(t, h, 4500)
 	srvAddr := netip.AddrPortFrom(srv.IP(), 5000)
 	udpSend(t, hc, srvAddr, "from nat1")
-	if _, from := udpRecv(t, sc); from.Addr() != nat1.IP() {
-		t.Fatalf("server saw %v, want %v", from, nat1.IP())
-	}
-	if err := h.MoveTo(nat2.LAN()); err != nil {
-		t.Fatal(err)
-	}
-	if !nat2.LAN().Prefix().Contains(h.IP()) {
-		t.Fatalf("moved host has %v, want an address in %v", h.IP(), nat2.LAN().Prefix())
-	}
+	_, from := udpRecv(t, sc)
+	require.Equal(t, nat1.IP(), from.Addr(), "the server sees nat1")
+	require.NoError(t, h.MoveTo(nat2.LAN()))
+	require.True(t, nat2.LAN().Prefix().Contains(h.IP()), "moved host has %v, want an address in %v", h.IP(), nat2.LAN().Prefix())
 	udpSend(t, hc, srvAddr, "from nat2")
-	if msg, from := udpRecv(t, sc); msg != "from nat2" || from.Addr() != nat2.IP() {
-		t.Fatalf("server got %q from %v, want from nat2 via %v", msg, from, nat2.IP())
-	}
+	msg, from := udpRecv(t, sc)
+	require.Equal(t, "from nat2", msg)
+	require.Equal(t, nat2.IP(), from.Addr(), "the server sees nat2")
 }
 
 func labNamespaces(t *testing.T, prefix string) []string {
 	t.Helper()
 	entries, err := os.ReadDir("/run/netns")
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
+	if !errors.Is(err, os.ErrNotExist) {
+		require.NoError(t, err)
 	}
 	var out []string
 	for _, e := range entries {
@@ -389,18 +330,14 @@ func labNamespaces(t *testing.T, prefix string) []string {
 	}
 	// Cross-check with ip netns list.
 	list, err := exec.Command("ip", "netns", "list").CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip netns list: %v\n%s", err, list)
-	}
+	require.NoError(t, err, "ip netns list: %s", list)
 	n := 0
 	for _, l := range strings.Split(string(list), "\n") {
 		if strings.HasPrefix(l, prefix) {
 			n++
 		}
 	}
-	if n != len(out) {
-		t.Errorf("ip netns list shows %d namespaces with prefix %s, /run/netns %d", n, prefix, len(out))
-	}
+	assert.Len(t, out, n, "namespaces with prefix %s in /run/netns and in ip netns list", prefix)
 	return out
 }
 
@@ -412,23 +349,15 @@ func TestCloseRemovesEverything(t *testing.T) {
 	nat := lab.AddNAT("nat1", pub, Cone)
 	h1 := lab.AddHost("h1", nat.LAN())
 	p := h1.Start(ctx, "sleep", "600")
-	if got := labNamespaces(t, lab.Prefix()); len(got) != 3 {
-		t.Fatalf("namespaces with prefix %s: %v, want 3", lab.Prefix(), got)
-	}
-	if err := lab.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got := labNamespaces(t, lab.Prefix()); len(got) != 0 {
-		t.Errorf("after Close: namespaces left: %v", got)
-	}
+	require.Len(t, labNamespaces(t, lab.Prefix()), 3)
+	require.NoError(t, lab.Close())
+	assert.Empty(t, labNamespaces(t, lab.Prefix()), "namespaces left after Close")
 	select {
 	case <-p.Done():
 	default:
-		t.Error("process still running after Close")
+		assert.Fail(t, "process still running after Close")
 	}
-	if err := lab.Close(); err != nil {
-		t.Errorf("second Close: %v", err)
-	}
+	assert.NoError(t, lab.Close(), "second Close")
 }
 
 // TestNamesValidated: bad and duplicate names are refused.
@@ -436,9 +365,8 @@ func TestNamesValidated(t *testing.T) {
 	t.Parallel()
 	lab := New(t)
 	for _, name := range []string{"", "Upper", "with-dash", "toolongname123", "inet", "1abc"} {
-		if _, err := lab.addHost(name, lab.PublicSegment(), "eth0", false); err == nil {
-			t.Errorf("name %q accepted", name)
-		}
+		_, err := lab.addHost(name, lab.PublicSegment(), "eth0", false)
+		assert.Error(t, err, "name %q accepted", name)
 	}
 }
 
@@ -470,39 +398,25 @@ func TestCleanupAfterCrash(t *testing.T) {
 	}
 	New(t) // skips where the lab cannot run
 	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, mode := range []string{"panic", "kill"} {
 		t.Run(mode, func(t *testing.T) {
 			cmd := exec.Command(exe, "-test.run=^TestCrashChild$", "-test.v")
 			cmd.Env = append(os.Environ(), crashChildEnv+"="+mode)
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Run(); err == nil {
-				t.Fatalf("crash child exited 0:\n%s", out.String())
-			}
+			require.Error(t, cmd.Run(), "the crash child exited 0:\n%s", out.String())
 			_, after, ok := strings.Cut(out.String(), "PREFIX=")
-			if !ok {
-				t.Fatalf("crash child printed no prefix:\n%s", out.String())
-			}
+			require.True(t, ok, "the crash child printed no prefix:\n%s", out.String())
 			prefix := strings.Fields(after)[0]
 			left := labNamespaces(t, prefix)
 			switch mode {
 			case "panic":
-				if len(left) != 0 {
-					t.Errorf("panicking test left namespaces: %v\n%s", left, out.String())
-				}
+				assert.Empty(t, left, "a panicking test left namespaces:\n%s", out.String())
 			case "kill":
-				if len(left) != 3 {
-					t.Fatalf("killed child left %v, want 3 namespaces to sweep", left)
-				}
-				if err := Sweep(); err != nil {
-					t.Fatal(err)
-				}
-				if left := labNamespaces(t, prefix); len(left) != 0 {
-					t.Errorf("after Sweep: %v", left)
-				}
+				require.Len(t, left, 3, "namespaces the killed child left, to sweep")
+				require.NoError(t, Sweep())
+				assert.Empty(t, labNamespaces(t, prefix), "after Sweep")
 			}
 		})
 	}
@@ -517,9 +431,8 @@ func TestOwnerPID(t *testing.T) {
 		"other-123-ab12-1-h1": 0,
 	} {
 		got, ok := ownerPID(name)
-		if got != want || ok != (want != 0) {
-			t.Errorf("ownerPID(%q) = %d, %v; want %d", name, got, ok, want)
-		}
+		assert.Equal(t, want, got, "ownerPID(%q)", name)
+		assert.Equal(t, want != 0, ok, "ownerPID(%q)", name)
 	}
 }
 
@@ -531,13 +444,11 @@ func TestDoubleNAT(t *testing.T) {
 	srv := lab.AddHost("srv", pub)
 	outer := lab.AddNAT("outer", pub, Symmetric)
 	inner := lab.AddNAT("inner", outer.LAN(), Cone)
-	if !outer.LAN().Prefix().Contains(inner.IP()) {
-		t.Fatalf("inner NAT's WAN %v not on the outer LAN %v", inner.IP(), outer.LAN().Prefix())
-	}
+	require.True(t, outer.LAN().Prefix().Contains(inner.IP()), "inner NAT's WAN %v not on the outer LAN %v", inner.IP(), outer.LAN().Prefix())
 	h := lab.AddHost("h", inner.LAN())
 	sc, hc := listenUDP(t, srv, 5000), listenUDP(t, h, 4500)
 	udpSend(t, hc, netip.AddrPortFrom(srv.IP(), 5000), "hi")
-	if msg, from := udpRecv(t, sc); msg != "hi" || from.Addr() != outer.IP() {
-		t.Fatalf("server got %q from %v, want hi from the outer NAT %v", msg, from, outer.IP())
-	}
+	msg, from := udpRecv(t, sc)
+	require.Equal(t, "hi", msg)
+	require.Equal(t, outer.IP(), from.Addr(), "the server sees the outer NAT")
 }

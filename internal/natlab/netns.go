@@ -1,10 +1,12 @@
 //go:build linux
 
+// netns.go holds how code of the test process runs inside a lab namespace: doInNetns, and the
+// Host methods built on it that open sockets there.
+
 package natlab
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
@@ -18,11 +20,11 @@ import (
 // Goroutines fn starts do not run in ns.
 func doInNetns(ns string, fn func() error) error {
 	if sysSetns == 0 {
-		return fmt.Errorf("natlab: setns syscall number unknown on %s", runtime.GOARCH)
+		return fmt.Errorf("setns syscall number unknown on %s", runtime.GOARCH)
 	}
 	f, err := os.Open(netnsDir + "/" + ns)
 	if err != nil {
-		return fmt.Errorf("natlab: open namespace %s: %w", ns, err)
+		return fmt.Errorf("open namespace %s: %w", ns, err)
 	}
 	defer f.Close()
 	type result struct {
@@ -34,7 +36,7 @@ func doInNetns(ns string, fn func() error) error {
 	go func() {
 		runtime.LockOSThread() // never unlocked: the runtime ends the thread with the goroutine
 		if _, _, e := syscall.RawSyscall(sysSetns, f.Fd(), syscall.CLONE_NEWNET, 0); e != 0 {
-			done <- result{err: fmt.Errorf("natlab: setns %s: %w", ns, e)}
+			done <- result{err: fmt.Errorf("setns %s: %w", ns, e)}
 			return
 		}
 		defer func() {
@@ -52,97 +54,45 @@ func doInNetns(ns string, fn func() error) error {
 }
 
 // Do runs fn on a thread inside the host's network namespace. Sockets created by fn stay in
-// the namespace; goroutines started by fn do not run in it.
-func (h *Host) Do(fn func() error) error { return doInNetns(h.ns, fn) }
+// the namespace; goroutines started by fn do not run in it. Errors are fn's, or why the
+// namespace could not be entered, wrapped as "natlab: host NAME: ...".
+func (h *Host) Do(fn func() error) error {
+	if err := doInNetns(h.ns, fn); err != nil {
+		return fmt.Errorf("natlab: host %s: %w", h.name, err)
+	}
+	return nil
+}
+
+// inNetns returns what open, run on a thread inside the host's namespace, made: a socket that
+// stays in the namespace.
+func inNetns[T any](h *Host, open func() (T, error)) (T, error) {
+	var v T
+	err := h.Do(func() (err error) {
+		v, err = open()
+		return err
+	})
+	return v, err
+}
 
 // ListenPacket is net.ListenPacket inside the host's namespace, e.g. ("udp4", ":4500").
 func (h *Host) ListenPacket(network, address string) (net.PacketConn, error) {
-	var c net.PacketConn
-	err := h.Do(func() (err error) {
-		c, err = net.ListenPacket(network, address)
-		return err
-	})
-	return c, err
+	return inNetns(h, func() (net.PacketConn, error) { return net.ListenPacket(network, address) })
 }
 
 // ListenUDP opens a UDP socket on the given local port (0 for any) inside the host's namespace.
 func (h *Host) ListenUDP(port int) (*net.UDPConn, error) {
-	var c *net.UDPConn
-	err := h.Do(func() (err error) {
-		c, err = net.ListenUDP("udp4", &net.UDPAddr{Port: port})
-		return err
-	})
-	return c, err
+	return inNetns(h, func() (*net.UDPConn, error) { return net.ListenUDP("udp4", &net.UDPAddr{Port: port}) })
 }
 
 // Listen is net.Listen inside the host's namespace.
 func (h *Host) Listen(network, address string) (net.Listener, error) {
-	var l net.Listener
-	err := h.Do(func() (err error) {
-		l, err = net.Listen(network, address)
-		return err
-	})
-	return l, err
+	return inNetns(h, func() (net.Listener, error) { return net.Listen(network, address) })
 }
 
 // Dial is net.Dialer.DialContext from inside the host's namespace.
 func (h *Host) Dial(ctx context.Context, network, address string) (net.Conn, error) {
-	var c net.Conn
-	err := h.Do(func() (err error) {
+	return inNetns(h, func() (net.Conn, error) {
 		var d net.Dialer
-		c, err = d.DialContext(ctx, network, address)
-		return err
+		return d.DialContext(ctx, network, address)
 	})
-	return c, err
-}
-
-// ctnetlinkFlush deletes every IPv4 conntrack entry of the calling thread's namespace: an
-// IPCTNL_MSG_CT_DELETE request without a tuple, which the kernel treats as a flush (what
-// "conntrack -F" sends).
-func ctnetlinkFlush() error {
-	const (
-		netlinkNetfilter    = 12 // NETLINK_NETFILTER
-		nfnlSubsysCtnetlink = 1  // NFNL_SUBSYS_CTNETLINK
-		ipctnlMsgCtDelete   = 2  // IPCTNL_MSG_CT_DELETE
-	)
-	fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, netlinkNetfilter)
-	if err != nil {
-		return fmt.Errorf("netlink socket: %w", err)
-	}
-	defer syscall.Close(fd)
-	if err := syscall.Bind(fd, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
-		return fmt.Errorf("netlink bind: %w", err)
-	}
-	msg := make([]byte, syscall.NLMSG_HDRLEN+4)
-	binary.NativeEndian.PutUint32(msg[0:4], uint32(len(msg)))
-	binary.NativeEndian.PutUint16(msg[4:6], nfnlSubsysCtnetlink<<8|ipctnlMsgCtDelete)
-	binary.NativeEndian.PutUint16(msg[6:8], syscall.NLM_F_REQUEST|syscall.NLM_F_ACK)
-	binary.NativeEndian.PutUint32(msg[8:12], 1) // seq
-	msg[16] = syscall.AF_INET                   // nfgenmsg.nfgen_family; version 0, res_id 0
-	if err := syscall.Sendto(fd, msg, 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
-		return fmt.Errorf("netlink send: %w", err)
-	}
-	buf := make([]byte, 8192)
-	for {
-		n, _, err := syscall.Recvfrom(fd, buf, 0)
-		if err != nil {
-			return fmt.Errorf("netlink receive: %w", err)
-		}
-		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-		if err != nil {
-			return fmt.Errorf("netlink parse: %w", err)
-		}
-		for _, m := range msgs {
-			if m.Header.Type != syscall.NLMSG_ERROR {
-				continue
-			}
-			if len(m.Data) < 4 {
-				return fmt.Errorf("netlink: short error message")
-			}
-			if errno := int32(binary.NativeEndian.Uint32(m.Data[:4])); errno != 0 {
-				return fmt.Errorf("conntrack flush: %w", syscall.Errno(-errno))
-			}
-			return nil
-		}
-	}
 }

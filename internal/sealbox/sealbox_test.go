@@ -4,15 +4,14 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"crypto/rand"
-	"errors"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func keyPair(t testing.TB) (priv, pub [KeySize]byte) {
 	k, err := ecdh.X25519().GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	copy(priv[:], k.Bytes())
 	copy(pub[:], k.PublicKey().Bytes())
 	return priv, pub
@@ -22,45 +21,31 @@ func TestSealOpen(t *testing.T) {
 	priv, pub := keyPair(t)
 	msg := []byte("nxd_device.secret")
 	sealed, err := Seal(pub, msg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Contains(sealed, msg) {
-		t.Fatal("sealed message contains the plaintext")
-	}
+	require.NoError(t, err)
+	require.False(t, bytes.Contains(sealed, msg), "the sealed message contains the plaintext")
 	got, err := Open(priv, sealed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, msg) {
-		t.Fatalf("got %q, want %q", got, msg)
-	}
-	again, _ := Seal(pub, msg)
-	if bytes.Equal(again, sealed) {
-		t.Fatal("two seals of one message are identical: ephemeral key reused")
-	}
+	require.NoError(t, err)
+	require.Equal(t, msg, got)
+	again, err := Seal(pub, msg)
+	require.NoError(t, err)
+	require.NotEqual(t, sealed, again, "two seals of one message are identical: ephemeral key reused")
 }
 
 func TestOpenRejects(t *testing.T) {
 	priv, pub := keyPair(t)
 	other, _ := keyPair(t)
 	sealed, err := Seal(pub, []byte("secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Open(other, sealed); !errors.Is(err, ErrOpen) {
-		t.Fatalf("wrong key: err = %v, want ErrOpen", err)
-	}
+	require.NoError(t, err)
+	_, err = Open(other, sealed)
+	require.ErrorIs(t, err, ErrOpen, "wrong key")
 	for i := range sealed {
 		bad := bytes.Clone(sealed)
 		bad[i] ^= 1
-		if _, err := Open(priv, bad); err == nil {
-			t.Fatalf("flipped byte %d: opened", i)
-		}
+		_, err := Open(priv, bad)
+		require.Error(t, err, "flipped byte %d: opened", i)
 	}
-	if _, err := Open(priv, sealed[:len(sealed)-1]); !errors.Is(err, ErrOpen) {
-		t.Fatalf("truncated: err = %v", err)
-	}
+	_, err = Open(priv, sealed[:len(sealed)-1])
+	require.ErrorIs(t, err, ErrOpen, "truncated")
 }
 
 func FuzzOpen(f *testing.F) {
@@ -71,8 +56,8 @@ func FuzzOpen(f *testing.F) {
 	f.Add(make([]byte, 48))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// Only the one genuine message may open: anything else would be a forgery of AES-GCM.
-		if _, err := Open(priv, data); err == nil && !bytes.Equal(data, sealed) {
-			t.Fatalf("opened forged message %x", data)
+		if _, err := Open(priv, data); err == nil {
+			require.Equal(t, sealed, data, "opened a forged message")
 		}
 	})
 }

@@ -3,18 +3,17 @@ package sockbuf
 import (
 	"net"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestGrowEnlargesBuffers(t *testing.T) {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer pc.Close()
 	before := rcvbuf(t, pc.(*net.UDPConn))
 	Grow(pc, 4<<20)
-	if after := rcvbuf(t, pc.(*net.UDPConn)); after <= before {
-		t.Fatalf("receive buffer %d after Grow, %d before", after, before)
-	}
+	assert.Greater(t, rcvbuf(t, pc.(*net.UDPConn)), before, "receive buffer after Grow")
 	Grow(nil, 1<<20) // not a UDP socket: ignored
 }

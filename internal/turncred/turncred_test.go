@@ -1,8 +1,6 @@
 package turncred
 
 import (
-	"bytes"
-	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +8,8 @@ import (
 
 	"github.com/pion/logging"
 	"github.com/pion/turn/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var secret = []byte("shared-relay-secret")
@@ -20,46 +20,35 @@ func TestMintVerify(t *testing.T) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	exp := now.Add(12 * time.Hour)
 	user, pass := Mint(secret, devID, exp)
-	if want := strconv.FormatInt(exp.Unix(), 10) + ":" + devID; user != want {
-		t.Fatalf("username %q, want %q", user, want)
-	}
+	require.Equal(t, strconv.FormatInt(exp.Unix(), 10)+":"+devID, user)
 	got, err := Verify(secret, user, pass, now)
-	if err != nil || got != devID {
-		t.Fatalf("Verify = %q, %v", got, err)
-	}
+	require.NoError(t, err)
+	require.Equal(t, devID, got)
 	// Valid through its expiry second, expired after it.
-	if _, err := Verify(secret, user, pass, exp); err != nil {
-		t.Errorf("at expiry: %v", err)
-	}
-	if _, err := Verify(secret, user, pass, exp.Add(time.Second)); !errors.Is(err, ErrExpired) {
-		t.Errorf("after expiry: %v, want ErrExpired", err)
-	}
-	if _, err := Verify([]byte("other secret"), user, pass, now); !errors.Is(err, ErrInvalid) {
-		t.Errorf("other secret: %v, want ErrInvalid", err)
-	}
+	_, err = Verify(secret, user, pass, exp)
+	assert.NoError(t, err, "at expiry")
+	_, err = Verify(secret, user, pass, exp.Add(time.Second))
+	assert.ErrorIs(t, err, ErrExpired, "after expiry")
+	_, err = Verify([]byte("other secret"), user, pass, now)
+	assert.ErrorIs(t, err, ErrInvalid, "other secret")
 	forged := []byte(pass)
 	forged[0] ^= 1
-	if _, err := Verify(secret, user, string(forged), now); !errors.Is(err, ErrInvalid) {
-		t.Errorf("forged password: %v, want ErrInvalid", err)
-	}
+	_, err = Verify(secret, user, string(forged), now)
+	assert.ErrorIs(t, err, ErrInvalid, "forged password")
 	// Extending the expiry of a minted credential invalidates it.
 	later := strconv.FormatInt(exp.Add(time.Hour).Unix(), 10) + ":" + devID
-	if _, err := Verify(secret, later, pass, now); !errors.Is(err, ErrInvalid) {
-		t.Errorf("extended expiry: %v, want ErrInvalid", err)
-	}
+	_, err = Verify(secret, later, pass, now)
+	assert.ErrorIs(t, err, ErrInvalid, "extended expiry")
 	// Another device's name with this password.
 	other := strconv.FormatInt(exp.Unix(), 10) + ":someone-else"
-	if _, err := Verify(secret, other, pass, now); !errors.Is(err, ErrInvalid) {
-		t.Errorf("other device: %v, want ErrInvalid", err)
-	}
+	_, err = Verify(secret, other, pass, now)
+	assert.ErrorIs(t, err, ErrInvalid, "other device")
 }
 
 // TestKnownVector pins the scheme to a value computed independently
 // (printf '1700000000:dev' | openssl dgst -sha1 -hmac secret -binary | base64).
 func TestKnownVector(t *testing.T) {
-	if got := Password([]byte("secret"), "1700000000:dev"); got != "XmI+qxgIGXGp2UISH7mSOlXDeWs=" {
-		t.Errorf("Password = %q", got)
-	}
+	assert.Equal(t, "XmI+qxgIGXGp2UISH7mSOlXDeWs=", Password([]byte("secret"), "1700000000:dev"))
 }
 
 // TestPionCompatible checks that a TURN server using pion's own TURN REST handler derives the
@@ -69,12 +58,9 @@ func TestPionCompatible(t *testing.T) {
 	user, pass := Mint(secret, devID, exp)
 	h := turn.LongTermTURNRESTAuthHandler(string(secret), logging.NewDefaultLoggerFactory().NewLogger("test"))
 	id, key, ok := h(&turn.RequestAttributes{Username: user, Realm: "nexodus"})
-	if !ok || id != devID {
-		t.Fatalf("pion handler: %q %v", id, ok)
-	}
-	if want := turn.GenerateAuthKey(user, "nexodus", pass); !bytes.Equal(key, want) {
-		t.Errorf("pion derives key %x, ours %x", key, want)
-	}
+	require.True(t, ok, "pion's handler refused the credential")
+	require.Equal(t, devID, id)
+	assert.Equal(t, turn.GenerateAuthKey(user, "nexodus", pass), key, "the long-term key pion derives")
 }
 
 func TestParse(t *testing.T) {
@@ -85,8 +71,8 @@ func TestParse(t *testing.T) {
 	}
 	for in, want := range good {
 		_, id, err := Parse(in)
-		if err != nil || id != want {
-			t.Errorf("Parse(%q) = %q, %v", in, id, err)
+		if assert.NoError(t, err, "Parse(%q)", in) {
+			assert.Equal(t, want, id, "Parse(%q)", in)
 		}
 	}
 	bad := []string{
@@ -95,14 +81,13 @@ func TestParse(t *testing.T) {
 		"1:" + strings.Repeat("a", MaxDeviceIDLength+1),
 	}
 	for _, in := range bad {
-		if _, _, err := Parse(in); !errors.Is(err, ErrMalformed) {
-			t.Errorf("Parse(%q) = %v, want ErrMalformed", in, err)
-		}
+		_, _, err := Parse(in)
+		assert.ErrorIs(t, err, ErrMalformed, "Parse(%q)", in)
 	}
 	exp, _, err := Parse("1700000000:dev")
-	if err != nil || !exp.Equal(time.Unix(1700000000, 0)) || exp.Location() != time.UTC {
-		t.Errorf("expiry %v, %v", exp, err)
-	}
+	require.NoError(t, err)
+	assert.True(t, exp.Equal(time.Unix(1700000000, 0)), "expiry %v", exp)
+	assert.Equal(t, time.UTC, exp.Location())
 }
 
 func FuzzParse(f *testing.F) {
@@ -112,27 +97,20 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, username string) {
 		exp, id, err := Parse(username)
 		if err != nil {
-			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("Parse(%q): error %v does not wrap ErrMalformed", username, err)
-			}
-			if id != "" || !exp.IsZero() {
-				t.Fatalf("Parse(%q) returned values with an error", username)
-			}
-			if _, verr := Verify(secret, username, "x", time.Unix(0, 0)); !errors.Is(verr, ErrMalformed) {
-				t.Fatalf("Verify(%q) = %v, want ErrMalformed", username, verr)
-			}
+			require.ErrorIs(t, err, ErrMalformed, "Parse(%q)", username)
+			require.Empty(t, id, "Parse(%q) returned a device id with an error", username)
+			require.True(t, exp.IsZero(), "Parse(%q) returned an expiry with an error", username)
+			_, verr := Verify(secret, username, "x", time.Unix(0, 0))
+			require.ErrorIs(t, verr, ErrMalformed, "Verify(%q)", username)
 			return
 		}
 		// A parsed username round-trips through Mint, and its own credential verifies.
 		u, p := Mint(secret, id, exp)
-		if u != username {
-			t.Fatalf("Parse(%q) then Mint gives %q", username, u)
-		}
-		if got, err := Verify(secret, u, p, exp); err != nil || got != id {
-			t.Fatalf("Verify(Mint(Parse(%q))) = %q, %v", username, got, err)
-		}
-		if len(id) == 0 || len(id) > MaxDeviceIDLength || strings.ContainsAny(id, ": ") {
-			t.Fatalf("Parse(%q) accepted device id %q", username, id)
-		}
+		require.Equal(t, username, u, "Parse then Mint")
+		got, err := Verify(secret, u, p, exp)
+		require.NoError(t, err, "Verify(Mint(Parse(%q)))", username)
+		require.Equal(t, id, got, "Verify(Mint(Parse(%q)))", username)
+		require.True(t, len(id) > 0 && len(id) <= MaxDeviceIDLength && !strings.ContainsAny(id, ": "),
+			"Parse(%q) accepted device id %q", username, id)
 	})
 }

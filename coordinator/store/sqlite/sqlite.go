@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"sync"
 	"time"
@@ -24,8 +25,9 @@ import (
 	"github.com/nexodus-sdk/nexodus/coordinator/store"
 )
 
-// ErrClosed is returned (wrapped) by Tx after Close.
-var ErrClosed = errors.New("sqlite store: closed")
+// ErrClosed is returned (wrapped) by Tx after Close and by every Close after the first. It
+// wraps net.ErrClosed, the one sentinel every Close of the project answers with.
+var ErrClosed = fmt.Errorf("sqlite store: %w", net.ErrClosed)
 
 // busyTimeout bounds how long a connection waits for a lock held by another handle on the same
 // file (another process, or a second Store opened on the same path).
@@ -160,7 +162,8 @@ func (s *Store) Subscribe() (<-chan struct{}, func()) {
 	}
 }
 
-// Close implements store.Store. It waits for running transactions to finish.
+// Close implements store.Store. It waits for running transactions to finish. Calls after the
+// first return ErrClosed.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -198,36 +201,4 @@ func mapErr(err error) error {
 		}
 	}
 	return err
-}
-
-// timeLayout is fixed width (always nine fractional digits, always Z) so that comparing the
-// stored text compares the instants.
-const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
-
-func fmtTime(t time.Time) string { return t.UTC().Format(timeLayout) }
-
-func fmtTimePtr(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return fmtTime(*t)
-}
-
-func parseTime(s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("sqlite: bad stored time %q: %w", s, err)
-	}
-	return t.UTC(), nil
-}
-
-func parseTimePtr(ns sql.NullString) (*time.Time, error) {
-	if !ns.Valid {
-		return nil, nil
-	}
-	t, err := parseTime(ns.String)
-	if err != nil {
-		return nil, err
-	}
-	return &t, nil
 }

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/nexodus-sdk/nexodus/coordinator/store"
@@ -26,9 +27,7 @@ func TestMain(m *testing.M) {
 func openT(t *testing.T, path string) *Store {
 	t.Helper()
 	s, err := Open(context.Background(), path)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
+	require.NoError(t, err, "Open")
 	return s
 }
 
@@ -43,88 +42,58 @@ func TestConformance(t *testing.T) {
 func rawDB(t *testing.T, path string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	return db
 }
 
 func TestOpenCreatesFileAndMigrates(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub dir with spaces & ?", "new.db")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 	s := openT(t, path)
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("database file not created: %v", err)
-	}
+	_, err := os.Stat(path)
+	require.NoError(t, err)
 	ctx := context.Background()
 	var journal string
 	var fk, busy int
 	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for q, dst := range map[string]any{"PRAGMA journal_mode": &journal, "PRAGMA foreign_keys": &fk, "PRAGMA busy_timeout": &busy} {
-		if err := conn.QueryRowContext(ctx, q).Scan(dst); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
+		require.NoError(t, conn.QueryRowContext(ctx, q).Scan(dst), q)
 	}
 	conn.Close()
-	if !strings.EqualFold(journal, "wal") || fk != 1 || busy <= 0 {
-		t.Errorf("journal_mode=%s foreign_keys=%d busy_timeout=%d; want wal, 1, >0", journal, fk, busy)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	assert.Equal(t, "wal", strings.ToLower(journal), "journal_mode")
+	assert.Equal(t, 1, fk, "foreign_keys")
+	assert.Positive(t, busy, "busy_timeout")
+	require.NoError(t, s.Close())
 
 	// Reopening applies nothing twice.
 	s = openT(t, path)
 	s.Close()
 	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var n, maxV int
-	if err := rawDB(t, path).QueryRow(`SELECT COUNT(*), MAX(version) FROM schema_migrations`).Scan(&n, &maxV); err != nil {
-		t.Fatal(err)
-	}
-	if n != len(ms) || maxV != len(ms) {
-		t.Errorf("schema_migrations has %d rows up to version %d, want %d", n, maxV, len(ms))
-	}
+	require.NoError(t, rawDB(t, path).QueryRow(`SELECT COUNT(*), MAX(version) FROM schema_migrations`).Scan(&n, &maxV))
+	assert.Equal(t, []int{len(ms), len(ms)}, []int{n, maxV}, "schema_migrations rows and highest version")
 }
 
 func TestOpenRefusesNewerSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "future.db")
 	openT(t, path).Close()
-	if _, err := rawDB(t, path).Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '0999_future.sql', 'x')`); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(context.Background(), path)
-	if err == nil {
-		s.Close()
-		t.Fatal("Open accepted a database from a newer program")
-	}
-	if !strings.Contains(err.Error(), "newer") {
-		t.Errorf("error %q does not say the schema is newer", err)
-	}
+	_, err := rawDB(t, path).Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '0999_future.sql', 'x')`)
+	require.NoError(t, err)
+	_, err = Open(context.Background(), path)
+	require.ErrorContains(t, err, "newer", "Open of a database from a newer program")
 }
 
 func TestOpenErrors(t *testing.T) {
-	if _, err := Open(context.Background(), ""); err == nil {
-		t.Error("Open(\"\") succeeded")
-	}
-	if _, err := Open(context.Background(), filepath.Join(t.TempDir(), "missing-dir", "x.db")); err == nil {
-		t.Error("Open in a missing directory succeeded")
-	}
 	notDB := filepath.Join(t.TempDir(), "garbage.db")
-	if err := os.WriteFile(notDB, []byte(strings.Repeat("not a database ", 100)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if s, err := Open(context.Background(), notDB); err == nil {
-		s.Close()
-		t.Error("Open of a non-database file succeeded")
+	require.NoError(t, os.WriteFile(notDB, []byte(strings.Repeat("not a database ", 100)), 0o644))
+	for what, path := range map[string]string{
+		"empty path": "", "missing directory": filepath.Join(t.TempDir(), "missing-dir", "x.db"), "not a database": notDB,
+	} {
+		_, err := Open(context.Background(), path)
+		assert.Error(t, err, what)
 	}
 }
 
@@ -146,33 +115,22 @@ func TestStoredFormat(t *testing.T) {
 		return tx.CreateDevice(ctx, store.Device{ID: "d", OrganizationID: "o", PublicKey: "k", TunnelIPv4: "100.64.0.1",
 			Endpoints: []store.Endpoint{{Source: "stun", Address: "1.2.3.4:5"}}})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	db := rawDB(t, path)
 	var created string
-	if err := db.QueryRow(`SELECT created_at FROM users`).Scan(&created); err != nil {
-		t.Fatal(err)
-	}
-	if created != "2024-01-03T03:04:05.000000006Z" {
-		t.Errorf("stored time %q", created)
-	}
+	require.NoError(t, db.QueryRow(`SELECT created_at FROM users`).Scan(&created))
+	assert.Equal(t, "2024-01-03T03:04:05.000000006Z", created, "stored time")
 	var eps, pfx string
 	var v6 sql.NullString
-	if err := db.QueryRow(`SELECT endpoints, child_prefixes, tunnel_ipv6 FROM devices`).Scan(&eps, &pfx, &v6); err != nil {
-		t.Fatal(err)
-	}
-	if eps != `[{"source":"stun","address":"1.2.3.4:5"}]` || pfx != `[]` || v6.Valid {
-		t.Errorf("stored endpoints %s, prefixes %s, ipv6 %v", eps, pfx, v6)
-	}
+	require.NoError(t, db.QueryRow(`SELECT endpoints, child_prefixes, tunnel_ipv6 FROM devices`).Scan(&eps, &pfx, &v6))
+	assert.Equal(t, `[{"source":"stun","address":"1.2.3.4:5"}]`, eps, "stored endpoints")
+	assert.Equal(t, `[]`, pfx, "stored child prefixes")
+	assert.False(t, v6.Valid, "stored missing tunnel IPv6")
 	// Full nanosecond precision comes back.
 	u, err := getUser(ctx, s, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := time.Date(2024, 1, 2, 20, 4, 5, 6, zone); !u.CreatedAt.Equal(want) || u.CreatedAt.Location() != time.UTC {
-		t.Errorf("CreatedAt = %v, want %v in UTC", u.CreatedAt, want)
-	}
+	require.NoError(t, err)
+	assert.WithinDuration(t, time.Date(2024, 1, 2, 20, 4, 5, 6, zone), u.CreatedAt, 0)
+	assert.Equal(t, time.UTC, u.CreatedAt.Location())
 }
 
 func getUser(ctx context.Context, s store.Store, id string) (u store.User, err error) {
@@ -188,9 +146,8 @@ func TestErrorsCarryContext(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	err := s.Tx(ctx, func(tx store.Tx) error { _, err := tx.GetDevice(ctx, "dev-42"); return err })
-	if !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "dev-42") {
-		t.Errorf("GetDevice error %q: want ErrNotFound naming the device", err)
-	}
+	assert.ErrorIs(t, err, store.ErrNotFound)
+	assert.ErrorContains(t, err, "dev-42", "the error names the device")
 }
 
 // TestTwoHandlesOneFile covers a second Store on the same file (another process, in practice):
@@ -202,14 +159,12 @@ func TestTwoHandlesOneFile(t *testing.T) {
 	defer a.Close()
 	defer b.Close()
 	ctx := context.Background()
-	if err := a.Tx(ctx, func(tx store.Tx) error {
+	require.NoError(t, a.Tx(ctx, func(tx store.Tx) error {
 		if err := tx.CreateUser(ctx, store.User{ID: "u", Username: "u"}); err != nil {
 			return err
 		}
 		return tx.CreateOrganization(ctx, store.Organization{ID: "o", Name: "o", OwnerID: "u"})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	}))
 	var wg sync.WaitGroup
 	errs := make(chan error, 200)
 	for _, s := range []*Store{a, b} {
@@ -233,21 +188,15 @@ func TestTwoHandlesOneFile(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		if err != nil {
-			t.Fatalf("concurrent write through two handles: %v", err)
-		}
+		require.NoError(t, err, "concurrent write through two handles")
 	}
 	var latest int64
-	if err := b.Tx(ctx, func(tx store.Tx) error {
+	require.NoError(t, b.Tx(ctx, func(tx store.Tx) error {
 		var err error
 		latest, err = tx.LatestRevision(ctx)
 		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if latest != 100 {
-		t.Errorf("LatestRevision = %d, want 100", latest)
-	}
+	}))
+	assert.EqualValues(t, 100, latest, "LatestRevision")
 }
 
 // TestPanicInTxRollsBack checks that a panicking fn leaves the connection usable.
@@ -264,9 +213,8 @@ func TestPanicInTxRollsBack(t *testing.T) {
 			panic("boom")
 		})
 	}()
-	if _, err := getUser(ctx, s, "u"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("user of a panicked Tx: %v, want ErrNotFound", err)
-	}
+	_, err := getUser(ctx, s, "u")
+	assert.ErrorIs(t, err, store.ErrNotFound, "user of a panicked Tx")
 }
 
 // TestMigrateOrgNamesKeepsData upgrades a database written at schema version 3 (organization
@@ -275,20 +223,15 @@ func TestPanicInTxRollsBack(t *testing.T) {
 func TestMigrateOrgNamesKeepsData(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v3.db")
 	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	raw := rawDB(t, path)
-	if _, err := raw.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
+	_, err = raw.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`)
+	require.NoError(t, err)
 	for _, m := range ms[:3] {
-		if _, err := raw.Exec(m.sql); err != nil {
-			t.Fatalf("%s: %v", m.name, err)
-		}
-		if _, err := raw.Exec(`INSERT INTO schema_migrations VALUES (?, ?, 'x')`, m.version, m.name); err != nil {
-			t.Fatal(err)
-		}
+		_, err := raw.Exec(m.sql)
+		require.NoError(t, err, m.name)
+		_, err = raw.Exec(`INSERT INTO schema_migrations VALUES (?, ?, 'x')`, m.version, m.name)
+		require.NoError(t, err)
 	}
 	const ts = "2025-01-01T00:00:00.000000000Z"
 	for _, q := range []string{
@@ -303,9 +246,8 @@ func TestMigrateOrgNamesKeepsData(t *testing.T) {
 		`INSERT INTO events VALUES (1, 'o', '', 'x', NULL, '` + ts + `')`,
 		`INSERT INTO org_relays VALUES ('o', '[]', '[]', x'00', '` + ts + `')`,
 	} {
-		if _, err := raw.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
+		_, err := raw.Exec(q)
+		require.NoError(t, err, q)
 	}
 	raw.Close()
 
@@ -323,12 +265,13 @@ func TestMigrateOrgNamesKeepsData(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if d.PendingTokenID != "" || d.PendingTokenHash != nil {
-			t.Errorf("migrated device has a pending token: %+v", d)
+		assert.Empty(t, d.PendingTokenID, "pending token of a migrated device")
+		assert.Nil(t, d.PendingTokenHash, "pending token of a migrated device")
+		evs, err := tx.ListEvents(ctx, "o", "", 0, 0)
+		if err != nil {
+			return err
 		}
-		if evs, err := tx.ListEvents(ctx, "o", "", 0, 0); err != nil || len(evs) != 1 {
-			t.Errorf("events after migration: %v, %v", evs, err)
-		}
+		assert.Len(t, evs, 1, "events after migration")
 		if _, err := tx.GetOrgRelays(ctx, "o"); err != nil {
 			return err
 		}
@@ -336,27 +279,20 @@ func TestMigrateOrgNamesKeepsData(t *testing.T) {
 		if err := tx.CreateOrganization(ctx, store.Organization{ID: "o2", Name: "acme", OwnerID: "u"}); err != nil {
 			return fmt.Errorf("second acme: %w", err)
 		}
-		if err := tx.CreateOrganization(ctx, store.Organization{ID: "p2", Name: "alice", OwnerID: "u", Personal: true}); !errors.Is(err, store.ErrConflict) {
-			t.Errorf("second personal alice: %v, want ErrConflict", err)
+		if err := tx.CreateOrganization(ctx, store.Organization{ID: "p2", Name: "alice", OwnerID: "u", Personal: true}); !assert.ErrorIs(t, err, store.ErrConflict, "second personal alice") {
+			return nil
 		}
 		// Deleting the organization still cascades (the references point at the new table).
 		return tx.DeleteOrganization(ctx, "o")
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	err = s.Tx(ctx, func(tx store.Tx) error {
-		if _, err := tx.GetDevice(ctx, "d"); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("device of the deleted organization: %v", err)
-		}
+		_, err := tx.GetDevice(ctx, "d")
+		assert.ErrorIs(t, err, store.ErrNotFound, "device of the deleted organization")
 		// Foreign keys are enforced again on the store's connection.
-		err := tx.AddMember(ctx, store.Membership{OrganizationID: "nope", UserID: "u", Role: "owner"})
-		if !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("membership of a missing organization: %v, want ErrNotFound", err)
-		}
+		err = tx.AddMember(ctx, store.Membership{OrganizationID: "nope", UserID: "u", Role: "owner"})
+		assert.ErrorIs(t, err, store.ErrNotFound, "membership of a missing organization")
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 }

@@ -1,0 +1,94 @@
+// Package coordinator is the reference Nexodus coordinator: users, organizations, invitations,
+// registration keys, devices with their tunnel addresses, signaling and event streams, served
+// as the HTTP API described in package api over a [store.Store].
+//
+// # Authorization model
+//
+// Every route first checks the kind of credential (admin token, user token, registration key,
+// device token); a credential of the wrong kind gets 403 forbidden before any resource is looked
+// up, so that answer reveals nothing. Then the resource is looked up from the caller's point of
+// view: a resource in an organization the caller cannot see (a user who is not a member, a
+// device token of another organization) answers 404 not_found, exactly as if it did not exist,
+// so organizations never learn about each other. A caller who can see the resource but lacks the
+// role (a member attempting an owner's action, a device acting on a peer device, an owner
+// accepting an invitation meant for someone else) gets 403 forbidden.
+//
+// The admin token is a bootstrap credential for user management only (create and list users,
+// issue user tokens); it cannot read or change organizations or devices.
+//
+// # Responses
+//
+// Creating answers 201 with the new resource (POST /users, /users/{id}/tokens, /organizations,
+// /invitations, /reg-keys, and /devices for a new device; re-registering a known public key
+// answers 200 with the same device and addresses and a fresh sealed token, see Decisions).
+// Reads, PATCH and PUT /organizations/{id}/relays (create or replace) answer 200 with the
+// resource; accept and decline answer 200 with the invitation in its new state. DELETE routes
+// (including revoking an invitation) and POST /devices/{id}/signal answer 204 without a body.
+// Acting on an invitation that is not pending answers 410 gone.
+//
+// Role rules: the organization's creator (OwnerID) cannot be removed or leave; members with the
+// owner role (the creator, or users who accepted an owner invitation) may delete the
+// organization, invite, revoke, manage registration keys and the organization's relays, remove
+// other members and delete any device of the organization. A personal organization cannot be deleted (403).
+//
+// # Decisions
+//
+//   - Re-registration needs proof of possession. Anyone who may register into an organization
+//     (its registration key, any member) can name any of its devices' public keys, which peer
+//     lists show. So re-registering a known key applies nothing unless the caller is the
+//     device's owner with their user token: the answer carries the device as it is and a new
+//     token sealed to its public key (api.RegisterDeviceResponse.Pending). That token is
+//     pending: the current one keeps working until the pending one is first used, which only
+//     the private-key holder can do; then it becomes the device's token and the old one
+//     stops working. The node sets its hostname and endpoints with PATCH. A second
+//     re-registration replaces an unused pending token. The owner's own re-registration
+//     applies the request and replaces the token at once.
+//   - A registration key acts for the owner who made it: it stops working while that user is
+//     not a member of the key's organization.
+//   - Only personal organizations' names are unique (they are usernames). Another
+//     organization may not take a username as its name but may share a name with any other
+//     organization, so names reveal nothing about other organizations and nobody can keep a
+//     future user from being created.
+//   - A request whose client disconnects before the answer is not a server failure: it is
+//     logged at debug level with status 499, never as a 5xx.
+//   - Hostnames are unique (case-insensitively) within an organization, so peers can dial each
+//     other by hostname; a clash answers 409 conflict.
+//   - Removing a member (or a member leaving) deletes the devices that user owns in that
+//     organization, each with a device.removed event. Registration keys the user created stay
+//     but do not work while the user is not a member (see above).
+//   - Deleting an organization deletes its devices, keys, invitations and event log; open event
+//     streams of the organization and its devices end.
+//   - Organization IPv4 blocks: an organization created without a CIDR gets the /16 (see
+//     [Config.OrgPrefixLen]) of the pool used by the fewest organizations, lowest first, so the
+//     first 64 organizations of the default pool get distinct blocks and later ones share blocks
+//     (organizations are separate address spaces, so overlap between them is harmless).
+//   - "Online" is kept in memory per coordinator process: a device is online while its event
+//     stream is connected. Ephemeral devices are deleted after their stream has been gone for
+//     [Config.EphemeralGrace] (also when they never connect, counted from registration or from
+//     coordinator start). A connected ephemeral device's stream records LastSeenAt in the
+//     store now and then, so replicas sharing a store do not delete a device connected to
+//     another replica. Other devices are never deleted for being offline. Going online or
+//     offline appends no event; GET and sync events show it.
+//   - Event streams: a fresh stream starts with a sync event (the full device list, with the
+//     current revision as its ID); Last-Event-ID resumes after that revision, or starts with a
+//     sync when the log no longer reaches back that far. A moved device's stream follows it: the
+//     move appends a sync addressed to the device in the new organization's log. A stream ends
+//     when its device is deleted (after delivering its own device.removed), when the device
+//     token it was opened with is replaced, or when its user stops being a member; access is
+//     re-checked on every wake-up and every heartbeat. An http.Server's ReadTimeout does not
+//     end streams (net/http lifts the read deadline once a bodyless request is read), so
+//     serve the coordinator with ReadHeaderTimeout, ReadTimeout and IdleTimeout set, but no
+//     WriteTimeout: streams bound each write themselves (Config.StreamWriteTimeout).
+//   - GET /devices/{id}/relay answers the device itself (its own token; a user token or another
+//     device's gets 403, a device of another organization 404) with its organization's own
+//     relays (PUT /organizations/{id}/relays, owner only; GET for members shows the servers,
+//     never the secret) or else Config.STUNServers and Config.TURNServers, and TURN REST
+//     credentials minted from the organization's secret or Config.RelaySecret, valid for
+//     Config.RelayCredentialTTL. The same is pushed on the device's event stream as a relay
+//     event: after connecting, at half the credentials' lifetime, and when the organization's
+//     relays change. Relay events are not logged (no revision, never replayed: the log is no
+//     place for credentials). A deleted device's token stops working, so it gets no more
+//     credentials. Organization relay secrets are sealed with Config.SealKey when it is set.
+//   - Advertised child prefixes must be canonical and must not overlap the organization's own
+//     IPv4 CIDR or IPv6 prefix; overlaps between devices' child prefixes are not checked.
+package coordinator

@@ -1,0 +1,140 @@
+package coordinator
+
+// The event log: appending an organization's events inside a domain transaction, and reading
+// a stream's next events back (a sync when it has no starting point in the log).
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/nexodus-sdk/nexodus/api"
+	"github.com/nexodus-sdk/nexodus/coordinator/store"
+)
+
+// streamBatch is how many events one read of the log returns.
+const streamBatch = 256
+
+// appendEvent stores an event of the organization's log inside tx. target limits it to one
+// device's stream.
+func (s *Server) appendEvent(ctx context.Context, tx store.Tx, orgID, target string, ev api.Event) error {
+	ev.Revision = 0
+	ev.OrganizationID = orgID
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	_, err = tx.AppendEvent(ctx, store.Event{
+		OrganizationID: orgID, TargetDeviceID: target, Type: ev.Type, Data: data, CreatedAt: s.now(),
+	})
+	return err
+}
+
+// deviceEvent appends a device.* event about d to its organization's log.
+func (s *Server) deviceEvent(ctx context.Context, tx store.Tx, typ string, d store.Device) error {
+	ad := s.apiDevice(d)
+	return s.appendEvent(ctx, tx, d.OrganizationID, "", api.Event{Type: typ, Device: &ad})
+}
+
+// syncEvent is the full device list of the organization as one event.
+func (s *Server) syncEvent(ctx context.Context, tx store.Tx, orgID string) (api.Event, error) {
+	ds, err := tx.ListDevices(ctx, orgID)
+	return api.Event{Type: api.EventSync, OrganizationID: orgID, Devices: s.apiDevices(ds), Time: s.now()}, err
+}
+
+// subject is what a stream finds when it re-checks what it follows.
+type subject int
+
+const (
+	subjectHere    subject = iota // still there: read on
+	subjectGone                   // deleted: send what is left in the log for it, then end
+	subjectRevoked                // access ended: end at once
+)
+
+// checkSubject re-checks a stream's subject: that its device still exists with the token the
+// stream was opened with (following it when it moved), or that its user is still a member.
+func checkSubject(ctx context.Context, tx store.Tx, st *stream) (subject, error) {
+	if st.deviceID == "" {
+		_, err := tx.GetMember(ctx, st.orgID, st.userID)
+		if errors.Is(err, store.ErrNotFound) {
+			return subjectRevoked, nil
+		}
+		return subjectHere, err
+	}
+	d, err := tx.GetDevice(ctx, st.deviceID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return subjectGone, nil // its own device.removed is still in the log
+	case err != nil:
+		return subjectHere, err
+	case d.TokenID != st.tokenID:
+		// The token the stream was opened with was replaced (rotated, or superseded by a
+		// pending token): the credential is revoked, so the stream ends at once.
+		return subjectRevoked, nil
+	case d.OrganizationID != st.orgID:
+		// Moved: follow it. Revisions are global, so the cursor stays valid; the move left a
+		// sync addressed to this device in the new organization's log.
+		st.orgID = d.OrganizationID
+	}
+	return subjectHere, nil
+}
+
+// readLog reads the stream's next events from the log. gone means the stream's subject no
+// longer exists; done means the stream should end after sending evs (gone, and nothing left to
+// read).
+func (s *Server) readLog(ctx context.Context, tx store.Tx, st *stream) (evs []api.Event, done, gone bool, err error) {
+	sub, err := checkSubject(ctx, tx, st)
+	switch {
+	case err != nil:
+		return nil, false, false, err
+	case sub == subjectRevoked:
+		return nil, true, true, nil
+	case sub == subjectGone:
+		done, gone = true, true
+	}
+	if !st.synced {
+		latest, err := tx.LatestRevision(ctx)
+		if err != nil {
+			return nil, false, false, err
+		}
+		pruned, err := tx.PrunedRevision(ctx)
+		if err != nil {
+			return nil, false, false, err
+		}
+		st.synced = true
+		if st.cursor < pruned || st.cursor > latest || st.cursor < 0 {
+			st.cursor = -1 // resume impossible: start over
+		}
+		if st.cursor < 0 {
+			if done {
+				return nil, done, gone, nil
+			}
+			sync, err := s.syncEvent(ctx, tx, st.orgID)
+			if err != nil {
+				return nil, false, false, err
+			}
+			sync.Revision, st.cursor = latest, latest
+			return []api.Event{sync}, done, gone, nil
+		}
+	}
+	recs, err := tx.ListEvents(ctx, st.orgID, st.deviceID, st.cursor, streamBatch)
+	if err != nil {
+		return nil, false, false, err
+	}
+	if len(recs) == streamBatch {
+		done = false // more to read first
+	}
+	for _, rec := range recs {
+		var ev api.Event
+		if err := json.Unmarshal(rec.Data, &ev); err != nil {
+			s.log.Warn("skipping undecodable event", "revision", rec.Revision, "err", err)
+			continue
+		}
+		ev.Revision, ev.Type, ev.OrganizationID, ev.Time = rec.Revision, rec.Type, rec.OrganizationID, rec.CreatedAt
+		if ev.Type == api.EventSync {
+			evs = evs[:0] // a sync replaces everything before it
+		}
+		evs = append(evs, ev)
+	}
+	return evs, done, gone, nil
+}

@@ -1,0 +1,73 @@
+package sqlite
+
+// The organizations and memberships tables.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nexodus-sdk/nexodus/coordinator/store"
+)
+
+const orgCols = `o.id, o.name, o.description, o.owner_id, o.personal, o.ipv4_cidr, o.ipv6_cidr, o.created_at`
+
+var scanOrg = scanned(func(sc scanner, o *store.Organization) error {
+	return sc.Scan(&o.ID, &o.Name, &o.Description, &o.OwnerID, &o.Personal, &o.IPv4CIDR, &o.IPv6CIDR, timeCol{&o.CreatedAt})
+})
+
+func (t *tx) CreateOrganization(ctx context.Context, o store.Organization) error {
+	const cols = `id, name, description, owner_id, personal, ipv4_cidr, ipv6_cidr, created_at`
+	return t.exec(ctx, "create organization "+o.ID, false,
+		`INSERT INTO organizations (`+cols+`) VALUES (`+placeholders(cols)+`)`,
+		o.ID, o.Name, o.Description, o.OwnerID, o.Personal, o.IPv4CIDR, o.IPv6CIDR, fmtTime(o.CreatedAt))
+}
+
+func (t *tx) GetOrganization(ctx context.Context, id string) (store.Organization, error) {
+	return get(ctx, t, "get organization "+id, scanOrg, `SELECT `+orgCols+` FROM organizations o WHERE o.id = ?`, id)
+}
+
+func (t *tx) ListOrganizations(ctx context.Context) ([]store.Organization, error) {
+	return list(ctx, t, "list organizations", scanOrg,
+		`SELECT `+orgCols+` FROM organizations o ORDER BY o.created_at, o.id`)
+}
+
+func (t *tx) ListOrganizationsForUser(ctx context.Context, userID string) ([]store.Organization, error) {
+	return list(ctx, t, "list organizations for user "+userID, scanOrg,
+		`SELECT `+orgCols+` FROM organizations o JOIN memberships m ON m.organization_id = o.id
+		 WHERE m.user_id = ? ORDER BY o.created_at, o.id`, userID)
+}
+
+// DeleteOrganization relies on ON DELETE CASCADE for memberships, invitations, registration
+// keys, devices, relays and events.
+func (t *tx) DeleteOrganization(ctx context.Context, id string) error {
+	return t.exec(ctx, "delete organization "+id, true, `DELETE FROM organizations WHERE id = ?`, id)
+}
+
+const memberCols = `m.organization_id, m.user_id, u.username, m.role, m.joined_at`
+
+var scanMember = scanned(func(sc scanner, m *store.Membership) error {
+	return sc.Scan(&m.OrganizationID, &m.UserID, &m.Username, &m.Role, timeCol{&m.JoinedAt})
+})
+
+func (t *tx) AddMember(ctx context.Context, m store.Membership) error {
+	return t.exec(ctx, fmt.Sprintf("add member %s to organization %s", m.UserID, m.OrganizationID), false,
+		`INSERT INTO memberships (organization_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)`,
+		m.OrganizationID, m.UserID, m.Role, fmtTime(m.JoinedAt))
+}
+
+func (t *tx) GetMember(ctx context.Context, orgID, userID string) (store.Membership, error) {
+	return get(ctx, t, fmt.Sprintf("get member %s of organization %s", userID, orgID), scanMember,
+		`SELECT `+memberCols+` FROM memberships m JOIN users u ON u.id = m.user_id
+		 WHERE m.organization_id = ? AND m.user_id = ?`, orgID, userID)
+}
+
+func (t *tx) ListMembers(ctx context.Context, orgID string) ([]store.Membership, error) {
+	return list(ctx, t, "list members of organization "+orgID, scanMember,
+		`SELECT `+memberCols+` FROM memberships m JOIN users u ON u.id = m.user_id
+		 WHERE m.organization_id = ? ORDER BY m.joined_at, m.user_id`, orgID)
+}
+
+func (t *tx) RemoveMember(ctx context.Context, orgID, userID string) error {
+	return t.exec(ctx, fmt.Sprintf("remove member %s from organization %s", userID, orgID), true,
+		`DELETE FROM memberships WHERE organization_id = ? AND user_id = ?`, orgID, userID)
+}

@@ -1,0 +1,110 @@
+package coordinator
+
+// The background sweeper and the liveness of ephemeral devices: it prunes old events and
+// deletes ephemeral devices whose stream has been gone longer than the grace period, unless a
+// replica sharing the store has seen them lately (LastSeenAt, which their streams record).
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nexodus-sdk/nexodus/coordinator/store"
+)
+
+// storedEphemeral lists the stored ephemeral devices, whose grace period starts when the
+// coordinator does.
+func (s *Server) storedEphemeral(ctx context.Context) ([]string, error) {
+	return inTx(ctx, s.store, func(tx store.Tx) ([]string, error) {
+		orgs, err := tx.ListOrganizations(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var ids []string
+		for _, o := range orgs {
+			ds, err := tx.ListDevices(ctx, o.ID)
+			if err != nil {
+				return nil, err
+			}
+			for _, d := range ds {
+				if d.Ephemeral {
+					ids = append(ids, d.ID)
+				}
+			}
+		}
+		return ids, nil
+	})
+}
+
+// sweeper sweeps every Config.SweepInterval until ctx ends.
+func (s *Server) sweeper(ctx context.Context) {
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.sweep(ctx)
+	}
+}
+
+// sweep prunes old events and deletes ephemeral devices gone longer than the grace period.
+func (s *Server) sweep(ctx context.Context) {
+	now := s.now()
+	pruned, err := inTx(ctx, s.store, func(tx store.Tx) (int64, error) {
+		return tx.PruneEvents(ctx, now.Add(-s.cfg.EventRetention))
+	})
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.Warn("pruning events failed", "err", err)
+	case pruned > 0:
+		s.log.Debug("pruned events", "count", pruned)
+	}
+	deadline := now.Add(-s.cfg.EphemeralGrace)
+	for _, id := range s.hub.expiredEphemeral(deadline) {
+		seen, err := inTx(ctx, s.store, func(tx store.Tx) (time.Time, error) {
+			d, err := tx.GetDevice(ctx, id)
+			if err != nil {
+				return time.Time{}, err
+			}
+			if d.LastSeenAt.After(deadline) {
+				// Seen recently, e.g. by another replica sharing the store: not yet.
+				return d.LastSeenAt, errNotYet
+			}
+			return time.Time{}, s.deleteDeviceTx(ctx, tx, d)
+		})
+		switch {
+		case errors.Is(err, errNotYet):
+			s.hub.sawEphemeral(id, seen)
+		case err == nil:
+			s.log.Info("ephemeral device deleted after disconnecting", "device_id", id)
+			s.hub.forget(id)
+		case errors.Is(err, store.ErrNotFound):
+			s.hub.forget(id)
+		case ctx.Err() == nil:
+			s.log.Warn("deleting ephemeral device failed", "device_id", id, "err", err)
+		}
+	}
+}
+
+// errNotYet rolls back a sweep of a device seen within its grace period.
+var errNotYet = errors.New("not yet")
+
+// touchDevice records that a device was seen now (its LastSeenAt), so that every replica
+// sharing the store knows an ephemeral device is still connected somewhere.
+func (s *Server) touchDevice(ctx context.Context, id string) {
+	now := s.now()
+	err := s.store.Tx(ctx, func(tx store.Tx) error {
+		d, err := tx.GetDevice(ctx, id)
+		if err != nil {
+			return err
+		}
+		d.LastSeenAt = now
+		return tx.UpdateDevice(ctx, d)
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Debug("recording device last seen failed", "device_id", id, "err", err)
+	}
+}

@@ -1,0 +1,84 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/nexodus-sdk/nexodus/api"
+	"github.com/nexodus-sdk/nexodus/client"
+)
+
+// openStream opens the device's event stream; its connection state shows in Snapshot.
+func (e *Engine) openStream() *client.EventStream {
+	stream := e.ctl.WatchDevice(e.ctx, e.selfID(), client.WatchOptions{
+		OnState: func(connected bool, err error) {
+			e.mu.Lock()
+			e.connected = connected
+			e.mu.Unlock()
+			if err != nil && !connected {
+				e.log.Warn("control stream down", "err", err)
+			}
+		},
+	})
+	e.stream.Store(stream)
+	return stream
+}
+
+// follow applies the event stream until the engine closes.
+func (e *Engine) follow(stream *client.EventStream) {
+	defer e.wg.Done()
+	defer stream.Close()
+	for {
+		ev, err := stream.Next(e.ctx)
+		if err != nil {
+			if e.ctx.Err() == nil {
+				// The stream gave up for good (the device token no longer works). The data
+				// plane keeps its last peers; Snapshot shows the control plane is gone.
+				e.log.Error("control stream ended", "err", err)
+				e.mu.Lock()
+				e.connected = false
+				e.mu.Unlock()
+			}
+			return
+		}
+		e.apply(e.ctx, ev)
+	}
+}
+
+// apply handles one event: device events fold into the peer map, which then drives the tunnel;
+// signals go to NAT traversal; relay configurations to the relay settings.
+func (e *Engine) apply(ctx context.Context, ev api.Event) {
+	switch {
+	case ev.Type == api.EventSignal && ev.Signal != nil:
+		e.dataplane().handleSignal(ev.Signal.From, ev.Signal.Payload)
+	case ev.Type == api.EventRelay && ev.Relay != nil:
+		e.setRelay(ev.Relay, true)
+	case IsPeerEvent(ev.Type):
+		e.mu.Lock()
+		next, delta := e.peers.Apply(ev)
+		e.peers = next
+		e.mu.Unlock()
+		if delta.Moved {
+			e.readdress(ctx)
+		}
+		e.mu.RLock()
+		dp, peers := e.dp, next.Peers
+		e.mu.RUnlock()
+		dp.setPeers(ctx, peers)
+		if fn := e.cfg.OnPeers; fn != nil && len(delta.Peers) > 0 {
+			fn(delta.Peers)
+		}
+	}
+}
+
+// reconnectControl replaces the node's connections to the coordinator after its public address
+// changed. A NAT that lost its mapping drops the coordinator's packets to the old one: the
+// event stream (which brings peer updates and ICE signaling) would stay silent until its idle
+// timeout or a TCP keepalive noticed, tens of seconds, and a request on a pooled connection
+// would be reset.
+func (e *Engine) reconnectControl() {
+	e.log.Info("public address changed; reconnecting to the coordinator")
+	e.base.CloseIdleConnections()
+	if s := e.stream.Load(); s != nil {
+		s.Reconnect()
+	}
+}
