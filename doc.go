@@ -20,4 +20,7 @@
 //
 // When the coordinator is unreachable the data plane keeps working with the last peers the node
 // knew, and the node reconnects with backoff and resumes the event stream where it left off.
+// When the coordinator cuts the node off for good — its device, organization or user deleted,
+// its token refused — the node drops its peers and stops: [Node.Done] closes and [Node.Err]
+// says why ([ErrDeviceRemoved], [ErrCredentialRevoked], both wrapping [ErrCutOff]).
 package nexodus

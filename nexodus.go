@@ -23,6 +23,14 @@ var (
 	ErrNoAuthKey = engine.ErrNoAuthKey
 	// ErrUnknownPeer: Dial was given a hostname no peer of the organization has.
 	ErrUnknownPeer = engine.ErrUnknownPeer
+	// ErrCutOff: the coordinator no longer accepts the node, which has stopped for good (see
+	// Node.Done). ErrDeviceRemoved and ErrCredentialRevoked say why, and wrap it.
+	ErrCutOff = engine.ErrCutOff
+	// ErrDeviceRemoved: the node's device was deleted, on its own or with its organization or
+	// user.
+	ErrDeviceRemoved = engine.ErrDeviceRemoved
+	// ErrCredentialRevoked: the coordinator refuses the node's device token.
+	ErrCredentialRevoked = engine.ErrCredentialRevoked
 	// ErrConfig: a field of the Node is invalid.
 	ErrConfig = errors.New("nexodus: invalid configuration")
 )
@@ -36,9 +44,9 @@ func init() {
 	}
 }
 
-// lazyStartTimeout bounds a start triggered by a method without a context (Listen,
-// ListenPacket), so a dead coordinator gives an error instead of a hang.
-const lazyStartTimeout = 30 * time.Second
+// defaultStartTimeout bounds a start (see Node.StartTimeout), so a dead or silent coordinator
+// gives an error instead of a hang.
+const defaultStartTimeout = 30 * time.Second
 
 // Node is a device of a Nexodus organization running inside this process. The zero value is
 // ready to configure; set the fields before the first method call and do not change them after.
@@ -57,9 +65,13 @@ type Node struct {
 	Logger *slog.Logger
 	// ListenPort is the UDP port for WireGuard and NAT traversal; 0 picks a free one.
 	ListenPort int
-	// OnPeerChange, if set, is called for every peer that joins, changes or leaves, one call at
-	// a time from the node's own goroutine, so it must not block for long.
+	// OnPeerChange, if set, is called for every peer that joins, changes or leaves, and when
+	// the path to a peer changes (direct ↔ relayed, lost, found). Calls come one at a time from
+	// the node's goroutines, so it must not block for long.
 	OnPeerChange func(PeerEvent)
+	// StartTimeout bounds a start — registration and the first peer list — begun by Up, Dial,
+	// Listen or ListenPacket; the caller's context may end it sooner. Default 30 s.
+	StartTimeout time.Duration
 	// STUNServers ("host:port") replace the STUN servers the coordinator offers; NAT traversal
 	// uses them to learn the node's public address and the kind of NAT in front of it.
 	STUNServers []string
@@ -76,7 +88,10 @@ type Node struct {
 
 	mu      sync.Mutex
 	startMu sync.Mutex // serializes start attempts; held for the whole of one
+	cbMu    sync.Mutex // serializes OnPeerChange calls
 	closed  bool
+	done    chan struct{}   // closed when the node stops for good; made by initLocked
+	stopErr error           // why done is closed
 	life    context.Context // cancelled by Close; every background task derives from it
 	kill    context.CancelFunc
 	eng     *engine.Engine // set once a start has succeeded
@@ -86,7 +101,36 @@ type Node struct {
 func (n *Node) initLocked() {
 	if n.life == nil {
 		n.life, n.kill = context.WithCancel(context.Background())
+		n.done = make(chan struct{})
 	}
+}
+
+// stop records why the node stopped for good and closes Done; the first reason wins.
+func (n *Node) stop(reason error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.initLocked()
+	if n.stopErr == nil {
+		n.stopErr = reason
+		close(n.done)
+	}
+}
+
+// Done returns a channel that is closed when the node stops for good: Close was called, or the
+// coordinator cut the node off (its device was removed, its token refused). Err says which.
+func (n *Node) Done() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.initLocked()
+	return n.done
+}
+
+// Err returns nil while the node runs (or has not started); once Done is closed, why: an error
+// wrapping ErrCutOff (errors.Is(err, ErrDeviceRemoved), ...) or, after Close, net.ErrClosed.
+func (n *Node) Err() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.stopErr
 }
 
 // Up starts the node if it is not running yet and waits until it is registered, its tunnel is
@@ -131,8 +175,12 @@ func (n *Node) start(ctx context.Context) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The start obeys both the caller's context and Close.
-	ctx, cancel := context.WithCancel(ctx)
+	// The start obeys the caller's context, its own bound and Close.
+	timeout := n.StartTimeout
+	if timeout <= 0 {
+		timeout = defaultStartTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stop := context.AfterFunc(life, cancel)
 	defer stop()
@@ -141,6 +189,9 @@ func (n *Node) start(ctx context.Context) (*engine.Engine, error) {
 	if err != nil {
 		if life.Err() != nil {
 			return nil, fmt.Errorf("nexodus: node: %w", net.ErrClosed)
+		}
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			return nil, fmt.Errorf("nexodus: start: no answer from the coordinator at %s in time (StartTimeout %v or the caller's deadline): %w", cfg.ControlURL, timeout, err)
 		}
 		return nil, err
 	}
@@ -169,11 +220,15 @@ func (n *Node) config() (engine.Config, error) {
 	}
 	if fn := n.OnPeerChange; fn != nil {
 		cfg.OnPeers = func(changes []engine.Change) {
+			n.cbMu.Lock()
+			defer n.cbMu.Unlock()
 			for _, c := range changes {
 				fn(PeerEvent{Type: peerEventTypes[c.Kind], Peer: peerOf(engine.ParseDevice(c.Device))})
 			}
 		}
+		cfg.OnPath = func(deviceID string) { n.pathChanged(fn, deviceID) }
 	}
+	cfg.OnStop = n.stop
 	u, err := url.Parse(n.ControlURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return cfg, fmt.Errorf("%w: ControlURL %q is not an http(s) URL", ErrConfig, n.ControlURL)
@@ -227,9 +282,24 @@ func (n *Node) ListenPacket(network, address string) (net.PacketConn, error) {
 }
 
 func (n *Node) lazyStart() (*engine.Engine, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), lazyStartTimeout)
-	defer cancel()
-	return n.start(ctx)
+	return n.start(context.Background()) // bounded by StartTimeout
+}
+
+// pathChanged tells fn the new path to a peer. During the start there is no engine to ask yet;
+// the first Status after Up shows the path.
+func (n *Node) pathChanged(fn func(PeerEvent), deviceID string) {
+	eng := n.engine()
+	if eng == nil {
+		return
+	}
+	for _, p := range statusOf(eng.Snapshot()).Peers {
+		if p.DeviceID == deviceID {
+			n.cbMu.Lock()
+			defer n.cbMu.Unlock()
+			fn(PeerEvent{Type: PeerPathChanged, Peer: p})
+			return
+		}
+	}
 }
 
 // HTTPClient returns an HTTP client whose connections go over the mesh, so that
@@ -272,6 +342,10 @@ func (n *Node) Close() error {
 	n.closed = true
 	n.initLocked()
 	n.kill()
+	if n.stopErr == nil {
+		n.stopErr = fmt.Errorf("nexodus: node: %w", net.ErrClosed)
+		close(n.done)
+	}
 	// Drop the engine so a closed Node that the program still holds keeps no buffers alive.
 	eng := n.eng
 	n.eng = nil

@@ -61,6 +61,9 @@ type Status struct {
 	// ControlConnected reports whether the event stream from the coordinator is up. While it is
 	// down the data plane keeps working with the last known peers.
 	ControlConnected bool
+	// Stopped, when set, says why the coordinator cut the node off (Node.Err has the error);
+	// the node then has no peers and Dial and Listen fail.
+	Stopped string `json:",omitempty"`
 	// NAT is the kind of NAT in front of the node, re-checked while it runs; ReflexiveAddr is
 	// the node's UDP address as STUN servers see it (zero when unknown).
 	NAT           NATType
@@ -148,6 +151,9 @@ const (
 	PeerAdded   PeerEventType = "added"
 	PeerUpdated PeerEventType = "updated"
 	PeerRemoved PeerEventType = "removed"
+	// PeerPathChanged: NAT traversal chose a new path to the peer, or lost it; Peer shows the
+	// path now.
+	PeerPathChanged PeerEventType = "path"
 )
 
 // PeerEvent tells that a peer joined, changed or left the node's organization.
@@ -175,6 +181,9 @@ func statusOf(s engine.Snapshot) *Status {
 		ControlConnected: s.ControlConnected,
 		NAT:              NATType(s.NAT),
 		ReflexiveAddr:    s.Reflexive,
+	}
+	if s.Stopped != nil {
+		st.Stopped = s.Stopped.Error()
 	}
 	now := time.Now()
 	for _, ps := range s.Peers {

@@ -18,8 +18,9 @@ func loggerOrDiscard(l *slog.Logger) *slog.Logger {
 }
 
 // pionLoggerFactory routes pion's logging to slog. pion logs routine events (a closed
-// candidate, an unanswered check) as warnings and errors, so its levels are lowered one step:
-// trace/debug/info become Debug, warn becomes Info, error becomes Warn.
+// candidate, an unanswered check, a failed binding refresh) as warnings, and what natt reports
+// itself (a lost path, a failed session) it also logs: so everything below pion's errors is
+// Debug, and its errors (a TURN server refusing credentials, say) are Warn.
 type pionLoggerFactory struct{ l *slog.Logger }
 
 func (f pionLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
@@ -46,7 +47,7 @@ func (p pionLogger) Debug(msg string)                  { p.log(slog.LevelDebug, 
 func (p pionLogger) Debugf(format string, args ...any) { p.logf(slog.LevelDebug, format, args...) }
 func (p pionLogger) Info(msg string)                   { p.log(slog.LevelDebug, msg) }
 func (p pionLogger) Infof(format string, args ...any)  { p.logf(slog.LevelDebug, format, args...) }
-func (p pionLogger) Warn(msg string)                   { p.log(slog.LevelInfo, msg) }
-func (p pionLogger) Warnf(format string, args ...any)  { p.logf(slog.LevelInfo, format, args...) }
+func (p pionLogger) Warn(msg string)                   { p.log(slog.LevelDebug, msg) }
+func (p pionLogger) Warnf(format string, args ...any)  { p.logf(slog.LevelDebug, format, args...) }
 func (p pionLogger) Error(msg string)                  { p.log(slog.LevelWarn, msg) }
 func (p pionLogger) Errorf(format string, args ...any) { p.logf(slog.LevelWarn, format, args...) }

@@ -7,9 +7,9 @@ import (
 )
 
 // pick returns a resolver of key among the items a list call returned: the ID of the item
-// whose ID is key or, failing that, whose name is key. When nothing matches, or the list could
-// not be read (the caller may not list them), it returns key itself and lets the coordinator
-// answer "not found".
+// whose ID is key or, failing that, whose name is key. When the list could not be read (the
+// caller may not list them) or key looks like an ID, it returns key itself and lets the
+// coordinator answer; a name that matches nothing is "no user named alice".
 func pick[T any](key, kind string, idName func(T) (id, name string)) func([]T, error) (string, error) {
 	return func(items []T, err error) (string, error) {
 		if err != nil {
@@ -27,7 +27,10 @@ func pick[T any](key, kind string, idName func(T) (id, name string)) func([]T, e
 		}
 		switch len(found) {
 		case 0:
-			return key, nil
+			if looksLikeID(key) {
+				return key, nil
+			}
+			return "", fmt.Errorf("no %s named %q", kind, key)
 		case 1:
 			return found[0], nil
 		}
@@ -69,4 +72,24 @@ func (e *env) memberID(orgID, value string) (string, error) {
 // deviceID resolves a device ID or hostname among the caller's devices.
 func (e *env) deviceID(value string) (string, error) {
 	return pick(value, "device", func(d api.Device) (string, string) { return d.ID, d.Hostname })(e.c.ListDevices(e.ctx))
+}
+
+// looksLikeID reports whether s has the shape of the coordinator's IDs (a lowercase UUID).
+func looksLikeID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
 }

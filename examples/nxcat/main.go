@@ -90,7 +90,22 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "nxcat: %v\n", err)
 		return 1
 	}
-	if err := cmd(ctx, node, stdin, stdout, stderr); err != nil {
+	// A node the coordinator cuts off (device deleted, token revoked) ends the command.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-node.Done():
+			stop()
+		case <-ctx.Done():
+		}
+	}()
+	err = cmd(ctx, node, stdin, stdout, stderr)
+	if cut := node.Err(); errors.Is(cut, nexodus.ErrCutOff) {
+		fmt.Fprintf(stderr, "nxcat: %v\n", cut)
+		return 1
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "nxcat: %v\n", err)
 		return 1
 	}

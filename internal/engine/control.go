@@ -2,14 +2,21 @@ package engine
 
 import (
 	"context"
+	"time"
 
 	"github.com/nexodus-sdk/nexodus/api"
 	"github.com/nexodus-sdk/nexodus/client"
 )
 
+// streamMaxBackoff caps the wait between reconnections of the event stream.
+const streamMaxBackoff = 4 * time.Second
+
 // openStream opens the device's event stream; its connection state shows in Snapshot.
 func (e *Engine) openStream() *client.EventStream {
 	stream := e.ctl.WatchDevice(e.ctx, e.selfID(), client.WatchOptions{
+		// A node is back within a few seconds of a coordinator's return: the jittered wait
+		// (between half and all of it) spreads a crowd of nodes over those seconds.
+		MaxBackoff: streamMaxBackoff,
 		OnState: func(connected bool, err error) {
 			e.mu.Lock()
 			e.connected = connected
@@ -31,12 +38,10 @@ func (e *Engine) follow(stream *client.EventStream) {
 		ev, err := stream.Next(e.ctx)
 		if err != nil {
 			if e.ctx.Err() == nil {
-				// The stream gave up for good (the device token no longer works). The data
-				// plane keeps its last peers; Snapshot shows the control plane is gone.
-				e.log.Error("control stream ended", "err", err)
-				e.mu.Lock()
-				e.connected = false
-				e.mu.Unlock()
+				// The stream gave up for good: the coordinator answered a reconnect with a
+				// 4xx (the device or its organization is gone, or the token is refused).
+				e.log.Debug("control stream ended", "err", err)
+				e.cutOff(cutOffReason(err))
 			}
 			return
 		}
@@ -55,6 +60,11 @@ func (e *Engine) apply(ctx context.Context, ev api.Event) {
 	case IsPeerEvent(ev.Type):
 		e.mu.Lock()
 		next, delta := e.peers.Apply(ev)
+		if next.Removed && !e.peers.Removed {
+			e.mu.Unlock()
+			e.cutOff(ErrDeviceRemoved)
+			return
+		}
 		e.peers = next
 		e.mu.Unlock()
 		if delta.Moved {

@@ -64,6 +64,8 @@ type dataplaneConfig struct {
 	// result): connections through the NAT, the control plane's too, may be dead. It is called
 	// before NAT traversal restarts, so that the restart's signaling does not go out on them.
 	onMoved func()
+	// onPath learns that the pair to a peer changed (after the mesh follows it).
+	onPath func(deviceID string)
 }
 
 func newDataplane(ctx context.Context, cfg dataplaneConfig) (*dataplane, error) {
@@ -239,6 +241,9 @@ func (dp *dataplane) onPath(deviceID string, peer key.Key, p natt.Path) {
 		dp.log.Warn("set peer path", "device", deviceID, "err", err)
 	}
 	dp.log.Debug("path", "device", deviceID, "path", p.String())
+	if dp.cfg.onPath != nil {
+		dp.cfg.onPath(deviceID)
+	}
 }
 
 // setPeers makes the tunnel and ICE follow the organization's device list.

@@ -33,6 +33,11 @@ var (
 	ErrUnknownPeer = errors.New("nexodus: no such peer")
 )
 
+// requestTimeout bounds one attempt of a request to the coordinator (not the event stream), so
+// that a coordinator that accepts connections but never answers costs one attempt, not the
+// caller's whole budget.
+const requestTimeout = 10 * time.Second
+
 // keepalive keeps NAT mappings open and lets each side notice a lost peer.
 const keepalive = 25 * time.Second
 
@@ -55,6 +60,12 @@ type Config struct {
 	// OnPeers, if set, learns of peers that joined, changed or left, from the control loop's
 	// goroutine, one call at a time.
 	OnPeers func([]Change)
+	// OnPath, if set, learns that NAT traversal chose a new path to a peer (or lost it), by
+	// device ID, from NAT traversal's goroutines.
+	OnPath func(deviceID string)
+	// OnStop, if set, learns once that the coordinator cut the node off, and why (an error
+	// wrapping ErrCutOff). Close does not call it.
+	OnStop func(reason error)
 	// TestHookReaddress, when set, runs in the tunnel rebuild between closing the old data plane
 	// and building the new one (tests).
 	TestHookReaddress func()
@@ -84,6 +95,7 @@ type Engine struct {
 	stun      []string
 	dp        *dataplane
 	connected bool
+	stopErr   error // set once the coordinator cut the node off (cutOff)
 }
 
 // Start registers the node (or comes back as its saved device), brings up the data plane and
@@ -169,6 +181,9 @@ func (e *Engine) dataplane() *dataplane {
 
 // Dial connects to a peer given as "host:port", host a peer's hostname or a tunnel IP.
 func (e *Engine) Dial(ctx context.Context, network, address string) (net.Conn, error) {
+	if err := e.Err(); err != nil {
+		return nil, fmt.Errorf("nexodus: dial %s: %w", address, err)
+	}
 	host, port, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, fmt.Errorf("nexodus: dial %s: %w", address, err)
@@ -184,9 +199,18 @@ func (e *Engine) Dial(ctx context.Context, network, address string) (net.Conn, e
 	return c, nil
 }
 
-// resolve turns a peer's hostname or tunnel IP into the tunnel IP to dial.
+// resolve turns a peer's hostname or tunnel IP into the tunnel IP to dial. An address that is
+// neither this node's nor a peer's (its tunnel addresses or the networks it routes) is refused
+// at once: WireGuard would drop the packets and the dial would wait for its deadline.
 func (e *Engine) resolve(host, network string) (netip.Addr, error) {
 	if ip, err := netip.ParseAddr(host); err == nil {
+		ip = ip.Unmap()
+		e.mu.RLock()
+		self := e.peers.Self
+		e.mu.RUnlock()
+		if _, ok := e.WhoIs(ip); !ok && ip.String() != self.TunnelIPv4 && ip.String() != self.TunnelIPv6 {
+			return netip.Addr{}, fmt.Errorf("%w: %s is no address of this organization's devices", ErrUnknownPeer, ip)
+		}
 		return ip, nil
 	}
 	e.mu.RLock()
@@ -204,6 +228,9 @@ func (e *Engine) resolve(host, network string) (netip.Addr, error) {
 
 // Listen announces on the node's tunnel addresses.
 func (e *Engine) Listen(network, address string) (net.Listener, error) {
+	if err := e.Err(); err != nil {
+		return nil, fmt.Errorf("nexodus: listen %s: %w", address, err)
+	}
 	l, err := e.dataplane().mesh.Listen(network, address)
 	if err != nil {
 		return nil, fmt.Errorf("nexodus: listen %s: %w", address, err)
@@ -213,6 +240,9 @@ func (e *Engine) Listen(network, address string) (net.Listener, error) {
 
 // ListenPacket listens for UDP on the node's tunnel addresses.
 func (e *Engine) ListenPacket(network, address string) (net.PacketConn, error) {
+	if err := e.Err(); err != nil {
+		return nil, fmt.Errorf("nexodus: listen %s: %w", address, err)
+	}
 	c, err := e.dataplane().mesh.ListenPacket(network, address)
 	if err != nil {
 		return nil, fmt.Errorf("nexodus: listen %s: %w", address, err)

@@ -45,6 +45,7 @@ func (e *Engine) newDataplane(ctx context.Context, port uint16, self api.Device,
 		},
 		onNAT:   func(natt.NATInfo) { e.requestPublish() },
 		onMoved: e.reconnectControl,
+		onPath:  e.cfg.OnPath,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nexodus: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/nexodus-sdk/nexodus/api"
 	"github.com/nexodus-sdk/nexodus/client"
@@ -71,10 +72,13 @@ func (e *Engine) register(ctx context.Context) (api.Device, error) {
 // newClient returns a client with the given credential on the node's one connection pool.
 func (e *Engine) newClient(token string) (*client.Client, error) {
 	if e.base == nil {
-		opts := []client.Option{client.WithLogger(e.log)}
-		if e.cfg.HTTPClient != nil {
-			opts = append(opts, client.WithHTTPClient(e.cfg.HTTPClient))
+		hc := e.cfg.HTTPClient
+		if hc == nil {
+			// A transport of the node's own (several nodes share no pool), and a bound on each
+			// attempt; the event stream runs on a copy without it.
+			hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Timeout: requestTimeout}
 		}
+		opts := []client.Option{client.WithLogger(e.log), client.WithHTTPClient(hc)}
 		c, err := client.New(e.cfg.ControlURL, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("nexodus: control client: %w", err)

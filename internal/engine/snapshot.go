@@ -15,6 +15,8 @@ type Snapshot struct {
 	PublicKey        key.Key
 	LocalAddr        netip.AddrPort
 	ControlConnected bool
+	// Stopped is why the coordinator cut the node off (wrapping ErrCutOff); nil while it runs.
+	Stopped error
 	// NAT is "unknown", "none", "cone" or "symmetric"; Reflexive the public mapping STUN saw.
 	NAT       string
 	Reflexive netip.AddrPort
@@ -52,6 +54,7 @@ func (e *Engine) Snapshot() Snapshot {
 		PublicKey:        e.pubKey,
 		LocalAddr:        e.dp.mesh.LocalAddr(),
 		ControlConnected: e.connected && !e.peers.Removed,
+		Stopped:          e.stopErr,
 		NAT:              natName(nat.Type),
 		Reflexive:        nat.Reflexive,
 	}
@@ -72,6 +75,14 @@ func (e *Engine) Snapshot() Snapshot {
 		if ps, ok := ice[d.ID]; ok {
 			p.ICEState = string(ps.State)
 			if ps.Path.Valid() {
+				if p.Relayed && !p.Endpoint.IsValid() {
+					// WireGuard's packets go through the relay: show the relay's address (our
+					// allocation, or the peer's when only its end is relayed).
+					p.Endpoint = ps.Path.Remote
+					if ps.Path.LocalType == natt.CandidateRelay {
+						p.Endpoint = ps.Path.Local
+					}
+				}
 				p.LocalCandidate = localCandidateType(ps.Path.LocalType)
 				p.RemoteCandidate = string(ps.Path.RemoteType)
 				p.PairSince = ps.Path.Since
