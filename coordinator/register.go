@@ -190,17 +190,18 @@ func (s *Server) reregister(ctx context.Context, tx store.Tx, p Principal, reg r
 // newDevice creates the device of a new public key with the organization's lowest free
 // addresses.
 func (s *Server) newDevice(ctx context.Context, tx store.Tx, reg registration, at place, who registrant) (store.Device, error) {
-	if hostnameTaken(at.devices, reg.req.Hostname, "") {
-		return store.Device{}, errorf(ErrConflict, "hostname %q is taken in this organization", reg.req.Hostname)
+	hostname, devices, err := s.claimHostname(ctx, tx, at.devices, reg.req.Hostname, who)
+	if err != nil {
+		return store.Device{}, err
 	}
-	a4, a6, err := allocDeviceAddrs(at.org, at.devices, "")
+	a4, a6, err := allocDeviceAddrs(at.org, devices, "")
 	if err != nil {
 		return store.Device{}, err
 	}
 	now := s.now()
 	dev := store.Device{
 		ID: newID(), OrganizationID: reg.orgID, OwnerID: who.ownerID, RegKeyID: who.regKeyID,
-		PublicKey: reg.pub.String(), Hostname: reg.req.Hostname, TunnelIPv4: a4.String(), TunnelIPv6: a6.String(),
+		PublicKey: reg.pub.String(), Hostname: hostname, TunnelIPv4: a4.String(), TunnelIPv6: a6.String(),
 		Endpoints: storeEndpoints(reg.endpoints), SymmetricNAT: reg.req.SymmetricNAT, ChildPrefixes: at.childPrefixes,
 		// A device may ask to be ephemeral (it keeps no state, so it will never come back as
 		// itself); an ephemeral key makes it so regardless.

@@ -225,8 +225,17 @@ func TestSealedTokenAndReRegistration(t *testing.T) {
 	bob := e.newUser("bob")
 	bkey := e.newRegKey(bob, bob.PersonalOrg, api.CreateRegKeyRequest{})
 	e.fails(409, api.CodeConflict, "POST", "/api/v1/devices", bkey.Secret, api.RegisterDeviceRequest{PublicKey: k.Pub, Hostname: "x"})
-	// Hostnames are unique within an organization, case-insensitively...
-	e.fails(409, "", "POST", "/api/v1/devices", key.Secret, api.RegisterDeviceRequest{PublicKey: newKey(t).Pub, Hostname: "NODE2"})
-	// ...but not across organizations.
+	// Hostnames are unique within an organization, case-insensitively: another key's device
+	// gets a suffix while the holder keeps its name...
+	other := e.newRegKey(alice, alice.PersonalOrg, api.CreateRegKeyRequest{})
+	second := e.register(other.Secret, "", "NODE2", newKey(t), 201)
+	require.Equal(t, "NODE2-1", second.Hostname)
+	// ...the holder's own key, with the holder offline, replaces it (a node that lost its
+	// state dir comes back under its name)...
+	back := e.register(key.Secret, "", "node2", newKey(t), 201)
+	require.Equal(t, "node2", back.Hostname)
+	require.NotEqual(t, d.ID, back.ID)
+	e.fails(401, "", "GET", devicePath(d.ID, ""), fresh, nil)
+	// ...and the name is free in another organization.
 	e.register(bkey.Secret, "", "node2", newKey(t), 201)
 }

@@ -60,9 +60,6 @@ func (e *Engine) publishEndpoints(ctx context.Context) error {
 	eps := PublishedEndpoints(interfaceAddrs(), dp.mesh.LocalAddr().Port(), nat.Reflexive)
 	symmetric := nat.Type == natt.NATSymmetric
 	upd := api.UpdateDeviceRequest{Endpoints: &eps, SymmetricNAT: &symmetric}
-	if self.Hostname != e.cfg.Hostname {
-		upd.Hostname = &e.cfg.Hostname
-	}
 	fresh, err := e.ctl.UpdateDevice(ctx, self.ID, upd)
 	if err != nil {
 		return fmt.Errorf("nexodus: publish endpoints: %w", err)

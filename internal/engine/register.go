@@ -27,7 +27,7 @@ func (e *Engine) register(ctx context.Context) (api.Device, error) {
 		switch {
 		case err == nil && dev.PublicKey == e.pubKey.String():
 			e.ctl = c
-			return *dev, nil
+			return e.rename(ctx, *dev), nil
 		case err == nil, errors.Is(err, client.ErrUnauthorized), errors.Is(err, client.ErrNotFound),
 			errors.Is(err, client.ErrForbidden):
 			e.log.Info("saved device is gone; registering again", "device", saved.DeviceID, "err", err)
@@ -86,4 +86,19 @@ func (e *Engine) newClient(token string) (*client.Client, error) {
 		e.base = c
 	}
 	return e.base.WithToken(token), nil
+}
+
+// rename asks for the configured hostname when a saved device comes back under another one
+// (the Node's Hostname changed). A name another device holds stays with it: the device keeps
+// the name it has, which Status shows.
+func (e *Engine) rename(ctx context.Context, dev api.Device) api.Device {
+	if hostnameEqual(e.cfg.Hostname, dev.Hostname) {
+		return dev
+	}
+	renamed, err := e.ctl.UpdateDevice(ctx, dev.ID, api.UpdateDeviceRequest{Hostname: &e.cfg.Hostname})
+	if err != nil {
+		e.log.Warn("keeping the device's hostname", "hostname", dev.Hostname, "wanted", e.cfg.Hostname, "err", err)
+		return dev
+	}
+	return *renamed
 }
