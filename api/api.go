@@ -383,3 +383,24 @@ type SetOrgRelaysRequest struct {
 type Health struct {
 	Status string `json:"status"`
 }
+
+// IsID reports whether s has the form of the coordinator's IDs: a canonical lowercase UUID.
+func IsID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}

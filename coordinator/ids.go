@@ -9,6 +9,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"time"
+
+	"github.com/nexodus-sdk/nexodus/api"
 )
 
 // newID returns a random UUID (version 4) in its canonical lowercase form.
@@ -31,25 +33,7 @@ func newID() string {
 }
 
 // validID reports whether s is a canonical lowercase UUID, the only ID form the coordinator makes.
-func validID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return true
-}
+func validID(s string) bool { return api.IsID(s) }
 
 func checkID(what, s string) error {
 	if !validID(s) {

@@ -27,7 +27,7 @@ func pick[T any](key, kind string, idName func(T) (id, name string)) func([]T, e
 		}
 		switch len(found) {
 		case 0:
-			if looksLikeID(key) {
+			if api.IsID(key) {
 				return key, nil
 			}
 			return "", fmt.Errorf("no %s named %q", kind, key)
@@ -72,24 +72,4 @@ func (e *env) memberID(orgID, value string) (string, error) {
 // deviceID resolves a device ID or hostname among the caller's devices.
 func (e *env) deviceID(value string) (string, error) {
 	return pick(value, "device", func(d api.Device) (string, string) { return d.ID, d.Hostname })(e.c.ListDevices(e.ctx))
-}
-
-// looksLikeID reports whether s has the shape of the coordinator's IDs (a lowercase UUID).
-func looksLikeID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, c := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return true
 }
