@@ -1,8 +1,6 @@
 package nexodus_test
 
 import (
-	"github.com/stretchr/testify/require"
-
 	"bytes"
 	"context"
 	"fmt"
@@ -13,6 +11,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/nexodus-sdk/nexodus"
 	"github.com/nexodus-sdk/nexodus/coordinator"
@@ -32,6 +32,7 @@ func BenchmarkUpToFirstByte(b *testing.B) {
 	serveEcho(b, srv, ":7000")
 	var samples []time.Duration
 	b.ResetTimer()
+	// The timed section: its checks use b.Fatal, not require (whose t.Helper walks the stack).
 	for i := 0; i < b.N; i++ {
 		n := &nexodus.Node{ControlURL: e.kit.URL, AuthKey: e.key, Hostname: fmt.Sprintf("c%d", i)}
 		start := time.Now()
@@ -96,9 +97,7 @@ func newPathEnv(b *testing.B, relayed bool) *pathEnv {
 		Secret: secret, PublicIP: netip.MustParseAddr("127.0.0.1"), UDPListen: []string{"127.0.0.1:0"},
 		Logger: testLogger(b).With("component", "relay"),
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err, "start the relay")
 	b.Cleanup(func() { rl.Close() })
 	e := newEnvConfig(b, func(c *coordinator.Config) {
 		c.RelaySecret = secret
@@ -154,9 +153,7 @@ func benchNodeThroughput(b *testing.B, pe *pathEnv) {
 	const op = 1 << 20
 	total := int64(b.N) * op
 	ln, err := pe.srv.Listen("tcp", ":0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer ln.Close()
 	result := make(chan error, 1)
 	go func() {
@@ -191,12 +188,11 @@ func benchNodeThroughput(b *testing.B, pe *pathEnv) {
 	ctx := testCtx(b)
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	c, err := pe.cli.Dial(ctx, "tcp", net.JoinHostPort("srv", port))
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer c.Close()
 	b.SetBytes(op)
 	b.ResetTimer()
+	// The timed section: its checks use b.Fatal, not require (whose t.Helper walks the stack).
 	for sent := int64(0); sent < total; sent += int64(len(benchPattern)) {
 		if _, err := c.Write(benchPattern); err != nil {
 			b.Fatal(err)
@@ -206,20 +202,17 @@ func benchNodeThroughput(b *testing.B, pe *pathEnv) {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	if err := <-result; err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, <-result, "the receiving end")
 }
 
 func benchNodeRTT(b *testing.B, pe *pathEnv) {
 	c, err := pe.cli.Dial(testCtx(b), "tcp", "srv:7000")
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer c.Close()
 	buf := []byte{0}
 	rtts := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
+	// The timed section: its checks use b.Fatal, not require (whose t.Helper walks the stack).
 	for range b.N {
 		start := time.Now()
 		if _, err := c.Write(buf); err != nil {

@@ -1,9 +1,6 @@
 package nexodus_test
 
 import (
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-
 	"bytes"
 	"context"
 	"os"
@@ -12,6 +9,9 @@ import (
 	"runtime/pprof"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/nexodus-sdk/nexodus"
 	"github.com/nexodus-sdk/nexodus/nexodustest"
@@ -29,20 +29,14 @@ func TestReopenSameStateDirLeaksNothing(t *testing.T) {
 	cycle := func(i int) {
 		n := e.node("reopened", func(n *nexodus.Node) { n.StateDir = dir })
 		st, err := n.Up(testCtx(t))
-		if err != nil {
-			t.Fatalf("cycle %d: up: %v", i, err)
-		}
+		require.NoError(t, err, "cycle %d: up", i)
 		if deviceID == "" {
 			deviceID = st.DeviceID
-		} else if st.DeviceID != deviceID {
-			t.Fatalf("cycle %d: device %s, want %s", i, st.DeviceID, deviceID)
+		} else {
+			require.Equal(t, deviceID, st.DeviceID, "cycle %d: the device of the first cycle", i)
 		}
-		if err := echoOnce(testCtx(t), n, "tcp", "peer:7000"); err != nil {
-			t.Fatalf("cycle %d: %v", i, err)
-		}
-		if err := n.Close(); err != nil {
-			t.Fatalf("cycle %d: close: %v", i, err)
-		}
+		require.NoError(t, echoOnce(testCtx(t), n, "tcp", "peer:7000"), "cycle %d", i)
+		require.NoError(t, n.Close(), "cycle %d: close", i)
 	}
 	cycle(0) // warm up: the coordinator's and the peer's connections to this device exist now
 	baseline := runtime.NumGoroutine()
@@ -55,12 +49,12 @@ func TestReopenSameStateDirLeaksNothing(t *testing.T) {
 		if !assert.Eventually(t, func() bool { return runtime.NumGoroutine() <= baseline }, 10*time.Second, 10*time.Millisecond) {
 			var buf bytes.Buffer
 			pprof.Lookup("goroutine").WriteTo(&buf, 1)
-			t.Fatalf("cycle %d: %d goroutines, %d before:\n%s", i, runtime.NumGoroutine(), baseline, buf.String())
+			require.FailNowf(t, "goroutines left after Close", "cycle %d: %d goroutines, want at most the %d before:\n%s",
+				i, runtime.NumGoroutine(), baseline, buf.String())
 		}
 	}
-	if grown := int64(heapInUse()) - int64(before); grown > 10<<20 {
-		t.Errorf("heap grew %d KiB over %d reopen cycles", grown>>10, cycles)
-	}
+	grown := int64(heapInUse()) - int64(before)
+	assert.LessOrEqual(t, grown, int64(10<<20), "heap grew %d KiB over %d reopen cycles, want at most 10 MiB", grown>>10, cycles)
 }
 
 // TestLostTokenGetsSameDeviceBack: a node that kept its key but lost its saved registration
@@ -72,20 +66,14 @@ func TestLostTokenGetsSameDeviceBack(t *testing.T) {
 	dir := t.TempDir()
 	srv := e.up("srv", nexodustest.WithStateDir(dir))
 	first := srv.Status()
-	if err := srv.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(dir, "device.json")); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, srv.Close())
+	require.NoError(t, os.Remove(filepath.Join(dir, "device.json")))
 	again := e.node("srv", func(n *nexodus.Node) { n.StateDir = dir })
 	second, err := again.Up(testCtx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if second.DeviceID != first.DeviceID || second.TunnelIPv4 != first.TunnelIPv4 || second.TunnelIPv6 != first.TunnelIPv6 {
-		t.Fatalf("re-registration changed the device: %+v → %+v", first, second)
-	}
+	require.NoError(t, err)
+	require.Equal(t, first.DeviceID, second.DeviceID, "re-registration changed the device ID: %+v → %+v", first, second)
+	require.Equal(t, first.TunnelIPv4, second.TunnelIPv4, "re-registration changed the tunnel IPv4: %+v → %+v", first, second)
+	require.Equal(t, first.TunnelIPv6, second.TunnelIPv6, "re-registration changed the tunnel IPv6: %+v → %+v", first, second)
 	serveEcho(t, again, ":7000")
 	cli := e.up("cli")
 	require.Eventually(t, func() bool {

@@ -1,8 +1,6 @@
 package nexodus_test
 
 import (
-	"github.com/stretchr/testify/require"
-
 	"bytes"
 	"context"
 	"errors"
@@ -14,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/pion/stun/v4"
+	"github.com/stretchr/testify/require"
 
 	"github.com/nexodus-sdk/nexodus"
 	"github.com/nexodus-sdk/nexodus/api"
@@ -34,10 +33,9 @@ type tap struct {
 }
 
 func newTap(t *testing.T, upstream netip.AddrPort) *tap {
+	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tp := &tap{pc: pc, upstream: upstream, conns: map[netip.AddrPort]*net.UDPConn{}}
 	tp.wg.Add(1)
 	go tp.run()
@@ -115,9 +113,7 @@ func startRelay(t *testing.T, secret []byte, udp string) *relay.Server {
 		UDPListen: []string{udp},
 		Logger:    testLogger(t).With("component", "relay"),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "start relay on %s", udp)
 	return r
 }
 
@@ -159,20 +155,14 @@ func TestRelayedPathCarriesOnlyCiphertext(t *testing.T) {
 		return relayedPeer(cli, "srv") && relayedPeer(srv, "cli")
 	}, waitTimeout, waitTick, "both sides to report a relayed path")
 	seen := tp.bytes()
-	if len(seen) == 0 {
-		t.Fatal("nothing went through the relay")
-	}
-	if bytes.Contains(seen, []byte(marker)) || bytes.Contains(seen, []byte("PLAINTEXT-MARKER")) {
-		t.Fatal("the relay forwarded the application's plaintext")
-	}
-	if rl.Stats().BytesRelayed == 0 {
-		t.Fatalf("relay counters did not move: %+v", rl.Stats())
-	}
+	require.NotEmpty(t, seen, "nothing went through the relay")
+	// Not require.NotContains: on failure it would print the whole capture.
+	require.False(t, bytes.Contains(seen, []byte(marker)) || bytes.Contains(seen, []byte("PLAINTEXT-MARKER")),
+		"the relay forwarded the application's plaintext")
+	require.NotZero(t, rl.Stats().BytesRelayed, "relay counters did not move: %+v", rl.Stats())
 
 	// The relay dies: the relayed path is reported lost.
-	if err := rl.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, rl.Close())
 	require.Eventually(t, func() bool {
 		for _, p := range cli.Peers() {
 			if p.Hostname == "srv" && p.LocalCandidate == "" {
@@ -241,15 +231,15 @@ func TestNodeSwitchesToOrgRelays(t *testing.T) {
 		return relayedPeer(cli, "srv") && echoLine(c, cli, "srv:7000", line) == nil
 	}
 	require.Eventually(t, func() bool { return echo("default") }, waitTimeout, waitTick, "a relayed echo through the default relay")
-	if def.Stats().BytesRelayed == 0 || own.Stats().AllocationsTotal != 0 {
-		t.Fatalf("default relay %+v, organization relay %+v", def.Stats(), own.Stats())
-	}
+	require.NotZero(t, def.Stats().BytesRelayed, "the default relay relayed nothing: default relay %+v, organization relay %+v",
+		def.Stats(), own.Stats())
+	require.Zero(t, own.Stats().AllocationsTotal, "the organization's relay was used before it was set: default relay %+v, organization relay %+v",
+		def.Stats(), own.Stats())
 
-	if _, err := e.kit.User.Client.SetOrgRelays(ctx, e.kit.User.OrgID, api.SetOrgRelaysRequest{
+	_, err := e.kit.User.Client.SetOrgRelays(ctx, e.kit.User.OrgID, api.SetOrgRelaysRequest{
 		TURN: []string{"turn:" + own.Addrs().UDP[0].String() + "?transport=udp"}, Secret: orgSecret,
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
+	require.NoError(t, err)
 	// An echo goes through r when r relays it and the other relay relays nothing meanwhile.
 	through := func(r, other *relay.Server, line string) bool {
 		rb, ob := r.Stats().BytesRelayed, other.Stats().BytesRelayed
@@ -259,9 +249,7 @@ func TestNodeSwitchesToOrgRelays(t *testing.T) {
 		return through(own, def, "organization")
 	}, waitTimeout, waitTick, "the path to move to the organization's relay")
 
-	if err := e.kit.User.Client.ClearOrgRelays(ctx, e.kit.User.OrgID); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.kit.User.Client.ClearOrgRelays(ctx, e.kit.User.OrgID))
 	require.Eventually(t, func() bool {
 		return through(def, own, "default again")
 	}, waitTimeout, waitTick, "the path to move back to the default relay")
@@ -277,9 +265,7 @@ type stunCounter struct {
 func newSTUNCounter(t *testing.T) *stunCounter {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	s := &stunCounter{pc: pc, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
@@ -331,15 +317,12 @@ func TestNodeFollowsOrgSTUNServers(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return n.Status().ReflexiveAddr.IsValid() && def.n.Load() > 0
 	}, waitTimeout, waitTick, "a reflexive address from the default STUN server")
-	if own.n.Load() != 0 {
-		t.Fatal("the organization's STUN server was asked before it was named")
-	}
+	require.Zero(t, own.n.Load(), "the organization's STUN server was asked before it was named")
 
-	if _, err := e.kit.User.Client.SetOrgRelays(ctx, e.kit.User.OrgID, api.SetOrgRelaysRequest{
+	_, err := e.kit.User.Client.SetOrgRelays(ctx, e.kit.User.OrgID, api.SetOrgRelaysRequest{
 		STUN: []string{own.addr(), rl.Addrs().UDP[0].String()},
 		TURN: []string{"turn:" + rl.Addrs().UDP[0].String() + "?transport=udp"}, Secret: "organization-relay-secret-for-tests",
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
+	require.NoError(t, err)
 	require.Eventually(t, func() bool { return own.n.Load() > 0 }, waitTimeout, waitTick, "a NAT check against the organization's STUN server")
 }

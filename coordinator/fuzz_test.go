@@ -167,29 +167,28 @@ func FuzzOrgRelaysRequest(f *testing.F) {
 		if !decodes(t, b, &req, func() (err error) { stun, turn, secret, err = parseOrgRelays(req); return err }) {
 			return
 		}
-		if len(turn) == 0 || len(turn) > api.MaxRelayServers || len(stun) > api.MaxRelayServers {
-			t.Fatalf("accepted %d TURN and %d STUN servers", len(turn), len(stun))
-		}
-		if len(secret) < api.MinRelaySecret || len(secret) > api.MaxRelaySecret || bytes.ContainsAny(secret, " \t\r\n") {
-			t.Fatalf("accepted secret %q", secret)
-		}
+		require.NotEmpty(t, turn, "accepted no TURN server")
+		require.LessOrEqual(t, len(turn), api.MaxRelayServers, "accepted %d TURN servers", len(turn))
+		require.LessOrEqual(t, len(stun), api.MaxRelayServers, "accepted %d STUN servers", len(stun))
+		require.GreaterOrEqual(t, len(secret), api.MinRelaySecret, "accepted secret %q: too short", secret)
+		require.LessOrEqual(t, len(secret), api.MaxRelaySecret, "accepted secret %q: too long", secret)
+		require.False(t, bytes.ContainsAny(secret, " \t\r\n"), "accepted secret %q: it has white space", secret)
 		for _, u := range turn {
-			if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") ||
-				!strings.HasSuffix(u, "?transport=udp") && !strings.HasSuffix(u, "?transport=tcp") ||
-				len(u) > api.MaxRelayURLLength || strings.ContainsAny(u, " @/#") {
-				t.Fatalf("accepted TURN URL %q", u)
-			}
+			require.True(t, strings.HasPrefix(u, "turn:") || strings.HasPrefix(u, "turns:"),
+				"accepted TURN URL %q: want scheme turn: or turns:", u)
+			require.True(t, strings.HasSuffix(u, "?transport=udp") || strings.HasSuffix(u, "?transport=tcp"),
+				"accepted TURN URL %q: want ?transport=udp or ?transport=tcp at the end", u)
+			require.LessOrEqual(t, len(u), api.MaxRelayURLLength, "accepted TURN URL %q: too long", u)
+			require.False(t, strings.ContainsAny(u, " @/#"), "accepted TURN URL %q: it has one of space @ / #", u)
 		}
 		for _, hp := range stun {
-			if _, _, err := net.SplitHostPort(hp); err != nil || strings.ContainsAny(hp, " @/?#") {
-				t.Fatalf("accepted STUN server %q", hp)
-			}
+			_, _, err := net.SplitHostPort(hp)
+			require.NoError(t, err, "accepted STUN server %q: want HOST:PORT", hp)
+			require.False(t, strings.ContainsAny(hp, " @/?#"), "accepted STUN server %q: it has one of space @ / ? #", hp)
 		}
 		seen := map[string]bool{}
 		for _, v := range append(slices.Clone(turn), stun...) {
-			if seen[v] {
-				t.Fatalf("duplicate %q kept", v)
-			}
+			require.False(t, seen[v], "duplicate %q kept", v)
 			seen[v] = true
 		}
 	})
@@ -208,36 +207,41 @@ func FuzzValidators(f *testing.F) {
 	org6 := netip.MustParsePrefix("fd12:3456:789a::/64")
 	f.Fuzz(func(t *testing.T, s string) {
 		if validHostname(s) == nil {
-			if len(s) == 0 || len(s) > 63 || strings.HasPrefix(s, "-") || strings.HasSuffix(s, "-") || strings.ContainsAny(s, "._ /") {
-				t.Fatalf("bad hostname %q accepted", s)
-			}
+			require.NotEmpty(t, s, "empty hostname accepted")
+			require.LessOrEqual(t, len(s), 63, "hostname %q accepted: longer than 63", s)
+			require.False(t, strings.HasPrefix(s, "-") || strings.HasSuffix(s, "-"), "hostname %q accepted: it starts or ends with -", s)
+			require.False(t, strings.ContainsAny(s, "._ /"), "hostname %q accepted: it has one of . _ space /", s)
 		}
-		if validName("name", s) == nil && (len(s) == 0 || len(s) > api.MaxNameLength || strings.ContainsAny(s, " /%")) {
-			t.Fatalf("bad name %q accepted", s)
+		if validName("name", s) == nil {
+			require.NotEmpty(t, s, "empty name accepted")
+			require.LessOrEqual(t, len(s), api.MaxNameLength, "name %q accepted: too long", s)
+			require.False(t, strings.ContainsAny(s, " /%"), "name %q accepted: it has one of space / %%", s)
 		}
-		if k, err := devicePublicKey(s); err == nil && k.String() != s {
-			t.Fatalf("non-canonical key %q accepted", s)
+		if k, err := devicePublicKey(s); err == nil {
+			require.Equal(t, s, k.String(), "non-canonical key %q accepted", s)
 		}
 		if ap, err := parseAddrPort(s); err == nil {
-			if again, err := parseAddrPort(ap.String()); err != nil || again != ap {
-				t.Fatalf("endpoint %q does not round-trip: %v", s, err)
-			}
+			again, err := parseAddrPort(ap.String())
+			require.NoError(t, err, "endpoint %q does not round-trip", s)
+			require.Equal(t, ap, again, "endpoint %q does not round-trip", s)
 		}
 		if ps, err := parseChildPrefixes([]string{s}, org4, org6); err == nil {
 			p := netip.MustParsePrefix(ps[0])
-			if p != p.Masked() || p.Overlaps(org4) || p.Overlaps(org6) {
-				t.Fatalf("child prefix %q accepted as %s", s, p)
-			}
+			require.Equal(t, p.Masked(), p, "child prefix %q accepted as %s: not masked", s, p)
+			require.False(t, p.Overlaps(org4) || p.Overlaps(org6), "child prefix %q accepted as %s: it overlaps the organization's prefixes", s, p)
 		}
-		if p, err := parseOrgCIDR(s); err == nil && (!p.Addr().Is4() || p.Bits() > 30 || p != p.Masked()) {
-			t.Fatalf("org cidr %q accepted", s)
+		if p, err := parseOrgCIDR(s); err == nil {
+			require.True(t, p.Addr().Is4(), "org cidr %q accepted: want IPv4", s)
+			require.LessOrEqual(t, p.Bits(), 30, "org cidr %q accepted: want at most /30", s)
+			require.Equal(t, p.Masked(), p, "org cidr %q accepted: not masked", s)
 		}
-		if rev, ok, err := parseLastEventID(s); err == nil && ok && rev < 0 {
-			t.Fatalf("negative revision from %q", s)
+		if rev, ok, err := parseLastEventID(s); err == nil && ok {
+			require.GreaterOrEqual(t, rev, int64(0), "negative revision from %q", s)
 		}
 		for _, prefix := range []string{api.UserTokenPrefix, api.RegKeyPrefix, api.DeviceTokenPrefix} {
-			if id, secret, ok := splitToken(s, prefix); ok && (!validID(id) || secret == "") {
-				t.Fatalf("token %q split into %q %q", s, id, secret)
+			if id, secret, ok := splitToken(s, prefix); ok {
+				require.True(t, validID(id), "token %q split into %q %q: invalid ID", s, id, secret)
+				require.NotEmpty(t, secret, "token %q split into %q %q: empty secret", s, id, secret)
 			}
 		}
 		_ = checkID("id", s)

@@ -91,7 +91,7 @@ func start(t *testing.T, args ...string) (url string, logs *syncBuffer, stop fun
 	}, 20*time.Second, 5*time.Millisecond, "listening:\n%s", logs)
 	if ended.Load() {
 		cancel()
-		t.Fatalf("run ended before listening: %v\n%s", <-done, logs)
+		require.FailNowf(t, "run ended before listening", "%v\n%s", <-done, logs)
 	}
 	return url, logs, func() {
 		t.Helper()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -59,33 +60,23 @@ func TestListenDialStatus(t *testing.T) {
 
 	var out, errOut bytes.Buffer
 	args := append(append([]string{}, common...), "-hostname", "cli", "dial", "srv:7000")
-	if code := run(ctx, args, strings.NewReader("hello mesh\n"), &out, &errOut, noEnv); code != 0 {
-		t.Fatalf("dial exited %d: %s", code, errOut.String())
-	}
-	if out.String() != "hello mesh\n" {
-		t.Fatalf("dial got %q, want the echo", out.String())
-	}
-	if !strings.Contains(srvOut.String(), "hello mesh") {
-		t.Fatalf("server printed %q", srvOut.String())
-	}
+	code := run(ctx, args, strings.NewReader("hello mesh\n"), &out, &errOut, noEnv)
+	require.Zero(t, code, "dial exit code: %s", errOut.String())
+	require.Equal(t, "hello mesh\n", out.String(), "dial's output: the echo")
+	require.Contains(t, srvOut.String(), "hello mesh", "the server's output")
 
 	out.Reset()
 	args = append(append([]string{}, common...), "-hostname", "ops", "status", "-o", "json", "-wait", "1")
-	if code := run(ctx, args, nil, &out, &errOut, noEnv); code != 0 {
-		t.Fatalf("status exited %d: %s", code, errOut.String())
-	}
+	code = run(ctx, args, nil, &out, &errOut, noEnv)
+	require.Zero(t, code, "status exit code: %s", errOut.String())
 	var st nexodus.Status
-	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
-		t.Fatalf("status -o json: %v\n%s", err, out.String())
-	}
-	if len(st.Peers) != 1 || st.Peers[0].Hostname != "srv" || st.Peers[0].Path != nexodus.PathDirect {
-		t.Fatalf("status peers: %+v", st.Peers)
-	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &st), "status -o json:\n%s", out.String())
+	require.Len(t, st.Peers, 1, "status peers: %+v", st.Peers)
+	require.Equal(t, "srv", st.Peers[0].Hostname, "status peers: %+v", st.Peers)
+	require.Equal(t, nexodus.PathDirect, st.Peers[0].Path, "status peers: %+v", st.Peers)
 
 	stopSrv()
-	if code := <-srvDone; code != 0 {
-		t.Fatalf("server exited %d: %s", code, srvErr.String())
-	}
+	require.Zero(t, <-srvDone, "server exit code: %s", srvErr.String())
 }
 
 func TestErrorsExitNonZero(t *testing.T) {
@@ -109,9 +100,8 @@ func TestErrorsExitNonZero(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
 			code := run(ctx, tc.args, strings.NewReader(""), &out, &errOut, noEnv)
-			if code != tc.code || !strings.Contains(strings.ToLower(errOut.String()), strings.ToLower(tc.msg)) {
-				t.Fatalf("exit %d (want %d), stderr %q (want %q in it)", code, tc.code, errOut.String(), tc.msg)
-			}
+			assert.Equal(t, tc.code, code, "exit code (stderr %q)", errOut.String())
+			assert.Contains(t, strings.ToLower(errOut.String()), strings.ToLower(tc.msg), "stderr, case-insensitively")
 		})
 	}
 }
@@ -141,11 +131,9 @@ func TestBadCommandLineTouchesNoCoordinator(t *testing.T) {
 	} {
 		var out, errOut bytes.Buffer
 		code := run(context.Background(), append(append([]string{}, base...), tc.args...), strings.NewReader(""), &out, &errOut, noEnv)
-		if code != 2 || !strings.Contains(errOut.String(), tc.msg) {
-			t.Errorf("%q: exit %d, stderr %q; want exit 2 and %q", tc.args, code, errOut.String(), tc.msg)
-		}
+		assert.Equal(t, 2, code, "%q: exit code (stderr %q)", tc.args, errOut.String())
+		assert.Contains(t, errOut.String(), tc.msg, "%q: stderr", tc.args)
 	}
-	if n := requests.Load(); n != 0 {
-		t.Fatalf("%d requests reached the coordinator for command lines that cannot run", n)
-	}
+	n := requests.Load()
+	require.Zero(t, n, "%d requests reached the coordinator for command lines that cannot run", n)
 }

@@ -261,13 +261,9 @@ func TestRelayKilled(t *testing.T) {
 			}
 		}
 		fcancel()
-		if ferr != nil {
-			assert.Fail(t, "no relayed path after the restart", "a fresh dialer on hsb does not reach sa either: %v", ferr)
-		} else {
-			assert.Fail(t, "the stream does not resume", "a fresh dialer on hsb reaches sa over the restarted relay: the relayed path works, "+
-				"the TCP stream that was open across the outage does not resume")
-		}
-		t.FailNow()
+		require.NoError(t, ferr, "no relayed path after the restart: a fresh dialer on hsb does not reach sa either")
+		require.Fail(t, "the stream does not resume", "a fresh dialer on hsb reaches sa over the restarted relay: the relayed path works, "+
+			"the TCP stream that was open across the outage does not resume")
 	}
 	lostAfter := "not seen"
 	if !lost.at.IsZero() {
