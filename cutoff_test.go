@@ -48,7 +48,7 @@ func TestDeletedDeviceCutsNodeOff(t *testing.T) {
 	assert.False(t, st.ControlConnected)
 
 	require.Eventually(t, func() bool { return len(a.Peers()) == 0 }, nexodustest.Timeout, 10*time.Millisecond)
-	require.ErrorIs(t, doomed.Close(), nil)
+	require.NoError(t, doomed.Close())
 	require.ErrorIs(t, doomed.Err(), nexodus.ErrDeviceRemoved, "Close keeps the first reason")
 }
 

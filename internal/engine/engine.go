@@ -257,11 +257,11 @@ func (e *Engine) WhoIs(ip netip.Addr) (Device, bool) {
 	s := ip.String()
 	for _, d := range e.peers.Peers {
 		if d.TunnelIPv4 == s || d.TunnelIPv6 == s {
-			return parseDevice(d), true
+			return ParseDevice(d), true
 		}
 		for _, c := range d.ChildPrefixes {
 			if pfx, err := netip.ParsePrefix(c); err == nil && pfx.Contains(ip) {
-				return parseDevice(d), true
+				return ParseDevice(d), true
 			}
 		}
 	}

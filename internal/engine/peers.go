@@ -59,9 +59,7 @@ type Device struct {
 }
 
 // ParseDevice parses a device record from the coordinator for the facade.
-func ParseDevice(d api.Device) Device { return parseDevice(d) }
-
-func parseDevice(d api.Device) Device {
+func ParseDevice(d api.Device) Device {
 	out := Device{ID: d.ID, OrganizationID: d.OrganizationID, Hostname: d.Hostname, PublicKey: d.PublicKey, Online: d.Online}
 	out.TunnelIPv4, _ = netip.ParseAddr(d.TunnelIPv4)
 	out.TunnelIPv6, _ = netip.ParseAddr(d.TunnelIPv6)

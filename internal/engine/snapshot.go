@@ -50,7 +50,7 @@ func (e *Engine) Snapshot() Snapshot {
 	defer e.mu.RUnlock()
 	nat := e.dp.natInfo()
 	s := Snapshot{
-		Self:             parseDevice(e.peers.Self),
+		Self:             ParseDevice(e.peers.Self),
 		PublicKey:        e.pubKey,
 		LocalAddr:        e.dp.mesh.LocalAddr(),
 		ControlConnected: e.connected && !e.peers.Removed,
@@ -64,7 +64,7 @@ func (e *Engine) Snapshot() Snapshot {
 	}
 	ice := e.dp.traversal()
 	for _, d := range e.peers.Peers {
-		p := PeerSnapshot{Device: parseDevice(d)}
+		p := PeerSnapshot{Device: ParseDevice(d)}
 		if k, err := key.Parse(d.PublicKey); err == nil {
 			if ps, ok := wg[k]; ok {
 				p.Endpoint, p.Relayed = ps.Endpoint, ps.Relayed
