@@ -17,6 +17,8 @@ var (
 	// ErrConflict: a uniqueness rule was violated (username, personal organization name,
 	// public key, tunnel address within an organization, membership, ...).
 	ErrConflict = errors.New("store: conflict")
+	// ErrReadOnly: a write was attempted in a transaction opened with [Store.View].
+	ErrReadOnly = errors.New("store: read-only transaction")
 )
 
 // User is an account.
@@ -146,8 +148,91 @@ type Event struct {
 	CreatedAt      time.Time
 }
 
+// Identity links a user to an account at an OpenID provider. (Issuer, Subject) is unique; a
+// user may have several identities (one per provider, or more).
+type Identity struct {
+	Issuer    string
+	Subject   string
+	UserID    string
+	Email     string
+	CreatedAt time.Time
+}
+
+// Session is a signed-in browser session; only the hash of its secret is stored.
+type Session struct {
+	ID         string
+	UserID     string
+	SecretHash []byte
+	ExpiresAt  time.Time
+	CreatedAt  time.Time
+}
+
+// LoginState is a sign-in with an OpenID provider in progress, keyed by the hash of its OAuth
+// state parameter: what the callback needs to finish it (nonce, PKCE verifier), on any replica.
+// LinkUserID is set when a signed-in user is linking a second provider to their account.
+type LoginState struct {
+	StateHash  []byte
+	Provider   string
+	Nonce      string
+	Verifier   string
+	ReturnTo   string
+	LinkUserID string
+	ExpiresAt  time.Time
+	CreatedAt  time.Time
+}
+
+// DeviceAuth is an OAuth 2.0 device authorization grant (RFC 8628) in progress. DeviceCodeHash
+// (the hash of the secret device code the client polls with) and UserCode (what the person
+// types) are each unique. Status is "pending", "approved", "denied" or "used"; UserID is set
+// when approved.
+type DeviceAuth struct {
+	ID             string
+	DeviceCodeHash []byte
+	UserCode       string
+	ClientName     string
+	Status         string
+	UserID         string
+	ExpiresAt      time.Time
+	LastPolledAt   time.Time
+	CreatedAt      time.Time
+}
+
+// Presence says that a coordinator replica holds an event stream of a device, until ExpiresAt
+// unless the replica renews it. A device is online while any unexpired row names it.
+type Presence struct {
+	DeviceID       string
+	OrganizationID string
+	ReplicaID      string
+	ExpiresAt      time.Time
+}
+
+// Change is what a committed transaction that appended events (or signals) tells watchers:
+// which organization's log grew, to which revision, and for which device when every event
+// appended was targeted at that one device. An empty OrganizationID means "anything may have
+// changed" (e.g. after a replica's notification channel was re-established and notifications
+// may have been lost): every watcher should re-read.
+type Change struct {
+	OrganizationID string
+	Revision       int64
+	TargetDeviceID string
+}
+
 // Store is a coordinator database.
 type Store interface {
+	// View runs fn in a read-only transaction that sees a consistent snapshot. It does not
+	// wait for writers where the engine can avoid it (SQLite: a pool of reader connections
+	// beside the one writer). Writes inside fn fail with ErrReadOnly.
+	View(ctx context.Context, fn func(Tx) error) error
+	// Watch calls fn with a Change after every committed transaction that appended events or
+	// signals — in this process or, for shared engines, in another replica — in commit order
+	// per replica. fn runs on the engine's goroutine and must not block. cancel stops the
+	// calls; no call of fn starts after cancel returns.
+	Watch(fn func(Change)) (cancel func())
+	// TryLock takes the named cluster-wide lock (for work that one replica at a time must do,
+	// such as sweeping) without waiting: ok is false when another holder has it. release
+	// gives it back; a holder that dies loses it. Single-process engines lock in process.
+	TryLock(ctx context.Context, name string) (release func(), ok bool, err error)
+
 	// Tx runs fn in one transaction that sees a consistent snapshot and commits atomically when
 	// fn returns nil; any error rolls it back and is returned. Concurrent transactions that
 	// conflict are serialized or retried by the engine, never both committed.
@@ -171,8 +256,40 @@ type Tx interface {
 	GetUserByUsername(ctx context.Context, username string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
 
+	// DeleteUser removes the user with their tokens, identities, sessions, memberships,
+	// invitations and device authorizations. The domain layer removes their devices and
+	// organizations first; a user still owning an organization or device is ErrConflict.
+	DeleteUser(ctx context.Context, id string) error
+
 	CreateToken(ctx context.Context, t Token) error
 	GetToken(ctx context.Context, id string) (Token, error)
+	ListTokensForUser(ctx context.Context, userID string) ([]Token, error)
+	DeleteToken(ctx context.Context, id string) error
+
+	// CreateIdentity is ErrConflict when (Issuer, Subject) is taken, ErrNotFound for a missing
+	// user.
+	CreateIdentity(ctx context.Context, id Identity) error
+	GetIdentity(ctx context.Context, issuer, subject string) (Identity, error)
+	ListIdentitiesForUser(ctx context.Context, userID string) ([]Identity, error)
+
+	CreateSession(ctx context.Context, s Session) error
+	GetSession(ctx context.Context, id string) (Session, error)
+	DeleteSession(ctx context.Context, id string) error
+
+	CreateLoginState(ctx context.Context, l LoginState) error
+	// TakeLoginState returns the login state with that state hash and deletes it, so that a
+	// callback can be completed once only.
+	TakeLoginState(ctx context.Context, stateHash []byte) (LoginState, error)
+
+	CreateDeviceAuth(ctx context.Context, d DeviceAuth) error
+	GetDeviceAuthByCodeHash(ctx context.Context, codeHash []byte) (DeviceAuth, error)
+	GetDeviceAuthByUserCode(ctx context.Context, userCode string) (DeviceAuth, error)
+	// UpdateDeviceAuth replaces every field but ID, DeviceCodeHash, UserCode and CreatedAt.
+	UpdateDeviceAuth(ctx context.Context, d DeviceAuth) error
+
+	// PruneAuth deletes sessions, login states and device authorizations that expired before
+	// the given time and returns how many rows it deleted.
+	PruneAuth(ctx context.Context, before time.Time) (int64, error)
 
 	CreateOrganization(ctx context.Context, o Organization) error
 	GetOrganization(ctx context.Context, id string) (Organization, error)
@@ -188,6 +305,7 @@ type Tx interface {
 	GetMember(ctx context.Context, orgID, userID string) (Membership, error)
 	ListMembers(ctx context.Context, orgID string) ([]Membership, error)
 	RemoveMember(ctx context.Context, orgID, userID string) error
+	SetMemberRole(ctx context.Context, orgID, userID, role string) error
 
 	CreateInvitation(ctx context.Context, inv Invitation) error
 	GetInvitation(ctx context.Context, id string) (Invitation, error)
@@ -233,4 +351,23 @@ type Tx interface {
 	// PruneEvents deletes events created before the given time, records the highest revision
 	// it deleted for PrunedRevision, and returns how many it deleted.
 	PruneEvents(ctx context.Context, before time.Time) (int64, error)
+
+	// AppendSignal stores a transient event (an ICE signal; e.TargetDeviceID is required) in a
+	// table apart from the durable log, numbered from the same revision sequence, and returns
+	// its revision. ListEvents returns signals targeted at its device among the log's events,
+	// in revision order.
+	AppendSignal(ctx context.Context, e Event) (int64, error)
+	// PruneSignals deletes signals created before the given time and returns how many. Pruned
+	// signals do not move PrunedRevision: a signal is useless once old.
+	PruneSignals(ctx context.Context, before time.Time) (int64, error)
+
+	// PutPresence creates or renews the presence row of (p.DeviceID, p.ReplicaID).
+	PutPresence(ctx context.Context, p Presence) error
+	// DeletePresence removes one replica's presence row of a device (not an error when none).
+	DeletePresence(ctx context.Context, deviceID, replicaID string) error
+	// OnlineDevices lists the IDs of the organization's devices with a presence row that has
+	// not expired at now, in no particular order.
+	OnlineDevices(ctx context.Context, orgID string, now time.Time) ([]string, error)
+	// PrunePresence deletes presence rows that expired before the given time.
+	PrunePresence(ctx context.Context, before time.Time) (int64, error)
 }
