@@ -1,7 +1,7 @@
 // Package store defines the coordinator's persistence interface and its records. The coordinator's
 // domain layer works only through [Store] and [Tx]; the SQLite engine (package store/sqlite) is
-// the embedded default and a PostgreSQL engine can take its place for several replicas. Every
-// engine must pass the conformance suite in package store/storetest.
+// the embedded default and the PostgreSQL engine (package store/postgres) takes its place for
+// several replicas. Every engine must pass the conformance suite in package store/storetest.
 package store
 
 import (
@@ -235,7 +235,10 @@ type Store interface {
 
 	// Tx runs fn in one transaction that sees a consistent snapshot and commits atomically when
 	// fn returns nil; any error rolls it back and is returned. Concurrent transactions that
-	// conflict are serialized or retried by the engine, never both committed.
+	// conflict are serialized or retried by the engine, never both committed. An engine that
+	// retries (PostgreSQL) runs fn again from the start, so fn must have no effect but on the
+	// transaction and on results it sets afresh each run (no appending to outer slices, no
+	// sending on channels).
 	Tx(ctx context.Context, fn func(Tx) error) error
 	// Subscribe returns a channel that receives a value (coalesced: at most one pending) after
 	// any transaction that appended events commits — in this process or, for shared engines,
@@ -306,6 +309,10 @@ type Tx interface {
 	ListMembers(ctx context.Context, orgID string) ([]Membership, error)
 	RemoveMember(ctx context.Context, orgID, userID string) error
 	SetMemberRole(ctx context.Context, orgID, userID, role string) error
+	// SetOrganizationOwner makes userID the organization's creator (Organization.OwnerID), as
+	// when its creator is deleted and another owner takes it over: ErrNotFound for a missing
+	// organization or user.
+	SetOrganizationOwner(ctx context.Context, orgID, userID string) error
 
 	CreateInvitation(ctx context.Context, inv Invitation) error
 	GetInvitation(ctx context.Context, id string) (Invitation, error)

@@ -16,33 +16,41 @@ var scanEvent = scanned(func(sc scanner, e *store.Event) error {
 	return sc.Scan(&e.Revision, &e.OrganizationID, &e.TargetDeviceID, &e.Type, &e.Data, timeCol{&e.CreatedAt})
 })
 
-// AppendEvent takes the next number from store_meta rather than MAX(revision)+1, so numbers are
-// never reused after pruning; transactions are serialized, so revisions also follow commit order.
 func (t *tx) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
-	const what = "append event"
+	return t.appendTo(ctx, "append event", "events", e)
+}
+
+// appendTo stores e in table (events or signals) under the next revision. The number comes
+// from store_meta rather than MAX(revision)+1, so numbers are never reused after pruning;
+// transactions are serialized, so revisions also follow commit order.
+func (t *tx) appendTo(ctx context.Context, what, table string, e store.Event) (int64, error) {
 	var rev int64
 	if err := t.tx.QueryRowContext(ctx,
 		`UPDATE store_meta SET value = value + 1 WHERE key = 'last_revision' RETURNING value`).Scan(&rev); err != nil {
 		return 0, fmt.Errorf("%s: %w", what, mapErr(err))
 	}
 	if err := t.exec(ctx, what, false,
-		`INSERT INTO events (`+eventCols+`) VALUES (`+placeholders(eventCols)+`)`,
+		`INSERT INTO `+table+` (`+eventCols+`) VALUES (`+placeholders(eventCols)+`)`,
 		rev, e.OrganizationID, e.TargetDeviceID, e.Type, e.Data, fmtTime(e.CreatedAt)); err != nil {
 		return 0, err
 	}
-	t.appended = true
+	t.changes.Add(e.OrganizationID, e.TargetDeviceID, rev)
 	return rev, nil
 }
 
-// ListEvents treats limit <= 0 as no limit.
+// ListEvents treats limit <= 0 as no limit. Signals (always targeted) join the log's events
+// when a target is given.
 func (t *tx) ListEvents(ctx context.Context, orgID, targetDeviceID string, after int64, limit int) ([]store.Event, error) {
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
 	return list(ctx, t, "list events of organization "+orgID, scanEvent,
 		`SELECT `+eventCols+` FROM events
-		 WHERE organization_id = ? AND revision > ? AND target_device_id IN ('', ?)
-		 ORDER BY revision LIMIT ?`, orgID, after, targetDeviceID, limit)
+		 WHERE organization_id = ?1 AND revision > ?2 AND target_device_id IN ('', ?3)
+		 UNION ALL
+		 SELECT `+eventCols+` FROM signals
+		 WHERE organization_id = ?1 AND revision > ?2 AND target_device_id = ?3 AND ?3 <> ''
+		 ORDER BY revision LIMIT ?4`, orgID, after, targetDeviceID, limit)
 }
 
 func (t *tx) meta(ctx context.Context, key string) (int64, error) {

@@ -118,6 +118,11 @@ func applyMigration(ctx context.Context, conn *sql.Conn, m migration, known int)
 	if current >= m.version {
 		return nil
 	}
+	if check := migrationChecks[m.version]; check != nil {
+		if err := check(ctx, tx); err != nil {
+			return fmt.Errorf("migrate %s: %w", m.name, err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 		return fmt.Errorf("migrate %s: %w", m.name, err)
 	}
@@ -137,6 +142,48 @@ func applyMigration(ctx context.Context, conn *sql.Conn, m migration, known int)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate %s: %w", m.name, err)
+	}
+	return nil
+}
+
+// migrationChecks run before the migration of their version, in its transaction, to refuse
+// with an error a person can act on where the SQL alone would fail with a bare constraint
+// error.
+var migrationChecks = map[int]func(ctx context.Context, tx *sql.Tx) error{
+	6: checkCaseCollisions,
+}
+
+// checkCaseCollisions refuses 0006_usernames_nocase while usernames, or names of personal
+// organizations, differ only in ASCII case: the new unique index cannot be built, and merging
+// two accounts is a decision for a person.
+func checkCaseCollisions(ctx context.Context, tx *sql.Tx) error {
+	var groups []string
+	for _, q := range []struct{ what, query string }{
+		{"usernames", `SELECT group_concat(username, ', ' ORDER BY username) FROM users
+			GROUP BY username COLLATE NOCASE HAVING COUNT(*) > 1 ORDER BY 1`},
+		{"personal organization names", `SELECT group_concat(name, ', ' ORDER BY name) FROM organizations WHERE personal = 1
+			GROUP BY name COLLATE NOCASE HAVING COUNT(*) > 1 ORDER BY 1`},
+	} {
+		rows, err := tx.QueryContext(ctx, q.query)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var g string
+			if err := rows.Scan(&g); err != nil {
+				rows.Close()
+				return err
+			}
+			groups = append(groups, q.what+" "+g)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	if len(groups) > 0 {
+		return fmt.Errorf("names must become unique ignoring case, but these differ only in case: %s; "+
+			"rename all but one of each group and start again", strings.Join(groups, "; "))
 	}
 	return nil
 }

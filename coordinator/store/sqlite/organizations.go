@@ -71,3 +71,13 @@ func (t *tx) RemoveMember(ctx context.Context, orgID, userID string) error {
 	return t.exec(ctx, fmt.Sprintf("remove member %s from organization %s", userID, orgID), true,
 		`DELETE FROM memberships WHERE organization_id = ? AND user_id = ?`, orgID, userID)
 }
+
+func (t *tx) SetOrganizationOwner(ctx context.Context, orgID, userID string) error {
+	return t.exec(ctx, fmt.Sprintf("set owner of organization %s", orgID), true,
+		`UPDATE organizations SET owner_id = ? WHERE id = ?`, userID, orgID)
+}
+
+func (t *tx) SetMemberRole(ctx context.Context, orgID, userID, role string) error {
+	return t.exec(ctx, fmt.Sprintf("set role of member %s of organization %s", userID, orgID), true,
+		`UPDATE memberships SET role = ? WHERE organization_id = ? AND user_id = ?`, role, orgID, userID)
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,16 +56,18 @@ func TestOpenCreatesFileAndMigrates(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 	var journal string
-	var fk, busy int
+	var fk, busy, secure int
 	conn, err := s.db.Conn(ctx)
 	require.NoError(t, err)
-	for q, dst := range map[string]any{"PRAGMA journal_mode": &journal, "PRAGMA foreign_keys": &fk, "PRAGMA busy_timeout": &busy} {
+	for q, dst := range map[string]any{"PRAGMA journal_mode": &journal, "PRAGMA foreign_keys": &fk,
+		"PRAGMA busy_timeout": &busy, "PRAGMA secure_delete": &secure} {
 		require.NoError(t, conn.QueryRowContext(ctx, q).Scan(dst), q)
 	}
 	conn.Close()
 	assert.Equal(t, "wal", strings.ToLower(journal), "journal_mode")
 	assert.Equal(t, 1, fk, "foreign_keys")
 	assert.Positive(t, busy, "busy_timeout")
+	assert.Equal(t, 1, secure, "secure_delete")
 	require.NoError(t, s.Close())
 
 	// Reopening applies nothing twice.
@@ -295,4 +298,98 @@ func TestMigrateOrgNamesKeepsData(t *testing.T) {
 		return nil
 	})
 	require.NoError(t, err)
+}
+
+// TestFilesArePrivate checks that the database and the -wal and -shm files SQLite makes beside
+// it are 0600 under a umask that would leave them readable by everyone.
+func TestFilesArePrivate(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	path := filepath.Join(t.TempDir(), "private.db")
+	s := openT(t, path)
+	defer s.Close()
+	ctx := context.Background()
+	// A write and a read make SQLite create the -wal and -shm files.
+	require.NoError(t, s.Tx(ctx, func(tx store.Tx) error { return tx.CreateUser(ctx, store.User{ID: "u", Username: "u"}) }))
+	_, err := getUser(ctx, s, "u")
+	require.NoError(t, err)
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		info, err := os.Stat(p)
+		require.NoError(t, err, p)
+		assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "mode of %s", filepath.Base(p))
+	}
+}
+
+// TestExistingFilesMadePrivate checks that a database an older version left readable by
+// everyone is made private at Open, with its -wal file.
+func TestExistingFilesMadePrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	s := openT(t, path)
+	ctx := context.Background()
+	require.NoError(t, s.Tx(ctx, func(tx store.Tx) error { return tx.CreateUser(ctx, store.User{ID: "u", Username: "u"}) }))
+	require.NoError(t, s.Close())
+	require.NoError(t, os.Chmod(path, 0o644))
+	require.NoError(t, os.WriteFile(path+"-wal", nil, 0o644))
+	require.NoError(t, os.Chmod(path+"-wal", 0o644))
+	s = openT(t, path)
+	defer s.Close()
+	for _, p := range []string{path, path + "-wal"} {
+		info, err := os.Stat(p)
+		require.NoError(t, err, p)
+		assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "mode of %s", filepath.Base(p))
+	}
+}
+
+// migrateTo builds a database at schema version v from the embedded migrations, as an older
+// program would have left it.
+func migrateTo(t *testing.T, path string, v int) *sql.DB {
+	t.Helper()
+	ms, err := loadMigrations()
+	require.NoError(t, err)
+	raw := rawDB(t, path)
+	_, err = raw.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`)
+	require.NoError(t, err)
+	for _, m := range ms[:v] {
+		_, err := raw.Exec(m.sql)
+		require.NoError(t, err, m.name)
+		_, err = raw.Exec(`INSERT INTO schema_migrations VALUES (?, ?, 'x')`, m.version, m.name)
+		require.NoError(t, err)
+	}
+	return raw
+}
+
+// TestMigrateUsernamesRefusesCollisions: usernames that differ only in case are never merged
+// by the migration that makes usernames case-insensitive; it fails naming them, and succeeds
+// once one of them is renamed.
+func TestMigrateUsernamesRefusesCollisions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v5.db")
+	raw := migrateTo(t, path, 5)
+	const ts = "2025-01-01T00:00:00.000000000Z"
+	for _, q := range []string{
+		`INSERT INTO users VALUES ('u1', 'carl', '` + ts + `'), ('u2', 'Carl', '` + ts + `'), ('u3', 'dora', '` + ts + `'),
+			('u4', 'ÉVA', '` + ts + `'), ('u5', 'éva', '` + ts + `')`,
+		`INSERT INTO organizations VALUES ('o1', 'carl', '', 'u1', 1, '100.64.0.0/16', 'fd00::/64', '` + ts + `'),
+			('o2', 'Carl', '', 'u2', 1, '100.65.0.0/16', 'fd00:1::/64', '` + ts + `'),
+			('o3', 'DORA', '', 'u3', 0, '100.66.0.0/16', 'fd00:2::/64', '` + ts + `'),
+			('o4', 'dora', '', 'u3', 1, '100.67.0.0/16', 'fd00:3::/64', '` + ts + `')`,
+	} {
+		_, err := raw.Exec(q)
+		require.NoError(t, err, q)
+	}
+	_, err := Open(context.Background(), path)
+	require.Error(t, err, "Open with usernames that differ only in case")
+	assert.ErrorContains(t, err, "usernames Carl, carl", "the error names the colliding usernames")
+	assert.ErrorContains(t, err, "personal organization names Carl, carl", "the error names the colliding organizations")
+	assert.NotContains(t, err.Error(), "dora", "a non-personal organization does not collide")
+	assert.NotContains(t, err.Error(), "va", "only ASCII letters fold")
+
+	_, err = raw.Exec(`UPDATE users SET username = 'carl2' WHERE id = 'u2'`)
+	require.NoError(t, err)
+	_, err = raw.Exec(`UPDATE organizations SET name = 'carl2' WHERE id = 'o2'`)
+	require.NoError(t, err)
+	s := openT(t, path)
+	defer s.Close()
+	u, err := getUser(context.Background(), s, "u2")
+	require.NoError(t, err)
+	assert.Equal(t, "carl2", u.Username, "the renamed user, kept")
 }

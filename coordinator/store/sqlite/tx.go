@@ -10,13 +10,14 @@ import (
 	"strings"
 
 	"github.com/nexodus-sdk/nexodus/coordinator/store"
+	"github.com/nexodus-sdk/nexodus/coordinator/store/internal/watch"
 )
 
 // tx implements store.Tx on one SQLite transaction; its methods live in the file of their
 // table.
 type tx struct {
-	tx       *sql.Tx
-	appended bool // an event was appended: subscribers are woken after commit
+	tx      *sql.Tx
+	changes watch.Changes // what was appended: watchers hear of it after commit
 }
 
 var _ store.Tx = (*tx)(nil)
@@ -41,6 +42,19 @@ func (t *tx) exec(ctx context.Context, what string, mustAffect bool, query strin
 		}
 	}
 	return nil
+}
+
+// execCount runs a statement and returns how many rows it changed.
+func (t *tx) execCount(ctx context.Context, what, query string, args ...any) (int64, error) {
+	res, err := t.tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, mapErr(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	return n, nil
 }
 
 // list runs a query and scans every row with scan.
@@ -82,6 +96,9 @@ func scanned[T any](into func(sc scanner, v *T) error) func(scanner) (T, error) 
 		return v, err
 	}
 }
+
+// scanString scans a one-column row of text.
+var scanString = scanned(func(sc scanner, s *string) error { return sc.Scan(s) })
 
 // nullIfEmpty stores "" as NULL in columns where uniqueness must ignore unset values.
 func nullIfEmpty(s string) any {

@@ -134,4 +134,10 @@ func testClose(t *testing.T, s store.Store, _ ReopenFunc) {
 	// Subscribing to a closed store must not panic or leak; the channel simply never fires.
 	_, cancel = s.Subscribe()
 	cancel()
+	s.Watch(func(store.Change) {})()
+	ctx := context.Background()
+	assert.Error(t, s.View(ctx, func(tx store.Tx) error { _, err := tx.GetUser(ctx, "u1"); return err }), "View after Close")
+	_, ok, err := s.TryLock(ctx, "sweep")
+	assert.Error(t, err, "TryLock after Close")
+	assert.False(t, ok, "TryLock after Close")
 }

@@ -107,6 +107,30 @@ func testMembers(t *testing.T, s store.Store, _ ReopenFunc) {
 		_, err := tx.GetMember(ctx, "o2", "u1")
 		return err
 	})
+	do(t, s, func(ctx context.Context, tx store.Tx) error { return tx.SetMemberRole(ctx, "o1", "u3", "admin") })
+	got = read(t, s, func(ctx context.Context, tx store.Tx) (store.Membership, error) { return tx.GetMember(ctx, "o1", "u3") })
+	m3.Role, m3.Username = "admin", "name-u3"
+	equal(t, "GetMember after SetMemberRole", got, m3)
+	for name, ids := range map[string][2]string{
+		"SetMemberRole of a non-member":           {"o2", "u1"},
+		"SetMemberRole in a missing organization": {"nope", "u1"},
+	} {
+		wantErrTx(t, s, store.ErrNotFound, name, func(ctx context.Context, tx store.Tx) error {
+			return tx.SetMemberRole(ctx, ids[0], ids[1], "admin")
+		})
+	}
+	do(t, s, func(ctx context.Context, tx store.Tx) error { return tx.SetOrganizationOwner(ctx, "o1", "u3") })
+	org := getOne(t, s, store.Tx.GetOrganization, "o1")
+	assert.Equal(t, "u3", org.OwnerID, "owner after SetOrganizationOwner")
+	for name, ids := range map[string][2]string{
+		"SetOrganizationOwner of a missing organization": {"nope", "u1"},
+		"SetOrganizationOwner to a missing user":         {"o1", "nobody"},
+	} {
+		wantErrTx(t, s, store.ErrNotFound, name, func(ctx context.Context, tx store.Tx) error {
+			return tx.SetOrganizationOwner(ctx, ids[0], ids[1])
+		})
+	}
+	do(t, s, func(ctx context.Context, tx store.Tx) error { return tx.SetOrganizationOwner(ctx, "o1", "u1") })
 	do(t, s, func(ctx context.Context, tx store.Tx) error { return tx.RemoveMember(ctx, "o1", "u2") })
 	wantErrTx(t, s, store.ErrNotFound, "GetMember removed", func(ctx context.Context, tx store.Tx) error {
 		_, err := tx.GetMember(ctx, "o1", "u2")

@@ -15,6 +15,10 @@
 //		})
 //	}
 //
+// An engine whose replicas share notifications and locks passes [Shared] too, and the suite
+// also checks Watch and TryLock across two stores on one database (package store/postgres
+// does, on a fresh database from package store/postgres/pgtest).
+//
 // Engine requirements the suite checks beyond the doc comments of package store:
 //   - times read back Equal to what was written, to at least microsecond precision (the
 //     fixtures use microseconds so that PostgreSQL's timestamptz can pass);
@@ -24,7 +28,12 @@
 //   - a Create* that references a missing organization or user fails (ErrNotFound);
 //   - Subscribe notifies after the commit of a transaction that appended events, and a
 //     transaction that appended nothing, or rolled back, sends nothing synchronously;
-//   - ListEvents with limit <= 0 has no limit.
+//   - ListEvents with limit <= 0 has no limit;
+//   - usernames and personal organizations' names are unique ignoring ASCII case, and
+//     GetUserByUsername ignores ASCII case (but no other: "É" is not "é");
+//   - a store opened by ReopenFunc while the first is still open is another replica on the
+//     same database: revisions stay gap-free in commit order across replicas. With [Shared],
+//     Watch also hears other replicas' commits and TryLock excludes other replicas.
 package storetest
 
 import (
@@ -34,7 +43,8 @@ import (
 )
 
 // ReopenFunc opens another store on the same database as the store it was returned with. The
-// suite calls it after closing that store, to check that data survives.
+// suite calls it after closing that store, to check that data survives, and while that store
+// is open, as another replica would open it (SQLite: a second Open of the same file).
 type ReopenFunc func(t *testing.T) store.Store
 
 // OpenFunc opens a store on a fresh, empty database and returns it with a way to reopen that
@@ -42,16 +52,34 @@ type ReopenFunc func(t *testing.T) store.Store
 // the database afterwards.
 type OpenFunc func(t *testing.T) (store.Store, ReopenFunc)
 
+// Option tells the suite what an engine does beyond the minimum.
+type Option func(*options)
+
+type options struct {
+	shared bool
+}
+
+// Shared declares an engine whose replicas share notifications and locks: Watch hears commits
+// made through other stores on the same database, and TryLock excludes them.
+func Shared() Option { return func(o *options) { o.shared = true } }
+
 // Run runs the conformance suite as subtests of t.
-func Run(t *testing.T, open OpenFunc) {
+func Run(t *testing.T, open OpenFunc, opts ...Option) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	h := &harness{open: open}
-	tests := []struct {
-		name  string
-		empty bool // starts from an empty store rather than the world fixture
-		fn    func(t *testing.T, s store.Store, reopen ReopenFunc)
-	}{
+	tests := []testCase{
 		{"Users", true, testUsers},
+		{"UsernamesIgnoreCase", true, testUsernamesIgnoreCase},
 		{"Tokens", false, testTokens},
+		{"DeleteUser", false, testDeleteUser},
+		{"Identities", false, testIdentities},
+		{"Sessions", false, testSessions},
+		{"LoginStates", false, testLoginStates},
+		{"DeviceAuths", false, testDeviceAuths},
+		{"PruneAuth", false, testPruneAuth},
 		{"Organizations", false, testOrganizations},
 		{"Members", false, testMembers},
 		{"Invitations", false, testInvitations},
@@ -68,11 +96,26 @@ func Run(t *testing.T, open OpenFunc) {
 		{"ContextCanceled", false, testContextCanceled},
 		{"Subscribe", false, testSubscribe},
 		{"SubscribeRollback", false, testSubscribeRollback},
+		{"Signals", false, testSignals},
+		{"PruneSignals", false, testPruneSignals},
+		{"Presence", false, testPresence},
+		{"View", false, testView},
+		{"ViewNotBlockedByWriter", false, testViewNotBlockedByWriter},
+		{"Watch", false, testWatch},
+		{"WatchRollbackAndCancel", false, testWatchRollbackAndCancel},
+		{"WatchOrder", false, testWatchOrder},
+		{"TryLock", false, testTryLock},
 		{"ConcurrentConflicts", false, testConcurrentConflicts},
 		{"ConcurrentReadModifyWrite", false, testConcurrentReadModifyWrite},
 		{"ConcurrentEvents", false, testConcurrentEvents},
+		{"Replicas", false, testReplicas},
 		{"Reopen", false, testReopen},
 		{"Close", false, testClose},
+	}
+	if o.shared {
+		tests = append(tests,
+			testCase{"SharedWatch", false, testSharedWatch},
+			testCase{"SharedTryLock", false, testSharedTryLock})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,6 +126,12 @@ func Run(t *testing.T, open OpenFunc) {
 			tc.fn(t, s, reopen)
 		})
 	}
+}
+
+type testCase struct {
+	name  string
+	empty bool // starts from an empty store rather than the world fixture
+	fn    func(t *testing.T, s store.Store, reopen ReopenFunc)
 }
 
 type harness struct {

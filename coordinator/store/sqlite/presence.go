@@ -1,0 +1,36 @@
+package sqlite
+
+// The presence table: which replica holds which device's event stream, until when.
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nexodus-sdk/nexodus/coordinator/store"
+)
+
+func (t *tx) PutPresence(ctx context.Context, p store.Presence) error {
+	return t.exec(ctx, fmt.Sprintf("put presence of device %s on replica %s", p.DeviceID, p.ReplicaID), false,
+		`INSERT INTO presence (device_id, replica_id, organization_id, expires_at) VALUES (?, ?, ?, ?)
+		 ON CONFLICT (device_id, replica_id) DO UPDATE SET
+			organization_id = excluded.organization_id, expires_at = excluded.expires_at`,
+		p.DeviceID, p.ReplicaID, p.OrganizationID, fmtTime(p.ExpiresAt))
+}
+
+func (t *tx) DeletePresence(ctx context.Context, deviceID, replicaID string) error {
+	return t.exec(ctx, fmt.Sprintf("delete presence of device %s on replica %s", deviceID, replicaID), false,
+		`DELETE FROM presence WHERE device_id = ? AND replica_id = ?`, deviceID, replicaID)
+}
+
+// OnlineDevices goes by the device's organization rather than the row's, so a device that
+// moved is listed where it is now.
+func (t *tx) OnlineDevices(ctx context.Context, orgID string, now time.Time) ([]string, error) {
+	return list(ctx, t, "list online devices of organization "+orgID, scanString,
+		`SELECT DISTINCT p.device_id FROM presence p JOIN devices d ON d.id = p.device_id
+		 WHERE d.organization_id = ? AND p.expires_at > ?`, orgID, fmtTime(now))
+}
+
+func (t *tx) PrunePresence(ctx context.Context, before time.Time) (int64, error) {
+	return t.execCount(ctx, "prune presence", `DELETE FROM presence WHERE expires_at < ?`, fmtTime(before))
+}
