@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"time"
 )
@@ -47,6 +48,14 @@ type Config struct {
 	// cannot be used to reach their internal network. PublicIP itself is always allowed, so
 	// that two allocations of this relay can reach each other.
 	DeniedPeers []netip.Prefix
+	// AuthFailureRate and AuthFailureBurst limit the failed authentications of one source
+	// address (an IPv4 address or an IPv6 /64): once AuthFailureBurst failures are spent, every
+	// authenticated request from that address is refused (400, without checking its
+	// credential) until the budget refills at AuthFailureRate per second. Defaults 1/s and 20:
+	// a node fails only with a credential that expired or was minted from another secret.
+	// A negative AuthFailureRate turns the limit off.
+	AuthFailureRate  float64
+	AuthFailureBurst int
 	// AllocationLifetime is the default lifetime of an allocation without refresh. Default
 	// 10 minutes (RFC 8656).
 	AllocationLifetime time.Duration
@@ -108,6 +117,15 @@ func (c *Config) normalize() error {
 		if !p.IsValid() {
 			return fmt.Errorf("%w: invalid DeniedPeers prefix", ErrInvalidConfig)
 		}
+	}
+	if c.AuthFailureRate == 0 {
+		c.AuthFailureRate = 1
+	}
+	if c.AuthFailureBurst == 0 {
+		c.AuthFailureBurst = 20
+	}
+	if c.AuthFailureBurst < 0 || math.IsNaN(c.AuthFailureRate) {
+		return fmt.Errorf("%w: AuthFailureRate %v, AuthFailureBurst %d", ErrInvalidConfig, c.AuthFailureRate, c.AuthFailureBurst)
 	}
 	if c.AllocationLifetime < 0 {
 		return fmt.Errorf("%w: AllocationLifetime %s is negative", ErrInvalidConfig, c.AllocationLifetime)

@@ -1,5 +1,6 @@
-// policy.go holds who may use the relay and how much: credential checks, the peers an
-// allocation may reach, and the per-device allocation quota.
+// policy.go holds who may use the relay and how much: credential checks and the limit on
+// failed ones per source address, the peers an allocation may reach, and the per-device
+// allocation quota.
 
 package relay
 
@@ -19,18 +20,52 @@ func (s *Server) authenticate(ra *turn.RequestAttributes) (userID string, key []
 	if ra.SrcAddr != nil {
 		src = ra.SrcAddr.String()
 	}
+	now := s.cfg.Now()
+	if s.authLimit.Wait(sourceKey(ra.SrcAddr), 1, now) > 0 {
+		s.authThrottled.Add(1)
+		s.log.Debug("turn request refused: too many failed authentications from its address", "src", src)
+		return "", nil, false
+	}
 	if ra.Realm != s.cfg.Realm {
-		s.authFails.Add(1)
+		s.authFailed(ra.SrcAddr)
 		s.log.Debug("turn request refused: wrong realm", "src", src, "realm", ra.Realm)
 		return "", nil, false
 	}
-	deviceID, password, err := turncred.Check(s.cfg.Secret, ra.Username, s.cfg.Now())
+	deviceID, password, err := turncred.Check(s.cfg.Secret, ra.Username, now)
 	if err != nil {
-		s.authFails.Add(1)
+		s.authFailed(ra.SrcAddr)
 		s.log.Debug("turn request refused", "src", src, "username", ra.Username, "err", err)
 		return "", nil, false
 	}
 	return deviceID, turn.GenerateAuthKey(ra.Username, ra.Realm, password), true
+}
+
+// authFailed counts a failed authentication and charges it to its source address.
+func (s *Server) authFailed(src net.Addr) {
+	s.authFails.Add(1)
+	s.authLimit.Take(sourceKey(src), 1, s.cfg.Now())
+}
+
+// sourceKey is the bucket of a source address: the address for IPv4, its /64 for IPv6 (one
+// subscriber's usual allocation), the zero Prefix for anything else.
+func sourceKey(a net.Addr) netip.Prefix {
+	var ip netip.Addr
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ip = a.AddrPort().Addr()
+	case *net.TCPAddr:
+		ip = a.AddrPort().Addr()
+	}
+	ip = ip.WithZone("").Unmap()
+	switch {
+	case !ip.IsValid():
+		return netip.Prefix{}
+	case ip.Is4():
+		return netip.PrefixFrom(ip, 32)
+	default:
+		p, _ := ip.Prefix(64)
+		return p
+	}
 }
 
 // permit is pion's PermissionHandler: it decides which peers an allocation may exchange

@@ -35,6 +35,15 @@
 // allocation's traffic in each direction with a token bucket; datagrams over the limit are
 // dropped, as a congested link would drop them, and counted in [Stats].
 //
+// Failed authentications (a malformed, expired or forged credential, a wrong realm) are
+// counted per source address, an IPv4 address or an IPv6 /64, in a token bucket
+// ([Config.AuthFailureRate], [Config.AuthFailureBurst]); once a source has spent its burst,
+// its authenticated requests are refused without a credential check until the bucket
+// refills, so a burst of guesses from one source is throttled while other sources are not.
+// Over UDP a source address can be forged (with a nonce the forger got from its own
+// address), so a forger able to spoof could throttle a victim's address; an operator who sees
+// that can raise the burst, or turn the limit off with a negative rate.
+//
 // Allocations may not send to the unspecified, multicast, link-local or (unless the relay
 // itself is on loopback) loopback addresses, nor to [Config.DeniedPeers], so the relay cannot
 // be used to reach the network it runs in.
@@ -56,7 +65,9 @@ import (
 	"time"
 
 	"github.com/pion/turn/v5"
+	"golang.org/x/time/rate"
 
+	"github.com/nexodus-sdk/nexodus/internal/ratelimit"
 	"github.com/nexodus-sdk/nexodus/internal/sockbuf"
 )
 
@@ -96,6 +107,9 @@ type Stats struct {
 	// AuthFailures counts requests refused for their credentials: malformed, expired, wrong
 	// realm or a message integrity that does not match (a forged password).
 	AuthFailures int64
+	// AuthThrottled counts requests refused, without checking their credentials, because
+	// their source address had spent Config.AuthFailureBurst.
+	AuthThrottled int64
 	// QuotaRejections counts allocations refused for Config.QuotaPerUser.
 	QuotaRejections int64
 	// PeersRefused counts permissions refused for a denied peer address.
@@ -115,18 +129,21 @@ type Server struct {
 	closed  atomic.Bool    // set under mu, read without it
 	perUser map[string]int // live allocations by device ID
 
+	authLimit *ratelimit.Table[netip.Prefix] // failed authentications by source (policy.go)
+
 	closeDone chan struct{} // closed when the first Close has returned
 	settled   chan struct{} // after Close began: a count below reached zero
 
-	active    atomic.Int64 // reads in progress on any socket the relay owns
-	relays    atomic.Int64 // open relay sockets (live allocations)
-	allocs    atomic.Int64
-	bytes     atomic.Int64
-	packets   atomic.Int64
-	dropped   atomic.Int64
-	authFails atomic.Int64
-	quotaRej  atomic.Int64
-	peersRef  atomic.Int64
+	active        atomic.Int64 // reads in progress on any socket the relay owns
+	relays        atomic.Int64 // open relay sockets (live allocations)
+	allocs        atomic.Int64
+	bytes         atomic.Int64
+	packets       atomic.Int64
+	dropped       atomic.Int64
+	authFails     atomic.Int64
+	authThrottled atomic.Int64
+	quotaRej      atomic.Int64
+	peersRef      atomic.Int64
 }
 
 // New validates cfg, opens every listener and starts serving. ctx bounds the setup only; the
@@ -138,6 +155,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, perUser: map[string]int{},
 		closeDone: make(chan struct{}), settled: make(chan struct{}, 1)}
 	s.bindIP = cfg.RelayAddress
+	authRate := rate.Limit(cfg.AuthFailureRate)
+	if cfg.AuthFailureRate < 0 {
+		authRate = rate.Inf
+	}
+	s.authLimit = ratelimit.New[netip.Prefix](authRate, cfg.AuthFailureBurst, maxAuthSources)
 
 	var (
 		pcs    []turn.PacketConnConfig
@@ -200,7 +222,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		EventHandler: turn.EventHandler{
 			OnAuth: func(src, _ net.Addr, _, username, _ string, method string, verdict bool) {
 				if !verdict {
-					s.authFails.Add(1)
+					s.authFailed(src)
 					s.log.Debug("turn request refused: message integrity does not match (wrong password)",
 						"src", src.String(), "username", username, "method", method)
 				}
@@ -251,10 +273,16 @@ func (s *Server) Stats() Stats {
 		PacketsRelayed:   s.packets.Load(),
 		PacketsDropped:   s.dropped.Load(),
 		AuthFailures:     s.authFails.Load(),
+		AuthThrottled:    s.authThrottled.Load(),
 		QuotaRejections:  s.quotaRej.Load(),
 		PeersRefused:     s.peersRef.Load(),
 	}
 }
+
+// maxAuthSources bounds the source addresses whose failed authentications are counted at once
+// (a bucket that has refilled is dropped; beyond the bound, new addresses share one bucket), so
+// a flood from many addresses takes no more memory than this many buckets.
+const maxAuthSources = 1 << 16
 
 // closeWait bounds how long Close waits for pion's goroutines to notice their sockets closed.
 const closeWait = 10 * time.Second

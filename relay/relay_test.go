@@ -339,7 +339,14 @@ func TestRefused(t *testing.T) {
 // allocation is released again.
 func rawAllocate(t *testing.T, server, user, pass, realm string) stun.ErrorCode {
 	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	return rawAllocateFrom(t, "127.0.0.1", server, user, pass, realm)
+}
+
+// rawAllocateFrom is rawAllocate from a socket on the local address from (any of 127.0.0.0/8
+// on Linux), so that tests can play several sources.
+func rawAllocateFrom(t *testing.T, from, server, user, pass, realm string) stun.ErrorCode {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", net.JoinHostPort(from, "0"))
 	require.NoError(t, err)
 	defer pc.Close()
 	to, err := net.ResolveUDPAddr("udp", server)
@@ -544,4 +551,36 @@ func TestDeniedPeers(t *testing.T) {
 	}
 	// The relay's own public address stays allowed (relayed to relayed).
 	assert.NoError(t, c.client.CreatePermission(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}), "permission to the relay's own address")
+}
+
+// TestAuthFailuresThrottledPerSource: a burst of bad credentials from one source address is
+// throttled: past the burst, even good credentials from it are refused without a check, while
+// another source authenticates as usual; forged passwords (a message integrity that does not
+// match) count as failures too.
+func TestAuthFailuresThrottledPerSource(t *testing.T) {
+	s := startRelay(t, func(c *Config) { c.AuthFailureRate, c.AuthFailureBurst = 1e-6, 3 })
+	srv := s.Addrs().UDP[0].String()
+	goodUser, goodPass := mint("device-a", time.Hour)
+	expUser, expPass := mint("device-a", -time.Minute)
+	const attacker, other = "127.0.0.1", "127.0.0.2"
+
+	assert.Equal(t, stun.CodeBadRequest, rawAllocateFrom(t, attacker, srv, expUser, expPass, DefaultRealm), "expired")
+	assert.Equal(t, stun.CodeBadRequest, rawAllocateFrom(t, attacker, srv, goodUser, "forged", DefaultRealm), "forged password")
+	assert.Equal(t, stun.CodeBadRequest, rawAllocateFrom(t, attacker, srv, goodUser, goodPass, "other-realm"), "wrong realm")
+	assert.Equal(t, int64(3), s.Stats().AuthFailures)
+	assert.Zero(t, s.Stats().AuthThrottled)
+
+	assert.Equal(t, stun.CodeBadRequest, rawAllocateFrom(t, attacker, srv, goodUser, goodPass, DefaultRealm), "a throttled source, even with good credentials")
+	assert.Equal(t, int64(1), s.Stats().AuthThrottled)
+	assert.Equal(t, int64(3), s.Stats().AuthFailures, "a throttled request is not a failure of its own")
+
+	assert.Zero(t, rawAllocateFrom(t, other, srv, goodUser, goodPass, DefaultRealm), "another source is not throttled")
+	assert.Equal(t, stun.CodeBadRequest, rawAllocateFrom(t, other, srv, expUser, expPass, DefaultRealm), "and its own failures still fail")
+}
+
+func TestSourceKey(t *testing.T) {
+	assert.Equal(t, netip.MustParsePrefix("192.0.2.1/32"), sourceKey(&net.UDPAddr{IP: net.ParseIP("192.0.2.1"), Port: 1}))
+	assert.Equal(t, netip.MustParsePrefix("192.0.2.1/32"), sourceKey(&net.TCPAddr{IP: net.ParseIP("::ffff:192.0.2.1"), Port: 1}))
+	assert.Equal(t, netip.MustParsePrefix("2001:db8:1:2::/64"), sourceKey(&net.UDPAddr{IP: net.ParseIP("2001:db8:1:2::99"), Port: 1}))
+	assert.Equal(t, netip.Prefix{}, sourceKey(nil))
 }

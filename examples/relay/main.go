@@ -45,6 +45,8 @@ func run() error {
 	realm := flag.String("realm", relay.DefaultRealm, "TURN realm")
 	quota := flag.Int("quota", 0, "maximum live allocations per device (0: no limit)")
 	bandwidth := flag.Int64("bandwidth", 0, "maximum bytes/s per allocation and direction (0: no limit)")
+	authFailRate := flag.Float64("auth-failure-rate", 1, "failed authentications per second allowed from one source address once the burst is spent (negative: no limit)")
+	authFailBurst := flag.Int("auth-failure-burst", 20, "failed authentications one source address may make at once before it is throttled")
 	statsEvery := flag.Duration("stats-interval", 5*time.Minute, "how often to log counters (0: never)")
 	debug := flag.Bool("debug", false, "debug logging")
 	flag.Parse()
@@ -62,11 +64,13 @@ func run() error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	cfg := relay.Config{
-		Realm:          *realm,
-		Secret:         []byte(*secret),
-		QuotaPerUser:   *quota,
-		BandwidthLimit: *bandwidth,
-		Logger:         logger,
+		Realm:            *realm,
+		Secret:           []byte(*secret),
+		QuotaPerUser:     *quota,
+		BandwidthLimit:   *bandwidth,
+		AuthFailureRate:  *authFailRate,
+		AuthFailureBurst: *authFailBurst,
+		Logger:           logger,
 	}
 	if *publicIP != "" {
 		ip, err := netip.ParseAddr(*publicIP)
@@ -144,5 +148,5 @@ wait:
 func logStats(log *slog.Logger, st relay.Stats) {
 	log.Info("relay stats", "allocations", st.Allocations, "allocations_total", st.AllocationsTotal,
 		"bytes_relayed", st.BytesRelayed, "packets_relayed", st.PacketsRelayed, "packets_dropped", st.PacketsDropped,
-		"auth_failures", st.AuthFailures, "quota_rejections", st.QuotaRejections)
+		"auth_failures", st.AuthFailures, "auth_throttled", st.AuthThrottled, "quota_rejections", st.QuotaRejections)
 }
