@@ -57,6 +57,7 @@ type env struct {
 	c      *client.Client
 	cancel context.CancelFunc // releases the command's timeout context
 	getenv func(string) string
+	anon   bool // the command needs no token (login)
 }
 
 // flags returns a FlagSet for the command that also accepts the global flags.
@@ -110,6 +111,13 @@ func (e *env) parse(fs *flag.FlagSet, args []string, want int) ([]string, error)
 	return pos, e.connect()
 }
 
+// parseAnon is parse for a command that needs no token (login): its context is bounded only
+// by an explicit --timeout.
+func (e *env) parseAnon(fs *flag.FlagSet, args []string, want int) ([]string, error) {
+	e.anon = true
+	return e.parse(fs, args, want)
+}
+
 func (e *env) printCommandUsage(fs *flag.FlagSet) {
 	fmt.Fprintf(e.stdout, "usage: nexctl %s %s\n\n%s\n", e.name, e.cmd.args, e.cmd.summary)
 	var own []string
@@ -132,12 +140,20 @@ func (e *env) printCommandUsage(fs *flag.FlagSet) {
 	_ = tw.Flush()
 }
 
-// connect makes the API client once the command line is known to be right.
+// connect makes the API client once the command line is known to be right. Without --token
+// or NEXODUS_TOKEN it uses the token "nexctl login" saved for the coordinator.
 func (e *env) connect() error {
-	if e.g.token == "" {
-		return usagef("no token: pass --token or set NEXODUS_TOKEN")
+	if e.g.token == "" && !e.anon {
+		tok, err := loadToken(e.getenv, e.g.url)
+		if err != nil {
+			return err
+		}
+		if tok == "" {
+			return usagef("no token: run 'nexctl login', pass --token or set NEXODUS_TOKEN")
+		}
+		e.g.token = tok
 	}
-	if e.g.timeout > 0 {
+	if e.g.timeout > 0 && (!e.anon || e.g.timeoutSet) {
 		e.ctx, e.cancel = context.WithTimeout(e.ctx, e.g.timeout)
 	}
 	c, err := client.New(e.g.url, client.WithToken(e.g.token), client.WithUserAgent("nexctl"))

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -54,6 +55,8 @@ type globals struct {
 	token   string
 	output  string
 	timeout time.Duration
+	// timeoutSet: --timeout was given (login is otherwise bounded by its code's expiry).
+	timeoutSet bool
 }
 
 func (g *globals) register(fs *flag.FlagSet) {
@@ -61,7 +64,14 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.token, "token", g.token, "bearer token: admin or user API token (env NEXODUS_TOKEN)")
 	fs.StringVar(&g.output, "o", g.output, "output format: table or json")
 	fs.StringVar(&g.output, "output", g.output, "output format: table or json")
-	fs.DurationVar(&g.timeout, "timeout", g.timeout, "time limit of the whole command")
+	fs.Func("timeout", "time limit of the whole command (default 1m; login: the code's lifetime)", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		g.timeout, g.timeoutSet = d, true
+		return nil
+	})
 }
 
 // run is nexctl without the process: it parses args, runs the command and returns the exit code.
@@ -101,23 +111,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintln(stderr, "Run 'nexctl help' for usage.")
 		return exitUsage
 	}
-	if len(rest) < 2 || rest[1] == "help" || rest[1] == "-h" || rest[1] == "--help" {
+	verb, cmdArgs := "", rest[1:]
+	if _, single := verbs[""]; single {
+		// A command without verbs (login, logout): everything after it is its arguments.
+	} else if len(rest) < 2 || rest[1] == "help" || rest[1] == "-h" || rest[1] == "--help" {
 		w, code := stderr, exitUsage
 		if len(rest) >= 2 {
 			w, code = stdout, exitOK
 		}
 		printResourceUsage(w, resName, verbs)
 		return code
+	} else {
+		verb, cmdArgs = rest[1], rest[2:]
 	}
-	cmd, ok := verbs[rest[1]]
+	cmd, ok := verbs[verb]
 	if !ok {
-		fmt.Fprintf(stderr, "nexctl: unknown command %q for %s\n", rest[1], resName)
+		fmt.Fprintf(stderr, "nexctl: unknown command %q for %s\n", verb, resName)
 		printResourceUsage(stderr, resName, verbs)
 		return exitUsage
 	}
 
-	e := &env{ctx: ctx, g: g, stdout: stdout, stderr: stderr, name: resName + " " + rest[1], cmd: cmd, getenv: getenv}
-	err := cmd.run(e, rest[2:])
+	e := &env{ctx: ctx, g: g, stdout: stdout, stderr: stderr, name: strings.TrimSpace(resName + " " + verb), cmd: cmd, getenv: getenv}
+	err := cmd.run(e, cmdArgs)
 	if e.cancel != nil {
 		e.cancel()
 	}
@@ -147,7 +162,8 @@ usage: nexctl [--url URL] [--token TOKEN] [-o table|json] RESOURCE VERB [ARGS] [
 
 global flags (also accepted after RESOURCE VERB):
   --url URL         coordinator URL (env NEXODUS_URL, default `+defaultURL+`)
-  --token TOKEN     admin token or user API token (env NEXODUS_TOKEN)
+  --token TOKEN     admin token or user API token (env NEXODUS_TOKEN; default: the
+                    token 'nexctl login' saved for the coordinator)
   -o, --output FMT  table (default) or json
   --timeout D       time limit of the whole command (default 1m)
 
@@ -157,7 +173,7 @@ commands:
 	for _, r := range resourceOrder {
 		verbs := resources[r]
 		for _, v := range sortedVerbs(verbs) {
-			fmt.Fprintf(tw, "  %s %s %s\t%s\n", r, v, verbs[v].required(), verbs[v].summary)
+			fmt.Fprintf(tw, "  %s\t%s\n", strings.Join(strings.Fields(r+" "+v+" "+verbs[v].required()), " "), verbs[v].summary)
 		}
 	}
 	_ = tw.Flush()

@@ -12,6 +12,18 @@ var resources = map[string]map[string]command{
 		"list":   {"", "list users (admin)", listCmd(userTable, (*client.Client).ListUsers)},
 		"me":     {"", "show the user the token belongs to", userMe},
 		"token":  {"USER [--description TEXT] [--expires 30d]", "issue an API token for a user, by ID or username (admin)", userToken},
+		"delete": {"USER", "delete a user with their devices and personal organization (admin, or 'me')", userDelete},
+	},
+	"token": {
+		"create": {"NAME [--expires 30d]", "create an API token of your own", tokenCreate},
+		"list":   {"", "list your API tokens", tokenList},
+		"revoke": {"ID", "revoke one of your API tokens; it stops working at once", tokenRevoke},
+	},
+	"login": {
+		"": {"", "sign in through the coordinator's web console and save the token", login},
+	},
+	"logout": {
+		"": {"", "revoke and forget the saved token", logout},
 	},
 	"org": {
 		"create": {"NAME [--description TEXT] [--cidr CIDR]", "create an organization you own", orgCreate},
@@ -22,6 +34,7 @@ var resources = map[string]map[string]command{
 	"member": {
 		"list":   {"[--org ORG]", "list the members of an organization", orgCmd(memberList)},
 		"remove": {"USER [--org ORG]", "remove a member (owner), or leave an organization (yourself)", memberRemove},
+		"role":   {"USER owner|member [--org ORG]", "make a member an owner, or an owner a member (owners)", memberRole},
 	},
 	"relays": {
 		"set": {"--turn URL[,URL] [--stun HOST:PORT[,HOST:PORT]] [--secret-file FILE] [--org ORG]",
@@ -52,12 +65,12 @@ var resources = map[string]map[string]command{
 }
 
 // resourceOrder is the order of the help text.
-var resourceOrder = []string{"user", "org", "member", "relays", "invite", "regkey", "device"}
+var resourceOrder = []string{"login", "logout", "user", "token", "org", "member", "relays", "invite", "regkey", "device"}
 
 // aliases of resource names.
 var aliases = map[string]string{
 	"users": "user", "organization": "org", "organizations": "org", "orgs": "org",
 	"members": "member", "invitation": "invite", "invitations": "invite", "invites": "invite",
 	"reg-key": "regkey", "regkeys": "regkey", "reg-keys": "regkey", "devices": "device",
-	"relay": "relays",
+	"relay": "relays", "tokens": "token",
 }
