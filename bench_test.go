@@ -228,3 +228,44 @@ func benchNodeRTT(b *testing.B, pe *pathEnv) {
 	b.ReportMetric(float64(rtts[len(rtts)/2])/1e3, "p50-µs")
 	b.ReportMetric(float64(rtts[len(rtts)*99/100])/1e3, "p99-µs")
 }
+
+// BenchmarkBackOnline measures how soon nodes are back on their coordinator after an outage
+// long enough for their reconnect backoff to reach its cap: the time from the coordinator's
+// return until each node's event stream is connected again (p50 and max over the nodes of
+// every iteration).
+//
+//	go test -run '^$' -bench BackOnline -benchtime 2x .
+func BenchmarkBackOnline(b *testing.B) {
+	const nodes, outage = 20, 12 * time.Second
+	kit := nexodustest.New(b, nexodustest.WithoutRelay())
+	ns := make([]*nexodus.Node, nodes)
+	for i := range ns {
+		ns[i] = kit.Up(fmt.Sprintf("n%d", i))
+	}
+	var samples []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		kit.StopCoordinator()
+		for _, n := range ns {
+			nexodustest.WaitFor(b, "control stream down", func() (bool, bool) { return true, !n.Status().ControlConnected })
+		}
+		time.Sleep(outage) // the outage itself, not a wait for a condition
+		back := time.Now()
+		kit.StartCoordinator()
+		pending := slices.Clone(ns)
+		for len(pending) > 0 {
+			pending = slices.DeleteFunc(pending, func(n *nexodus.Node) bool {
+				if n.Status().ControlConnected {
+					samples = append(samples, time.Since(back))
+					return true
+				}
+				return false
+			})
+			time.Sleep(5 * time.Millisecond) // sampling interval of the measurement
+		}
+	}
+	b.StopTimer()
+	slices.Sort(samples)
+	b.ReportMetric(samples[len(samples)/2].Seconds(), "p50-s")
+	b.ReportMetric(samples[len(samples)-1].Seconds(), "max-s")
+}

@@ -52,16 +52,18 @@ func TestDeletedDeviceCutsNodeOff(t *testing.T) {
 	require.ErrorIs(t, doomed.Err(), nexodus.ErrDeviceRemoved, "Close keeps the first reason")
 }
 
-// Deleting an organization emits no device events; its nodes lose their streams, and the
-// coordinator's answer on reconnect cuts them off.
+// Deleting an organization emits no device events; the coordinator ends its nodes' streams
+// with the reason, and they stop saying so.
 func TestDeletedOrganizationCutsNodeOff(t *testing.T) {
 	kit := nexodustest.New(t, nexodustest.WithoutRelay())
 	org, key := kit.NewOrganization(kit.User, "doomed-org")
 	n := kit.Up("member", nexodustest.WithAuthKey(key))
 	require.NoError(t, kit.User.Client.DeleteOrganization(kit.Context(), org))
 	require.Eventually(t, func() bool { return closed(n.Done()) }, nexodustest.Timeout, 10*time.Millisecond, "member to stop")
-	require.ErrorIs(t, n.Err(), nexodus.ErrCutOff)
-	t.Logf("cut off: %v", n.Err())
+	require.ErrorIs(t, n.Err(), nexodus.ErrOrganizationDeleted)
+	require.ErrorIs(t, n.Err(), nexodus.ErrDeviceRemoved)
+	assert.Equal(t, "nexodus: cut off by the coordinator: the device was removed with its organization", n.Err().Error())
+	assert.Contains(t, n.Status().Stopped, "organization")
 }
 
 // A Node's Err after Close is net.ErrClosed, and Done is closed even for a node never started.

@@ -21,15 +21,32 @@ func TestImportRules(t *testing.T) {
 	// allowed lists, per package, the only project packages its non-test code may import
 	// directly ("" is the root package).
 	allowed := map[string][]string{
-		"":                {"internal/engine"},
-		"internal/engine": {"api", "client", "key", "mesh", "natt"},
-		"mesh":            {"key", "internal/sockbuf"},
-		"natt":            {"key", "internal/sockbuf"},
-		"relay":           {"internal/turncred", "internal/sockbuf"},
-		"client":          {"api", "internal/sealbox"},
-		"api":             {},
-		"key":             {},
+		"":                   {"internal/engine"},
+		"internal/engine":    {"api", "client", "key", "mesh", "natt"},
+		"mesh":               {"key", "internal/sockbuf"},
+		"natt":               {"key", "internal/sockbuf"},
+		"relay":              {"internal/turncred", "internal/sockbuf", "internal/ratelimit"},
+		"internal/ratelimit": {},
+		"client":             {"api", "internal/sealbox"},
+		"api":                {},
+		"key":                {},
 	}
+	// The storage engines (SQLite, and PostgreSQL through github.com/jackc/pgx/v5) stand on the
+	// store interface and the change queue they share; the suite and pgtest are for tests.
+	for pkg, deps := range map[string][]string{
+		"coordinator/store":                 {},
+		"coordinator/store/internal/watch":  {"coordinator/store"},
+		"coordinator/store/sqlite":          {"coordinator/store", "coordinator/store/internal/watch"},
+		"coordinator/store/postgres":        {"coordinator/store", "coordinator/store/internal/watch"},
+		"coordinator/store/postgres/pgtest": {},
+		"coordinator/store/storetest":       {"coordinator/store"},
+	} {
+		allowed[pkg] = deps
+	}
+	// The console's test kits: a real OpenID provider, and a coordinator signing people in
+	// with it. Only tests import them (checked below).
+	allowed["internal/oidctest"] = []string{}
+	allowed["internal/consoletest"] = []string{"coordinator", "coordinator/store/sqlite", "internal/oidctest"}
 	// Where the coordinator and the test kit stand: nothing of the data plane in the
 	// coordinator; the kit above everything, and imported by no library package.
 	banned := map[string][]string{
@@ -53,6 +70,10 @@ func TestImportRules(t *testing.T) {
 		if from != "nexodustest" && !strings.HasPrefix(from, "examples/") && !strings.HasPrefix(from, "internal/labtest") {
 			require.NotContains(t, deps, "nexodustest", "%s imports the test kit", displayName(from))
 		}
+		if from != "internal/consoletest" {
+			require.NotContains(t, deps, "internal/oidctest", "%s imports the OpenID provider of tests", displayName(from))
+		}
+		require.NotContains(t, deps, "internal/consoletest", "%s imports the console's test kit", displayName(from))
 	}
 }
 

@@ -21,6 +21,8 @@
 // When the coordinator is unreachable the data plane keeps working with the last peers the node
 // knew, and the node reconnects with backoff and resumes the event stream where it left off.
 // When the coordinator cuts the node off for good — its device, organization or user deleted,
-// its token refused — the node drops its peers and stops: [Node.Done] closes and [Node.Err]
-// says why ([ErrDeviceRemoved], [ErrCredentialRevoked], both wrapping [ErrCutOff]).
+// its token refused — the coordinator says why on the event stream (or in its answer to a
+// reconnect), and the node drops its peers and stops: [Node.Done] closes and [Node.Err] says
+// why ([ErrDeviceRemoved], itself wrapped by [ErrOrganizationDeleted] and [ErrUserDeleted],
+// or [ErrCredentialRevoked]; all wrap [ErrCutOff]).
 package nexodus

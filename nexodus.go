@@ -31,6 +31,12 @@ var (
 	ErrDeviceRemoved = engine.ErrDeviceRemoved
 	// ErrCredentialRevoked: the coordinator refuses the node's device token.
 	ErrCredentialRevoked = engine.ErrCredentialRevoked
+	// ErrOrganizationDeleted: the node's organization was deleted, with its device; it wraps
+	// ErrDeviceRemoved.
+	ErrOrganizationDeleted = engine.ErrOrganizationDeleted
+	// ErrUserDeleted: the user who registered the node was deleted, with their devices; it
+	// wraps ErrDeviceRemoved.
+	ErrUserDeleted = engine.ErrUserDeleted
 	// ErrConfig: a field of the Node is invalid.
 	ErrConfig = errors.New("nexodus: invalid configuration")
 )

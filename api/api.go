@@ -8,12 +8,17 @@
 //	GET    /users                          admin: list users
 //	GET    /users/me                       user: who am I
 //	POST   /users/{id}/tokens              admin: issue a user API token
+//	POST   /users/me/tokens                user: create an API token of its own (see identity.go)
+//	GET    /users/me/tokens                user: its own tokens, without secrets
+//	DELETE /users/me/tokens/{id}           user: revoke one of its tokens (at once)
+//	DELETE /users/{id}                     admin, or the user themself
 //	POST   /organizations                  user: create (caller becomes owner)
 //	GET    /organizations                  user: the caller's organizations
 //	GET    /organizations/{id}             member
 //	DELETE /organizations/{id}             owner (not a personal organization)
 //	GET    /organizations/{id}/members     member
 //	DELETE /organizations/{id}/members/{user_id}  owner, or the member themself
+//	PATCH  /organizations/{id}/members/{user_id}  owner: change a member's role
 //	GET    /organizations/{id}/devices     member, or a device of the organization: the peer list
 //	GET    /organizations/{id}/events      member: event stream (SSE)
 //	PUT    /organizations/{id}/relays      owner: set the organization's own relays (and their secret)
@@ -78,11 +83,35 @@ const (
 	RoleMember = "member"
 )
 
-// Error is the body of every non-2xx response.
+// Error is the body of every non-2xx response. Reason is set on a 401/403/404 that refuses a
+// credential for good (the device was removed, the token revoked or expired), so that a client
+// reconnecting after the fact learns the same reason a connected stream's [EventClosed] gives.
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	Reason  Reason `json:"reason,omitempty"`
 }
+
+// Reason says why the coordinator ended an event stream or refused a credential for good. A
+// client must not retry with the same credential: nothing it can do will make it work again.
+type Reason string
+
+// Reasons carried by [EventClosed] events and [Error.Reason].
+const (
+	// ReasonDeviceRemoved: the stream's device was deleted (or, on a reconnect, no longer
+	// exists for whatever reason).
+	ReasonDeviceRemoved Reason = "device_removed"
+	// ReasonOrganizationDeleted: the organization was deleted, with its devices.
+	ReasonOrganizationDeleted Reason = "organization_deleted"
+	// ReasonUserDeleted: the user the credential acts for was deleted, with their devices.
+	ReasonUserDeleted Reason = "user_deleted"
+	// ReasonMembershipEnded: the user of an organization stream is no longer a member.
+	ReasonMembershipEnded Reason = "membership_ended"
+	// ReasonCredentialRevoked: the token was revoked, or replaced by a newer one.
+	ReasonCredentialRevoked Reason = "credential_revoked"
+	// ReasonCredentialExpired: the token reached its expiry.
+	ReasonCredentialExpired Reason = "credential_expired"
+)
 
 // Error codes carried in [Error.Code].
 const (
@@ -93,6 +122,7 @@ const (
 	CodeConflict      = "conflict"       // 409: duplicate name, second live invitation, ...
 	CodeGone          = "gone"           // 410: expired, revoked, used or declined
 	CodeTooLarge      = "too_large"      // 413: request body over the limit
+	CodeRateLimited   = "rate_limited"   // 429: over a rate limit; Retry-After says when to retry
 	CodePoolExhausted = "pool_exhausted" // 409: no free address or prefix left
 	CodeInternal      = "internal"       // 500
 	CodeUnavailable   = "unavailable"    // 503: not ready
@@ -322,6 +352,10 @@ const (
 	// has no revision (0, and no SSE id field, so Last-Event-ID keeps the last logged
 	// revision) and is never replayed; a reconnecting stream gets a fresh one instead.
 	EventRelay = "relay"
+	// EventClosed is the last event of a stream that the coordinator ends for good;
+	// [Event.Reason] says why. It is not logged (Revision 0, no SSE id). A client must not
+	// reconnect with the same credential.
+	EventClosed = "closed"
 )
 
 // Event is one record of an event stream. Streams are Server-Sent Events: the SSE "id" field is
@@ -339,6 +373,7 @@ type Event struct {
 	Devices        []Device     `json:"devices,omitempty"` // sync
 	Signal         *Signal      `json:"signal,omitempty"`
 	Relay          *RelayConfig `json:"relay,omitempty"`
+	Reason         Reason       `json:"reason,omitempty"` // closed
 	Time           time.Time    `json:"time"`
 }
 

@@ -18,6 +18,7 @@ var (
 	ErrGone          = errors.New("client: gone")                   // 410, api.CodeGone
 	ErrTooLarge      = errors.New("client: too large")              // 413, api.CodeTooLarge
 	ErrPoolExhausted = errors.New("client: address pool exhausted") // 409, api.CodePoolExhausted
+	ErrRateLimited   = errors.New("client: rate limited")           // 429, api.CodeRateLimited
 	ErrInternal      = errors.New("client: internal server error")  // 500, api.CodeInternal
 	ErrUnavailable   = errors.New("client: unavailable")            // 503, api.CodeUnavailable
 )
@@ -31,6 +32,7 @@ var codeSentinels = map[string]error{
 	api.CodeGone:          ErrGone,
 	api.CodeTooLarge:      ErrTooLarge,
 	api.CodePoolExhausted: ErrPoolExhausted,
+	api.CodeRateLimited:   ErrRateLimited,
 	api.CodeInternal:      ErrInternal,
 	api.CodeUnavailable:   ErrUnavailable,
 }
@@ -43,6 +45,7 @@ var statusSentinels = map[int]error{
 	http.StatusConflict:              ErrConflict,
 	http.StatusGone:                  ErrGone,
 	http.StatusRequestEntityTooLarge: ErrTooLarge,
+	http.StatusTooManyRequests:       ErrRateLimited,
 	http.StatusInternalServerError:   ErrInternal,
 	http.StatusServiceUnavailable:    ErrUnavailable,
 }
@@ -54,10 +57,13 @@ var statusSentinels = map[int]error{
 // errors.Is(err, ErrX) reports whether the error's code is X's code or, when the code is empty
 // or unknown, whether its status is X's status. A pool-exhausted error (code pool_exhausted,
 // status 409) matches both ErrPoolExhausted and ErrConflict.
+//
+// Reason is set when the coordinator refused the credential for good (see api.Reason).
 type APIError struct {
 	StatusCode int
 	Code       string
 	Message    string
+	Reason     api.Reason
 }
 
 func (e *APIError) Error() string {
@@ -78,4 +84,29 @@ func (e *APIError) Is(target error) bool {
 	}
 	s, ok := statusSentinels[e.StatusCode]
 	return ok && s == target
+}
+
+// ClosedError is how an event stream ends when the coordinator ended it for good with an
+// api.EventClosed event: the device was removed, the organization deleted, the token revoked
+// or expired, ... Reconnecting with the same credential cannot help.
+type ClosedError struct {
+	Reason api.Reason
+}
+
+func (e *ClosedError) Error() string {
+	return "the coordinator ended the stream: " + string(e.Reason)
+}
+
+// ReasonOf returns why the coordinator refused a credential or ended a stream for good, from
+// an [*APIError] or a [*ClosedError] in err's chain; "" when err carries no reason.
+func ReasonOf(err error) api.Reason {
+	var ce *ClosedError
+	if errors.As(err, &ce) {
+		return ce.Reason
+	}
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Reason
+	}
+	return ""
 }

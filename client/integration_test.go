@@ -371,7 +371,9 @@ func TestIntegration(t *testing.T) {
 	for err == nil {
 		_, err = dev2Events.Next(ctx)
 	}
-	wantErr(t, "event stream of a deleted device", err, client.ErrUnauthorized, client.ErrNotFound, client.ErrForbidden)
+	var closedErr *client.ClosedError
+	require.ErrorAs(t, err, &closedErr, "event stream of a deleted device")
+	assert.Equal(t, api.ReasonDeviceRemoved, client.ReasonOf(err))
 
 	require.NoError(t, alice.DeleteOrganization(ctx, acme.ID), "delete org")
 	_, err = alice.GetOrganization(ctx, acme.ID)

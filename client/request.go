@@ -159,7 +159,7 @@ func readAPIError(resp *http.Response) *APIError {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	var body api.Error
 	if json.Unmarshal(data, &body) == nil && (body.Code != "" || body.Message != "") {
-		e.Code, e.Message = body.Code, body.Message
+		e.Code, e.Message, e.Reason = body.Code, body.Message, body.Reason
 	} else if s := strings.TrimSpace(string(bytes.ToValidUTF8(data, nil))); s != "" && len(s) <= 512 && !strings.ContainsAny(s, "<>") {
 		// A plain-text error from something in front of the coordinator (a proxy).
 		e.Message = s

@@ -68,7 +68,9 @@ type WatchOptions struct {
 // An api.EventRelay event is not part of the log: it is delivered with Revision 0 and leaves
 // Revision and the resume point alone.
 // Credential errors (401, 403, 404) and other non-retryable 4xx answers end the stream: Next
-// then returns that error, which matches the package's sentinels with errors.Is.
+// then returns that error, which matches the package's sentinels with errors.Is. So does an
+// api.EventClosed event, which is not delivered: Next returns a [*ClosedError] with its reason
+// ([ReasonOf] reads the reason of either).
 //
 // The goroutine ends when Close is called or the context given to Watch* is done; Close waits
 // for it. An EventStream is safe for one reader calling Next and any goroutine calling Close
@@ -338,6 +340,9 @@ func (s *EventStream) connect(ctx context.Context, last *int64) (healthy bool, w
 		}
 		if ev.Type == "" {
 			ev.Type = msg.Event
+		}
+		if ev.Type == api.EventClosed {
+			return true, 0, &terminalError{&ClosedError{Reason: ev.Reason}}
 		}
 		// Relay events are not in the log: no revision of their own (msg.ID is the previous
 		// event's), never a duplicate, and no move of the resume point.

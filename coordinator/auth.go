@@ -40,9 +40,13 @@ type Principal struct {
 	RegKeyID string
 	// DeviceID is set for KindDevice.
 	DeviceID string
-	// TokenID is set for KindDevice: which of the device's tokens authenticated the request,
-	// so that an event stream can end when that token is replaced.
+	// TokenID is set for KindDevice (which of the device's tokens authenticated the request,
+	// so that an event stream can end when that token is replaced) and for a KindUser API
+	// token (so that an event stream can end when the token is revoked).
 	TokenID string
+	// ExpiresAt is when the credential expires (zero: never); an event stream opened with it
+	// ends then.
+	ExpiresAt time.Time
 }
 
 // Authenticator turns a request's credentials into a Principal. It returns an error wrapping
@@ -153,16 +157,27 @@ func expired(exp *time.Time, now time.Time) bool { return exp != nil && !now.Bef
 func (s *Server) authUserToken(ctx context.Context, tok string) (Principal, error) {
 	return s.credential(ctx, tok, api.UserTokenPrefix, func(tx store.Tx, id, secret string) (Principal, error) {
 		t, err := tx.GetToken(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			// Revoked, or never issued: either way this token will not work again.
+			return Principal{}, refusedf(ErrUnauthorized, api.ReasonCredentialRevoked, "token revoked or unknown")
+		}
 		if err != nil {
 			return Principal{}, err
 		}
-		if !secretMatches(secret, t.SecretHash) || expired(t.ExpiresAt, s.now()) {
+		if !secretMatches(secret, t.SecretHash) {
 			return Principal{}, errBadCredential
+		}
+		if expired(t.ExpiresAt, s.now()) {
+			return Principal{}, refusedf(ErrUnauthorized, api.ReasonCredentialExpired, "token expired")
 		}
 		if _, err := tx.GetUser(ctx, t.UserID); err != nil {
 			return Principal{}, err
 		}
-		return Principal{Kind: KindUser, UserID: t.UserID}, nil
+		p := Principal{Kind: KindUser, UserID: t.UserID, TokenID: t.ID}
+		if t.ExpiresAt != nil {
+			p.ExpiresAt = *t.ExpiresAt
+		}
+		return p, nil
 	})
 }
 
@@ -206,6 +221,11 @@ func (s *Server) authDeviceToken(ctx context.Context, tok string) (Principal, er
 	p, err := s.credential(ctx, tok, api.DeviceTokenPrefix, func(tx store.Tx, id, secret string) (Principal, error) {
 		promoted = false
 		d, err := tx.GetDevice(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			// A device token names its device: a node reconnecting after its device was
+			// deleted learns that, not just "bad credential".
+			return Principal{}, refusedf(ErrUnauthorized, api.ReasonDeviceRemoved, "device removed")
+		}
 		if err != nil {
 			return Principal{}, err
 		}
@@ -224,7 +244,7 @@ func (s *Server) authDeviceToken(ctx context.Context, tok string) (Principal, er
 			}
 			promoted = true
 		default:
-			return Principal{}, errBadCredential
+			return Principal{}, refusedf(ErrUnauthorized, api.ReasonCredentialRevoked, "device token revoked or replaced")
 		}
 		return Principal{Kind: KindDevice, UserID: d.OwnerID, OrganizationID: d.OrganizationID, DeviceID: d.ID, TokenID: d.TokenID}, nil
 	})

@@ -11,16 +11,22 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nexodus-sdk/nexodus/coordinator/store"
 )
+
+// MinAdminTokenLength is the fewest characters [Config.AdminToken] may have: a bootstrap
+// credential short enough to guess is none.
+const MinAdminTokenLength = 16
 
 // Config configures a coordinator. The zero value of every field but Store is a sensible
 // default.
 type Config struct {
 	// Store is the database. Required. Close does not close it.
 	Store store.Store
-	// AdminToken is the bootstrap admin credential. Empty disables the admin token.
+	// AdminToken is the bootstrap admin credential, at least [MinAdminTokenLength] characters.
+	// Empty disables the admin token.
 	AdminToken string
 	// Authenticator, when set, authenticates bearer tokens of other schemes (e.g. OIDC).
 	Authenticator Authenticator
@@ -67,12 +73,30 @@ type Config struct {
 	// Empty: they are stored as given, protected only by access to the database. Changing it
 	// makes secrets sealed under the old key unreadable until they are set again.
 	SealKey []byte
+
+	// RateLimits bounds what each principal and each source address may do per second; every
+	// zero field is its default (see [RateLimits]). A request over a limit gets 429 with a
+	// Retry-After header.
+	RateLimits RateLimits
+	// TrustedProxies are the networks of the reverse proxies (load balancers) in front of the
+	// coordinator. A request whose TCP peer is in one of them is counted, for the per-address
+	// limit, against the right-most address in X-Forwarded-For that is not; X-Forwarded-For is
+	// ignored from every other peer. Empty (the default): it is never trusted.
+	TrustedProxies []netip.Prefix
+
+	// Console, when set, serves the web console with sign-in through OpenID providers, browser
+	// sessions and the device authorization grant (see [ConsoleConfig]). Nil: users are made
+	// by the admin token only.
+	Console *ConsoleConfig
 }
 
 // setDefaults checks c and fills in the default of every field left at its zero value.
 func (c *Config) setDefaults() error {
 	if c.Store == nil {
 		return errors.New("coordinator: Config.Store is required")
+	}
+	if n := utf8.RuneCountInString(c.AdminToken); n > 0 && n < MinAdminTokenLength {
+		return fmt.Errorf("coordinator: the admin token has %d characters, fewer than %d: use a long random one (e.g. from head -c 24 /dev/urandom | base64)", n, MinAdminTokenLength)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -106,6 +130,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if err := c.checkLimits(); err != nil {
+		return err
+	}
+	if err := c.checkConsole(); err != nil {
+		return err
 	}
 	return c.checkRelays()
 }

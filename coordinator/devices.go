@@ -12,12 +12,15 @@ import (
 	"github.com/nexodus-sdk/nexodus/coordinator/store"
 )
 
-// deleteDeviceTx deletes a device inside tx and records device.removed in its organization.
-func (s *Server) deleteDeviceTx(ctx context.Context, tx store.Tx, d store.Device) error {
+// deleteDeviceTx deletes a device inside tx and records device.removed in its organization,
+// with the reason its own stream is told (api.ReasonDeviceRemoved, or e.g. ReasonUserDeleted
+// when it goes with its user).
+func (s *Server) deleteDeviceTx(ctx context.Context, tx store.Tx, d store.Device, reason api.Reason) error {
 	if err := tx.DeleteDevice(ctx, d.ID); err != nil {
 		return notFound(err, "device not found")
 	}
-	return s.deviceEvent(ctx, tx, api.EventDeviceRemoved, d)
+	ad := s.apiDevice(d)
+	return s.appendEvent(ctx, tx, d.OrganizationID, "", api.Event{Type: api.EventDeviceRemoved, Device: &ad, Reason: reason})
 }
 
 // orgPrefixes parses an organization's address ranges.
@@ -103,6 +106,7 @@ func (s *Server) updateDevice(ctx context.Context, p Principal, id string, req a
 		return api.Device{}, err
 	}
 	var from string
+	charged := false // once, though the transaction may be retried
 	dev, err := inTx(ctx, s.store, func(tx store.Tx) (store.Device, error) {
 		d, acc, err := loadDevice(ctx, tx, p, id)
 		if err != nil {
@@ -110,6 +114,13 @@ func (s *Server) updateDevice(ctx context.Context, p Principal, id string, req a
 		}
 		if !acc.self && !acc.deviceOwner {
 			return d, errorf(ErrForbidden, "only the device's owner or the device itself may update it")
+		}
+		// Charged to the device only now, so that nobody who may not update it spends its budget.
+		if !charged {
+			charged = true
+			if err := s.limitDeviceUpdate(d.ID, u.OrganizationID != nil && *u.OrganizationID != d.OrganizationID); err != nil {
+				return d, err
+			}
 		}
 		from = d.OrganizationID
 		return s.updateDeviceTx(ctx, tx, p, d, u)
@@ -213,7 +224,7 @@ func (s *Server) deleteDevice(ctx context.Context, p Principal, id string) (noCo
 		if !acc.self && !acc.deviceOwner && !acc.orgOwner {
 			return errorf(ErrForbidden, "only the device's owner, an owner of the organization or the device itself may delete it")
 		}
-		return s.deleteDeviceTx(ctx, tx, d)
+		return s.deleteDeviceTx(ctx, tx, d, api.ReasonDeviceRemoved)
 	})
 	if err != nil {
 		return noContent{}, err
@@ -231,6 +242,9 @@ func (s *Server) signal(ctx context.Context, p Principal, id string, req api.Sig
 	}
 	if len(req.Payload) > api.MaxSignalPayload {
 		return noContent{}, errorf(ErrTooLarge, "payload larger than %d bytes", api.MaxSignalPayload)
+	}
+	if err := s.limitSignal(p.DeviceID, len(req.Payload)); err != nil {
+		return noContent{}, err
 	}
 	return noContent{}, s.store.Tx(ctx, func(tx store.Tx) error {
 		self, err := tx.GetDevice(ctx, p.DeviceID)

@@ -16,6 +16,16 @@
 // The admin token is a bootstrap credential for user management only (create and list users,
 // issue user tokens); it cannot read or change organizations or devices.
 //
+// # Sign-up without an admin
+//
+// With [Config.Console], people sign up and sign in on the coordinator's web console through
+// OpenID providers (authorization code with PKCE, oidc.go): the first sign-in creates the user,
+// identified by (issuer, subject), and their personal organization. The browser holds a
+// session cookie (sessions.go) and every form a CSRF token (csrf.go); sessions, sign-ins in
+// progress and device logins live in the store, so any replica serves any step. Signed-in
+// users manage their own API tokens, and a CLI signs in with the OAuth 2.0 device
+// authorization grant (RFC 8628, deviceauth.go) approved in the console.
+//
 // # Responses
 //
 // Creating answers 201 with the new resource (POST /users, /users/{id}/tokens, /organizations,
@@ -62,8 +72,12 @@
 //     [Config.OrgPrefixLen]) of the pool used by the fewest organizations, lowest first, so the
 //     first 64 organizations of the default pool get distinct blocks and later ones share blocks
 //     (organizations are separate address spaces, so overlap between them is harmless).
-//   - "Online" is kept in memory per coordinator process: a device is online while its event
-//     stream is connected. Ephemeral devices are deleted after their stream has been gone for
+//   - "Online": a device is online while its event stream is connected. Each process counts
+//     its own streams in memory (the Online field of devices it serves), and records each in
+//     the store as a presence row it renews at every heartbeat and removes when the stream
+//     ends; a row not renewed for three heartbeats expires (a replica that died). "Offline",
+//     for the hostname rule, is no stream here and no unexpired presence row anywhere.
+//     Ephemeral devices are deleted after their stream has been gone for
 //     [Config.EphemeralGrace] (also when they never connect, counted from registration or from
 //     coordinator start). A connected ephemeral device's stream records LastSeenAt in the
 //     store now and then, so replicas sharing a store do not delete a device connected to
@@ -89,6 +103,20 @@
 //     relays change. Relay events are not logged (no revision, never replayed: the log is no
 //     place for credentials). A deleted device's token stops working, so it gets no more
 //     credentials. Organization relay secrets are sealed with Config.SealKey when it is set.
+//   - Rate limits ([Config.RateLimits], token buckets of golang.org/x/time/rate): every
+//     authenticated request costs its user, device or registration key (the admin token is
+//     not limited); signals cost the sending device by count and by payload bytes; updates
+//     cost the updated device (charged only once the caller may update it, so nobody spends
+//     another's budget), and a move costs it a move too. Requests without a valid credential
+//     (failed authentications, requests to no route) cost their source address: an IPv4
+//     address or an IPv6 /64, the TCP peer unless it is one of [Config.TrustedProxies], in
+//     which case the right-most untrusted address of X-Forwarded-For (never trusted by
+//     default). An address whose budget is spent gets 429 for every request, before its
+//     credential is checked. /healthz and /readyz are never limited. Over a limit the answer
+//     is 429 rate_limited with Retry-After (whole seconds until the request would pass).
+//     Buckets live in the process: with several replicas behind a load balancer each one
+//     counts its own, so a client may get up to replicas × the limit. Memory is bounded: a
+//     refilled bucket is dropped, and beyond RateLimits.MaxKeys buckets new keys share one.
 //   - Advertised child prefixes must be canonical and must not overlap the organization's own
 //     IPv4 CIDR or IPv6 prefix; overlaps between devices' child prefixes are not checked.
 package coordinator

@@ -24,6 +24,7 @@ var (
 	ErrConflict         = errors.New("conflict")               // 409 conflict
 	ErrGone             = errors.New("gone")                   // 410 gone
 	ErrTooLarge         = errors.New("too large")              // 413 too_large
+	ErrRateLimited      = errors.New("rate limited")           // 429 rate_limited, with Retry-After
 	ErrPoolExhausted    = errors.New("address pool exhausted") // 409 pool_exhausted
 	ErrUnavailable      = errors.New("unavailable")            // 503 unavailable
 
@@ -37,10 +38,11 @@ var (
 const statusClientClosedRequest = 499
 
 // Error is a domain error: one of the sentinel errors above (Kind) with a message for the
-// client.
+// client and, for a credential refused for good, the reason the client is told.
 type Error struct {
-	Kind error
-	Msg  string
+	Kind   error
+	Msg    string
+	Reason api.Reason
 }
 
 func (e *Error) Error() string { return e.Msg }
@@ -53,8 +55,22 @@ func errorf(kind error, format string, args ...any) error {
 	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
 }
 
+// refusedf makes a domain error that refuses a credential for good, for the given reason.
+func refusedf(kind error, reason api.Reason, format string, args ...any) error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...), Reason: reason}
+}
+
 // statusOf maps an error to its HTTP status and body. It is the only such mapping.
 func statusOf(err error) (int, api.Error) {
+	status, body := statusAndBody(err)
+	var de *Error
+	if errors.As(err, &de) {
+		body.Reason = de.Reason
+	}
+	return status, body
+}
+
+func statusAndBody(err error) (int, api.Error) {
 	msg := func(def string) string {
 		var de *Error
 		if errors.As(err, &de) && de.Msg != "" {
@@ -84,6 +100,8 @@ func statusOf(err error) (int, api.Error) {
 		return http.StatusGone, api.Error{Code: api.CodeGone, Message: msg("gone")}
 	case errors.Is(err, ErrTooLarge), errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, api.Error{Code: api.CodeTooLarge, Message: msg("request body too large")}
+	case errors.Is(err, ErrRateLimited):
+		return http.StatusTooManyRequests, api.Error{Code: api.CodeRateLimited, Message: msg("too many requests")}
 	case errors.Is(err, ErrUnavailable), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, api.Error{Code: api.CodeUnavailable, Message: msg("service unavailable")}
 	default:

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/nexodus-sdk/nexodus/api"
 	"github.com/nexodus-sdk/nexodus/coordinator/store"
@@ -15,8 +16,14 @@ import (
 // streamBatch is how many events one read of the log returns.
 const streamBatch = 256
 
+// signalRetention is how long signals (ICE messages) are kept for a stream that reconnects:
+// a session's offer older than this has been retransmitted or replaced, so a signal is worth
+// nothing after it. Signals live apart from the durable log for that reason.
+const signalRetention = 2 * time.Minute
+
 // appendEvent stores an event of the organization's log inside tx. target limits it to one
-// device's stream.
+// device's stream. Signals go to the store's transient signal table, numbered in the same
+// sequence, so streams read them in order with the rest.
 func (s *Server) appendEvent(ctx context.Context, tx store.Tx, orgID, target string, ev api.Event) error {
 	ev.Revision = 0
 	ev.OrganizationID = orgID
@@ -24,9 +31,12 @@ func (s *Server) appendEvent(ctx context.Context, tx store.Tx, orgID, target str
 	if err != nil {
 		return err
 	}
-	_, err = tx.AppendEvent(ctx, store.Event{
-		OrganizationID: orgID, TargetDeviceID: target, Type: ev.Type, Data: data, CreatedAt: s.now(),
-	})
+	rec := store.Event{OrganizationID: orgID, TargetDeviceID: target, Type: ev.Type, Data: data, CreatedAt: s.now()}
+	if ev.Type == api.EventSignal {
+		_, err = tx.AppendSignal(ctx, rec)
+	} else {
+		_, err = tx.AppendEvent(ctx, rec)
+	}
 	return err
 }
 
@@ -52,24 +62,24 @@ const (
 )
 
 // checkSubject re-checks a stream's subject: that its device still exists with the token the
-// stream was opened with (following it when it moved), or that its user is still a member.
-func checkSubject(ctx context.Context, tx store.Tx, st *stream) (subject, error) {
+// stream was opened with (following it when it moved), or that its user is still a member
+// with a valid credential. When the subject is gone or revoked it sets st.reason.
+func checkSubject(ctx context.Context, tx store.Tx, st *stream, now time.Time) (subject, error) {
 	if st.deviceID == "" {
-		_, err := tx.GetMember(ctx, st.orgID, st.userID)
-		if errors.Is(err, store.ErrNotFound) {
-			return subjectRevoked, nil
-		}
-		return subjectHere, err
+		return checkMember(ctx, tx, st, now)
 	}
 	d, err := tx.GetDevice(ctx, st.deviceID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return subjectGone, nil // its own device.removed is still in the log
+		// Its own device.removed is still in the log, if it was removed on its own.
+		st.reason, err = goneReason(ctx, tx, st.orgID, st.ownerID, api.ReasonDeviceRemoved)
+		return subjectGone, err
 	case err != nil:
 		return subjectHere, err
 	case d.TokenID != st.tokenID:
 		// The token the stream was opened with was replaced (rotated, or superseded by a
 		// pending token): the credential is revoked, so the stream ends at once.
+		st.reason = api.ReasonCredentialRevoked
 		return subjectRevoked, nil
 	case d.OrganizationID != st.orgID:
 		// Moved: follow it. Revisions are global, so the cursor stays valid; the move left a
@@ -79,11 +89,55 @@ func checkSubject(ctx context.Context, tx store.Tx, st *stream) (subject, error)
 	return subjectHere, nil
 }
 
+// checkMember re-checks an organization stream: its user API token (revoked, expired), its
+// credential's expiry and the user's membership.
+func checkMember(ctx context.Context, tx store.Tx, st *stream, now time.Time) (subject, error) {
+	if st.userTokenID != "" {
+		t, err := tx.GetToken(ctx, st.userTokenID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			st.reason = api.ReasonCredentialRevoked
+			return subjectRevoked, nil
+		case err != nil:
+			return subjectHere, err
+		case expired(t.ExpiresAt, now):
+			st.reason = api.ReasonCredentialExpired
+			return subjectRevoked, nil
+		}
+	}
+	if !st.expiresAt.IsZero() && !now.Before(st.expiresAt) {
+		st.reason = api.ReasonCredentialExpired
+		return subjectRevoked, nil
+	}
+	_, err := tx.GetMember(ctx, st.orgID, st.userID)
+	if !errors.Is(err, store.ErrNotFound) {
+		return subjectHere, err
+	}
+	st.reason, err = goneReason(ctx, tx, st.orgID, st.userID, api.ReasonMembershipEnded)
+	return subjectRevoked, err
+}
+
+// goneReason tells why a stream's device or membership is gone: with its organization, with
+// its user, or on its own (def).
+func goneReason(ctx context.Context, tx store.Tx, orgID, userID string, def api.Reason) (api.Reason, error) {
+	if _, err := tx.GetOrganization(ctx, orgID); errors.Is(err, store.ErrNotFound) {
+		return api.ReasonOrganizationDeleted, nil
+	} else if err != nil {
+		return "", err
+	}
+	if _, err := tx.GetUser(ctx, userID); errors.Is(err, store.ErrNotFound) {
+		return api.ReasonUserDeleted, nil
+	} else if err != nil {
+		return "", err
+	}
+	return def, nil
+}
+
 // readLog reads the stream's next events from the log. gone means the stream's subject no
 // longer exists; done means the stream should end after sending evs (gone, and nothing left to
 // read).
 func (s *Server) readLog(ctx context.Context, tx store.Tx, st *stream) (evs []api.Event, done, gone bool, err error) {
-	sub, err := checkSubject(ctx, tx, st)
+	sub, err := checkSubject(ctx, tx, st, s.now())
 	switch {
 	case err != nil:
 		return nil, false, false, err

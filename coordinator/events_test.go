@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"testing"
 	"testing/synctest"
@@ -73,9 +74,9 @@ func TestEventStreamResume(t *testing.T) {
 		key := e.newRegKey(alice, org.ID, api.CreateRegKeyRequest{})
 		d1 := e.register(key.Secret, "", "one", newKey(t), 201)
 
-		os := e.openStream(orgPath(org.ID, "/events"), alice.Token, "")
+		ms := e.openStream(orgPath(org.ID, "/events"), alice.Token, "")
 		ds := e.openStream(devicePath(d1.ID, "/events"), d1.Token, "")
-		for _, s := range []*sse{os, ds} {
+		for _, s := range []*sse{ms, ds} {
 			ev := s.next()
 			require.Equal(t, api.EventSync, ev.Type)
 			require.Len(t, ev.Event.Devices, 1)
@@ -88,11 +89,11 @@ func TestEventStreamResume(t *testing.T) {
 		host := "two-renamed"
 		e.call("PATCH", devicePath(d2.ID, ""), d2.Token, api.UpdateDeviceRequest{Hostname: &host}, 200, nil)
 		e.signal(d2, d1.ID, []byte("offer-1"))
-		orgLast := expect(t, os, 0, evWant{api.EventDeviceAdded, d2.ID}, evWant{api.EventDeviceUpdated, d2.ID})
+		orgLast := expect(t, ms, 0, evWant{api.EventDeviceAdded, d2.ID}, evWant{api.EventDeviceUpdated, d2.ID})
 		devLast := expect(t, ds, 0, evWant{api.EventDeviceAdded, d2.ID}, evWant{api.EventDeviceUpdated, d2.ID}, evWant{api.EventSignal, d2.ID})
 
 		// Drop both connections; changes happen meanwhile.
-		os.close()
+		ms.close()
 		ds.close()
 		synctest.Wait()
 		require.False(t, e.device(alice.Token, d1.ID).Online)
@@ -105,9 +106,9 @@ func TestEventStreamResume(t *testing.T) {
 		e.call("PATCH", devicePath(d1.ID, ""), d1.Token, api.UpdateDeviceRequest{Endpoints: &eps}, 200, nil)
 
 		// Resume: exactly the missed events, in order, no sync.
-		os = e.openStream(orgPath(org.ID, "/events"), alice.Token, strconv.FormatInt(orgLast, 10))
-		defer os.close()
-		expect(t, os, orgLast, evWant{api.EventDeviceAdded, d3.ID}, evWant{api.EventDeviceRemoved, d2.ID}, evWant{api.EventDeviceUpdated, d1.ID})
+		ms = e.openStream(orgPath(org.ID, "/events"), alice.Token, strconv.FormatInt(orgLast, 10))
+		defer ms.close()
+		expect(t, ms, orgLast, evWant{api.EventDeviceAdded, d3.ID}, evWant{api.EventDeviceRemoved, d2.ID}, evWant{api.EventDeviceUpdated, d1.ID})
 		ds = e.openStream(devicePath(d1.ID, "/events"), d1.Token, strconv.FormatInt(devLast, 10))
 		defer ds.close()
 		last := expect(t, ds, devLast, evWant{api.EventDeviceAdded, d3.ID}, evWant{api.EventSignal, d3.ID},
@@ -152,28 +153,99 @@ func TestStreamsEnd(t *testing.T) {
 	key := e.newRegKey(alice, org.ID, api.CreateRegKeyRequest{})
 	d := e.register(key.Secret, "", "one", newKey(t), 201)
 
-	// A deleted device's stream sends its own removal and ends.
+	// A deleted device's stream sends its own removal, then says why it ends.
 	ds := e.openStream(devicePath(d.ID, "/events"), d.Token, "")
 	defer ds.close()
 	ds.next()
 	e.call("DELETE", devicePath(d.ID, ""), alice.Token, nil, 204, nil)
 	expect(t, ds, 0, evWant{api.EventDeviceRemoved, d.ID})
-	ds.ended()
+	ds.endedWith(api.ReasonDeviceRemoved)
+	// Reconnecting, the device learns the same.
+	status, body := e.do("GET", devicePath(d.ID, "/events"), d.Token, nil)
+	require.Equal(t, 401, status)
+	var apiErr api.Error
+	require.NoError(t, json.Unmarshal(body, &apiErr))
+	assert.Equal(t, api.ReasonDeviceRemoved, apiErr.Reason)
 
-	// A removed member's organization stream ends.
+	// A removed member's organization stream ends, saying why.
 	bs := e.openStream(orgPath(org.ID, "/events"), bob.Token, "")
 	defer bs.close()
 	bs.next()
 	e.call("DELETE", orgPath(org.ID, "/members/"+bob.ID), alice.Token, nil, 204, nil)
-	bs.ended()
+	bs.endedWith(api.ReasonMembershipEnded)
 
-	// Close ends the remaining streams, and new ones are refused.
+	// Close ends the remaining streams without a reason (the coordinator is coming back), and
+	// new ones are refused.
 	as := e.openStream(orgPath(org.ID, "/events"), alice.Token, "")
 	defer as.close()
 	as.next()
 	require.NoError(t, e.coord.Close())
 	as.ended()
 	e.fails(503, api.CodeUnavailable, "GET", orgPath(org.ID, "/events"), alice.Token, nil)
+}
+
+// Deleting an organization appends no device event, but every stream of it ends saying so:
+// its devices' and its members'.
+func TestStreamsEndWithOrganization(t *testing.T) {
+	e := newEnv(t)
+	alice := e.newUser("alice")
+	org := e.newOrg(alice, "doomed", "")
+	key := e.newRegKey(alice, org.ID, api.CreateRegKeyRequest{})
+	d := e.register(key.Secret, "", "one", newKey(t), 201)
+	ds := e.openStream(devicePath(d.ID, "/events"), d.Token, "")
+	defer ds.close()
+	ds.next()
+	ms := e.openStream(orgPath(org.ID, "/events"), alice.Token, "")
+	defer ms.close()
+	ms.next()
+
+	e.call("DELETE", orgPath(org.ID, ""), alice.Token, nil, 204, nil)
+	ds.endedWith(api.ReasonOrganizationDeleted)
+	ms.endedWith(api.ReasonOrganizationDeleted)
+}
+
+// A stream opened with a user API token ends within a second of the token's revocation, which
+// appends no event: the stream re-checks its token on a timer.
+func TestStreamEndsAtCredentialRevocation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		alice := e.newUser("alice")
+		var tok api.Token
+		e.call("POST", "/api/v1/users/me/tokens", alice.Token, api.CreateTokenRequest{Description: "watcher"}, 201, &tok)
+		s := e.openStream(orgPath(alice.PersonalOrg, "/events"), tok.Secret, "")
+		defer s.close()
+		require.Equal(t, api.EventSync, s.next().Type)
+
+		e.call("DELETE", "/api/v1/users/me/tokens/"+tok.ID, alice.Token, nil, 204, nil)
+		time.Sleep(credentialRecheck)
+		s.endedWith(api.ReasonCredentialRevoked)
+	})
+}
+
+// A stream opened with an expiring user token ends at the expiry, on a timer: no event needs
+// to wake it. The token is then refused with the same reason.
+func TestStreamEndsAtCredentialExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		alice := e.newUser("alice")
+		var tok api.Token
+		e.call("POST", "/api/v1/users/"+alice.ID+"/tokens", adminToken, api.CreateTokenRequest{Description: "short", ExpiresInSeconds: 2}, 201, &tok)
+		s := e.openStream(orgPath(alice.PersonalOrg, "/events"), tok.Secret, "")
+		defer s.close()
+		require.Equal(t, api.EventSync, s.next().Type)
+
+		time.Sleep(time.Second)
+		synctest.Wait()
+		s.quiet("before the expiry")
+		time.Sleep(time.Second)
+		s.endedWith(api.ReasonCredentialExpired)
+
+		status, body := e.do("GET", orgPath(alice.PersonalOrg, "/events"), tok.Secret, nil)
+		require.Equal(t, 401, status)
+		var apiErr api.Error
+		require.NoError(t, json.Unmarshal(body, &apiErr))
+		assert.Equal(t, api.ReasonCredentialExpired, apiErr.Reason)
+	})
 }
 
 func TestHeartbeat(t *testing.T) {
@@ -245,15 +317,15 @@ func TestSignalingCrossOrgDenied(t *testing.T) {
 	e.fails(413, api.CodeTooLarge, "POST", path, a2.Token, api.SignalRequest{Payload: make([]byte, api.MaxSignalPayload+1)})
 	e.fails(400, api.CodeBadRequest, "POST", path, a2.Token, api.SignalRequest{})
 	// Signals reach only the addressed device's stream, never the organization stream.
-	os := e.openStream(orgPath(alice.PersonalOrg, "/events"), alice.Token, "")
-	defer os.close()
-	os.next()
+	ms := e.openStream(orgPath(alice.PersonalOrg, "/events"), alice.Token, "")
+	defer ms.close()
+	ms.next()
 	as := e.openStream(devicePath(a2.ID, "/events"), a2.Token, "")
 	defer as.close()
 	as.next()
 	e.signal(a2, a.ID, []byte("hi"))
 	e.register(alice.Token, alice.PersonalOrg, "marker", newKey(t), 201)
-	assert.Equal(t, api.EventDeviceAdded, os.next().Type, "organization stream")
+	assert.Equal(t, api.EventDeviceAdded, ms.next().Type, "organization stream")
 	assert.Equal(t, api.EventDeviceAdded, as.next().Type, "other device's stream")
 }
 

@@ -23,7 +23,7 @@ import (
 // every error body is an api.Error. Placeholders in the path ({org}, {dev}, {peer}, {user},
 // {inv}, {key}, {other}) are replaced with real IDs so inputs reach deep into the handlers.
 func FuzzHandler(f *testing.F) {
-	e := newEnv(f)
+	e := newEnv(f, lenientSources) // garbage credentials would soon get only 429s
 	w := e.newWorld()
 	creds := []string{"", adminToken, w.alice.Token, w.bob.Token, w.carol.Token, w.dave.Token, w.acmeKey.Secret, w.d1.Token, w.x1.Token}
 	repl := strings.NewReplacer("{org}", w.acme.ID, "{dev}", w.d1.ID, "{peer}", w.d2.ID, "{user}", w.bob.ID,

@@ -385,6 +385,16 @@ func (s *sse) ended() {
 	}
 }
 
+// endedWith requires the stream's next event to be api.EventClosed with reason, and the
+// stream to end after it.
+func (s *sse) endedWith(reason api.Reason) {
+	s.t.Helper()
+	ev := s.nextOf(api.EventClosed)
+	assert.Equal(s.t, reason, ev.Event.Reason, "reason of the closed event")
+	assert.Empty(s.t, ev.ID, "a closed event has no revision")
+	s.ended()
+}
+
 // quiet requires that no event is waiting.
 func (s *sse) quiet(what string) {
 	s.t.Helper()

@@ -18,7 +18,8 @@ import (
 // holds the name:
 //
 //   - it is replaced (deleted, with a device.removed event) if it is offline — no event stream
-//     open on this coordinator — and was registered with the same registration key as the
+//     open on this coordinator, and no presence row of any replica sharing the store renewed
+//     within the last three heartbeats (presence.go) — and was registered with the same registration key as the
 //     newcomer, or is an ephemeral device of the same user: the same program came back after a
 //     crash or without its state dir, and must not be locked out of its own name;
 //   - otherwise it keeps the name, and the newcomer gets the first free "name-N" (N = 1, 2, …),
@@ -33,8 +34,15 @@ func (s *Server) claimHostname(ctx context.Context, tx store.Tx, devices []store
 	holder := devices[i]
 	sameKey := holder.RegKeyID != "" && holder.RegKeyID == who.regKeyID
 	sameEphemeralUser := holder.Ephemeral && holder.OwnerID == who.ownerID
-	if (sameKey || sameEphemeralUser) && !s.hub.isOnline(holder.ID) {
-		if err := s.deleteDeviceTx(ctx, tx, holder); err != nil {
+	if !sameKey && !sameEphemeralUser {
+		return freeHostname(devices, name), devices, nil
+	}
+	online, err := s.onlineAnywhere(ctx, tx, holder)
+	if err != nil {
+		return "", nil, err
+	}
+	if !online {
+		if err := s.deleteDeviceTx(ctx, tx, holder, api.ReasonDeviceRemoved); err != nil {
 			return "", nil, err
 		}
 		s.log.Info("offline device replaced by a new registration of its hostname", "device_id", holder.ID, "hostname", holder.Hostname)

@@ -36,7 +36,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		// No route: let the mux decide between 404, 405 and a path-cleaning redirect, and
-		// give 404/405 the API's error body.
+		// give 404/405 the API's error body. Its cost is its source address's.
+		if err := s.limitUnauthenticated(r); err != nil {
+			s.writeError(sw, r, err)
+			return
+		}
 		s.mux.ServeHTTP(&muxErrorWriter{statusWriter: sw, s: s, r: r}, r)
 		return
 	}
@@ -47,9 +51,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // writing.
 func (s *Server) authed(n need, h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.auth.Authenticate(r)
+		p, err := s.authenticate(r)
 		if err == nil {
 			err = n.check(p)
+		}
+		if err == nil {
+			err = s.limitRequest(p)
 		}
 		if err == nil {
 			err = h(w, r, p)
@@ -80,6 +87,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="nexodus"`)
 	}
+	setRetryAfter(w, err)
 	writeJSON(w, status, body)
 }
 

@@ -2,80 +2,87 @@ package coordinator
 
 // The hub: what one coordinator process keeps in memory about devices — which are online
 // (their event stream is connected here) and since when the ephemeral ones are gone — and the
-// wake-ups that tell event streams to read the log again.
+// wake-ups that tell event streams to read the log again: per organization, so that a change
+// wakes only the streams that follow its organization.
 
 import (
 	"sync"
 	"time"
+
+	"github.com/nexodus-sdk/nexodus/coordinator/store"
 )
 
 // hub wakes event streams when the store reports new events, and keeps the in-memory state of
 // devices: which are online (stream connected) and when ephemeral devices went away.
 type hub struct {
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced on every store notification
-	online  map[string]int
+	mu sync.Mutex
+	// waits holds, per organization with a waiting stream, the channel closed (and dropped) at
+	// the organization's next change. Organizations nobody waits on have none, so a change
+	// there costs nothing.
+	waits  map[string]chan struct{}
+	online map[string]int
 	// ephemeral maps each known ephemeral device to the time its last stream ended (or it was
 	// registered / the coordinator started); the zero time while a stream is connected.
 	ephemeral map[string]time.Time
 	closer    closeOnce
-	quit      chan struct{} // closed by Close
-	done      chan struct{} // closed when run has returned
+	unwatch   func()
 }
 
-// newHub returns a hub that broadcasts every notification of sub until Close, which calls
-// unsub.
-func newHub(sub <-chan struct{}, unsub func()) *hub {
-	h := &hub{
-		changed: make(chan struct{}), online: map[string]int{}, ephemeral: map[string]time.Time{},
-		quit: make(chan struct{}), done: make(chan struct{}),
-	}
-	go h.run(sub, unsub)
+// newHub returns a hub that follows the store's changes until Close.
+func newHub(st store.Store) *hub {
+	h := &hub{waits: map[string]chan struct{}{}, online: map[string]int{}, ephemeral: map[string]time.Time{}}
+	h.unwatch = st.Watch(h.changed)
 	return h
 }
 
-func (h *hub) run(sub <-chan struct{}, unsub func()) {
-	defer close(h.done)
-	defer unsub()
-	for {
-		select {
-		case <-h.quit:
-			return
-		case _, ok := <-sub:
-			if !ok {
-				return
-			}
-			h.broadcast()
-		}
+// changed wakes the streams of the changed organization; a Change without one (the store may
+// have missed notifications) wakes every stream. It runs on the store's goroutine and does
+// not block.
+func (h *hub) changed(c store.Change) {
+	if c.OrganizationID == "" {
+		h.broadcast()
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ch, ok := h.waits[c.OrganizationID]; ok {
+		close(ch)
+		delete(h.waits, c.OrganizationID)
 	}
 }
 
-// Close stops listening to the store and waits for that to end. Calls after the first return
-// an error wrapping net.ErrClosed. The in-memory state stays readable.
+// Close stops following the store. Calls after the first return an error wrapping
+// net.ErrClosed. The in-memory state stays readable.
 func (h *hub) Close() error {
 	if err := h.closer.close("coordinator hub"); err != nil {
 		return err
 	}
-	close(h.quit)
-	<-h.done
+	h.unwatch()
 	return nil
 }
 
-// wait returns a channel closed at the next store notification. Take it before reading the
-// log so that no notification is missed.
-func (h *hub) wait() <-chan struct{} {
+// wait returns a channel closed at the next change of the organization (or a broadcast). Take
+// it before reading the log so that no change is missed.
+func (h *hub) wait(orgID string) <-chan struct{} {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.changed
+	ch, ok := h.waits[orgID]
+	if !ok {
+		ch = make(chan struct{})
+		h.waits[orgID] = ch
+	}
+	return ch
 }
 
 // broadcast wakes every stream, e.g. after a change that appended no event (a member removed,
 // an organization deleted) so that streams re-check their access.
 func (h *hub) broadcast() {
 	h.mu.Lock()
-	close(h.changed)
-	h.changed = make(chan struct{})
-	h.mu.Unlock()
+	defer h.mu.Unlock()
+	for id, ch := range h.waits {
+		close(ch)
+		delete(h.waits, id)
+	}
 }
 
 func (h *hub) isOnline(id string) bool {

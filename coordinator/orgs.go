@@ -153,7 +153,7 @@ func (s *Server) removeMember(ctx context.Context, p Principal, id, uid string) 
 			if d.OwnerID != uid {
 				continue
 			}
-			if err := s.deleteDeviceTx(ctx, tx, d); err != nil {
+			if err := s.deleteDeviceTx(ctx, tx, d, api.ReasonMembershipEnded); err != nil {
 				return nil, err
 			}
 			removed = append(removed, d.ID)

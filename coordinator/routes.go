@@ -27,6 +27,11 @@ func (s *Server) routes() *http.ServeMux {
 		{"GET /users", adminOnly, read(s.listUsers)},
 		{"GET /users/me", userOnly, read(s.me)},
 		{"POST /users/{id}/tokens", adminOnly, call("user id", optionalBody, created, s.createToken)},
+		{"DELETE /users/{id}", needs("deleting a user needs the admin token or the user's own token", KindAdmin, KindUser),
+			readID("user id", s.deleteUser)},
+		{"POST /users/me/tokens", userOnly, withBody(created, s.createMyToken)},
+		{"GET /users/me/tokens", userOnly, read(s.listMyTokens)},
+		{"DELETE /users/me/tokens/{id}", userOnly, readID("token id", s.revokeMyToken)},
 
 		{"POST /organizations", userOnly, withBody(created, s.createOrg)},
 		{"GET /organizations", userOnly, read(s.listOrgs)},
@@ -34,6 +39,7 @@ func (s *Server) routes() *http.ServeMux {
 		{"DELETE /organizations/{id}", userOnly, readID("organization id", s.deleteOrg)},
 		{"GET /organizations/{id}/members", userOnly, readID("organization id", s.listMembers)},
 		{"DELETE /organizations/{id}/members/{user_id}", userOnly, s.handleRemoveMember},
+		{"PATCH /organizations/{id}/members/{user_id}", userOnly, s.handleSetMemberRole},
 		{"GET /organizations/{id}/devices", peers, readID("organization id", s.orgDevices)},
 		{"GET /organizations/{id}/events", userOnly, s.streamHandler("organization id", s.openOrgStream)},
 		{"PUT /organizations/{id}/relays", userOnly, call("organization id", requiredBody, ok, s.setOrgRelays)},
@@ -72,6 +78,9 @@ func (s *Server) routes() *http.ServeMux {
 		writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	if s.web != nil {
+		s.web.mount(mux) // the console, sign-in and the device grant, outside api.Prefix
+	}
 	return mux
 }
 

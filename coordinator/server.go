@@ -25,7 +25,10 @@ type Server struct {
 	auth      Authenticator
 	adminHash []byte
 	hub       *hub
+	replica   string      // names this process in the store's presence rows (presence.go)
+	limits    *limiters   // rate limits (ratelimit.go)
 	sealer    cipher.AEAD // seals organization relay secrets; nil without Config.SealKey
+	web       *web        // the console, sign-in and device login; nil without Config.Console
 
 	bgCancel context.CancelFunc
 	bgWG     sync.WaitGroup
@@ -46,26 +49,35 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg.SealKey = nil // the derived AEAD is all the server keeps
-	s := &Server{sealer: sealer, cfg: cfg, store: cfg.Store, log: cfg.Logger, closing: make(chan struct{})}
+	s := &Server{sealer: sealer, cfg: cfg, store: cfg.Store, log: cfg.Logger, closing: make(chan struct{}), replica: newReplicaID()}
 	if cfg.AdminToken != "" {
 		h := sha256.Sum256([]byte(cfg.AdminToken))
 		s.adminHash = h[:]
 	}
 	s.auth = tokenAuthenticator{s}
+	s.limits = newLimiters(cfg.RateLimits)
 	ephemeral, err := s.storedEphemeral(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: load devices: %w", err)
 	}
-	s.hub = newHub(s.store.Subscribe())
+	s.hub = newHub(s.store)
 	now := s.now()
 	for _, id := range ephemeral {
 		s.hub.trackEphemeral(id, now)
+	}
+	if cfg.Console != nil {
+		if s.web, err = newWeb(s, cfg.Console); err != nil {
+			return nil, err
+		}
 	}
 	s.mux = s.routes()
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.bgCancel = cancel
 	s.bgWG.Go(func() { s.sweeper(bg) })
+	if s.web != nil {
+		s.bgWG.Go(func() { s.web.pruner(bg) })
+	}
 	return s, nil
 }
 

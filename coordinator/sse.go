@@ -66,21 +66,23 @@ func (sw sseWriter) event(ev api.Event, logged bool) error {
 	return sw.write(fmt.Appendf(nil, "%sevent: %s\ndata: %s\n\n", id, ev.Type, data))
 }
 
-// present marks a device's stream online while it is connected; an ephemeral device's stream
-// also records LastSeenAt at the start, now and then (touch) and at the end. The returned
-// function ends the presence.
+// present marks a device's stream online while it is connected, in this process and in the
+// store's presence rows (renewed at every heartbeat, touch); an ephemeral device's stream also
+// records LastSeenAt at the start, now and then and at the end. The returned function ends the
+// presence.
 func (s *Server) present(ctx context.Context, st *stream) (touch func(), end func()) {
 	if st.deviceID == "" {
 		return func() {}, func() {}
 	}
 	s.hub.connect(st.deviceID)
-	if !st.ephemeral {
-		return func() {}, func() { s.hub.disconnect(st.deviceID, s.now()) }
+	s.putPresence(ctx, st)
+	if st.ephemeral {
+		s.touchDevice(ctx, st.deviceID)
 	}
-	s.touchDevice(ctx, st.deviceID)
 	touched := s.now()
 	touch = func() {
-		if s.now().Sub(touched) >= s.cfg.EphemeralGrace/3 {
+		s.putPresence(ctx, st)
+		if st.ephemeral && s.now().Sub(touched) >= s.cfg.EphemeralGrace/3 {
 			s.touchDevice(ctx, st.deviceID)
 			touched = s.now()
 		}
@@ -88,8 +90,11 @@ func (s *Server) present(ctx context.Context, st *stream) (touch func(), end fun
 	return touch, func() {
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		s.touchDevice(tctx, st.deviceID)
+		if st.ephemeral {
+			s.touchDevice(tctx, st.deviceID)
+		}
 		s.hub.disconnect(st.deviceID, s.now())
+		s.dropPresence(tctx, st.deviceID)
 	}
 }
 
@@ -118,8 +123,22 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, st *stream)
 	renew := time.NewTimer(time.Hour) // fires when the device's relay credentials need renewing
 	renew.Stop()
 	defer renew.Stop()
+	// The credential's expiry and (for user API tokens) its revocation end the stream on
+	// time, not at the next event.
+	var expiryC, recheckC <-chan time.Time
+	if !st.expiresAt.IsZero() {
+		expiry := time.NewTimer(max(st.expiresAt.Sub(s.now()), 0))
+		defer expiry.Stop()
+		expiryC = expiry.C
+	}
+	if st.userTokenID != "" {
+		recheck := time.NewTicker(credentialRecheck)
+		defer recheck.Stop()
+		recheckC = recheck.C
+	}
 	for {
-		wake := s.hub.wait()
+		org := st.orgID
+		wake := s.hub.wait(org)
 		evs, relay, done, err := s.poll(ctx, st)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -139,9 +158,14 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, st *stream)
 			}
 		}
 		if done {
+			if st.reason != "" {
+				_ = sw.event(api.Event{Type: api.EventClosed, OrganizationID: st.orgID, Reason: st.reason, Time: s.now()}, false)
+			}
 			return nil
 		}
-		if len(evs) >= streamBatch {
+		if len(evs) >= streamBatch || st.orgID != org {
+			// More to read, or the device moved: wake-ups now come from its new organization,
+			// which may have changed since the wait was taken.
 			continue
 		}
 		var renewC <-chan time.Time
@@ -152,6 +176,8 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, st *stream)
 		select {
 		case <-wake:
 		case <-renewC:
+		case <-expiryC:
+		case <-recheckC:
 		case <-heartbeat.C:
 			// Besides detecting dead connections, the heartbeat re-checks access, so a stream
 			// whose member was removed on another replica ends within one interval.

@@ -15,9 +15,18 @@ import (
 type stream struct {
 	orgID    string // the organization whose log the stream follows
 	deviceID string // set for a device's own stream
+	ownerID  string // the device's owner, to tell why a deleted device went
 	tokenID  string // the device token the stream was opened with
 	userID   string // set for an organization stream
-	cursor   int64  // highest revision sent (or covered by a sync); -1 for none
+	// userTokenID and expiresAt are the user API token an organization stream was opened
+	// with (if any) and when its credential expires (zero: never): the stream ends when the
+	// token is revoked or expires.
+	userTokenID string
+	expiresAt   time.Time
+	cursor      int64 // highest revision sent (or covered by a sync); -1 for none
+	// reason is why the stream ends, once its subject is gone or its access revoked; it is
+	// sent to the client as an api.EventClosed.
+	reason api.Reason
 	// ephemeral devices record LastSeenAt while their stream is connected.
 	ephemeral bool
 	synced    bool // false until the stream has a starting point
@@ -31,6 +40,10 @@ type stream struct {
 // minRelayRenew bounds how often a stream renews credentials, whatever the TTL.
 const minRelayRenew = time.Second
 
+// credentialRecheck is how often a stream opened with a user API token re-checks that the token
+// still exists: revoking a token appends no event that would wake the stream.
+const credentialRecheck = time.Second
+
 // openDeviceStream opens a device's own event stream, for the device's own token only.
 func (s *Server) openDeviceStream(ctx context.Context, p Principal, id string) (*stream, error) {
 	return inTx(ctx, s.store, func(tx store.Tx) (*stream, error) {
@@ -41,7 +54,7 @@ func (s *Server) openDeviceStream(ctx context.Context, p Principal, id string) (
 		if !acc.self {
 			return nil, errorf(ErrForbidden, "a device may read only its own event stream")
 		}
-		return &stream{orgID: d.OrganizationID, deviceID: d.ID, tokenID: p.TokenID, ephemeral: d.Ephemeral}, nil
+		return &stream{orgID: d.OrganizationID, deviceID: d.ID, ownerID: d.OwnerID, tokenID: p.TokenID, ephemeral: d.Ephemeral}, nil
 	})
 }
 
@@ -51,7 +64,11 @@ func (s *Server) openOrgStream(ctx context.Context, p Principal, id string) (*st
 		if _, _, err := memberOf(ctx, tx, id, p.UserID); err != nil {
 			return nil, err
 		}
-		return &stream{orgID: id, userID: p.UserID}, nil
+		st := &stream{orgID: id, userID: p.UserID, expiresAt: p.ExpiresAt}
+		if p.Kind == KindUser {
+			st.userTokenID = p.TokenID
+		}
+		return st, nil
 	})
 }
 
@@ -59,7 +76,7 @@ func (s *Server) openOrgStream(ctx context.Context, p Principal, id string) (*st
 // device's stream, relay when the device needs a relay event. done means the stream's subject
 // is gone and it should end after sending evs.
 func (s *Server) poll(ctx context.Context, st *stream) (evs []api.Event, relay *api.Event, done bool, err error) {
-	err = s.store.Tx(ctx, func(tx store.Tx) error {
+	err = s.store.View(ctx, func(tx store.Tx) error {
 		relay = nil
 		var gone bool
 		var err error

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/nexodus-sdk/nexodus/api"
 	"github.com/nexodus-sdk/nexodus/coordinator/store"
 )
 
@@ -50,18 +51,47 @@ func (s *Server) sweeper(ctx context.Context) {
 	}
 }
 
-// sweep prunes old events and deletes ephemeral devices gone longer than the grace period.
+// sweep prunes old events, signals and expired sign-in state, and deletes ephemeral devices
+// gone longer than the grace period.
 func (s *Server) sweep(ctx context.Context) {
 	now := s.now()
-	pruned, err := inTx(ctx, s.store, func(tx store.Tx) (int64, error) {
-		return tx.PruneEvents(ctx, now.Add(-s.cfg.EventRetention))
-	})
-	switch {
-	case err != nil && ctx.Err() == nil:
-		s.log.Warn("pruning events failed", "err", err)
-	case pruned > 0:
-		s.log.Debug("pruned events", "count", pruned)
+	s.prune(ctx, now)
+	s.sweepEphemeral(ctx, now)
+}
+
+// prune deletes what has outlived its retention. Replicas sharing a store take turns: only
+// the holder of the "prune" lock prunes in a round, the others skip it.
+func (s *Server) prune(ctx context.Context, now time.Time) {
+	release, ok, err := s.store.TryLock(ctx, "prune")
+	if err != nil || !ok {
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("pruning: cannot take the lock", "err", err)
+		}
+		return
 	}
+	defer release()
+	for _, p := range []struct {
+		what  string
+		prune func(tx store.Tx) (int64, error)
+	}{
+		{"events", func(tx store.Tx) (int64, error) { return tx.PruneEvents(ctx, now.Add(-s.cfg.EventRetention)) }},
+		{"signals", func(tx store.Tx) (int64, error) { return tx.PruneSignals(ctx, now.Add(-signalRetention)) }},
+		{"expired sessions and logins", func(tx store.Tx) (int64, error) { return tx.PruneAuth(ctx, now) }},
+	} {
+		n, err := inTx(ctx, s.store, p.prune)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("pruning failed", "what", p.what, "err", err)
+		case n > 0:
+			s.log.Debug("pruned", "what", p.what, "count", n)
+		}
+	}
+}
+
+// sweepEphemeral deletes the ephemeral devices this replica knows of that have had no stream
+// for the grace period. Every replica sweeps its own: the LastSeenAt check keeps one replica
+// from deleting a device that is connected to another.
+func (s *Server) sweepEphemeral(ctx context.Context, now time.Time) {
 	deadline := now.Add(-s.cfg.EphemeralGrace)
 	for _, id := range s.hub.expiredEphemeral(deadline) {
 		seen, err := inTx(ctx, s.store, func(tx store.Tx) (time.Time, error) {
@@ -73,7 +103,7 @@ func (s *Server) sweep(ctx context.Context) {
 				// Seen recently, e.g. by another replica sharing the store: not yet.
 				return d.LastSeenAt, errNotYet
 			}
-			return time.Time{}, s.deleteDeviceTx(ctx, tx, d)
+			return time.Time{}, s.deleteDeviceTx(ctx, tx, d, api.ReasonDeviceRemoved)
 		})
 		switch {
 		case errors.Is(err, errNotYet):

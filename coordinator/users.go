@@ -19,16 +19,7 @@ func (s *Server) CreateUser(ctx context.Context, username string) (api.CreateUse
 		return api.CreateUserResponse{}, err
 	}
 	resp, err := inTx(ctx, s.store, func(tx store.Tx) (api.CreateUserResponse, error) {
-		if _, err := tx.GetUserByUsername(ctx, username); err == nil {
-			return api.CreateUserResponse{}, errorf(ErrConflict, "username %q is taken", username)
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return api.CreateUserResponse{}, err
-		}
-		u := store.User{ID: newID(), Username: username, CreatedAt: s.now()}
-		if err := tx.CreateUser(ctx, u); err != nil {
-			return api.CreateUserResponse{}, conflict(err, "username %q is taken", username)
-		}
-		o, err := s.newOrganization(ctx, tx, u.ID, username, "", netip.Prefix{}, true)
+		u, o, err := s.createUserTx(ctx, tx, username)
 		return api.CreateUserResponse{User: apiUser(u), PersonalOrganizationID: o.ID}, err
 	})
 	if err != nil {
@@ -36,6 +27,22 @@ func (s *Server) CreateUser(ctx context.Context, username string) (api.CreateUse
 	}
 	s.log.Info("user created", "user_id", resp.User.ID, "username", resp.User.Username)
 	return resp, nil
+}
+
+// createUserTx creates a user with its personal organization inside tx: the one way users are
+// made, by the admin (CreateUser) and by signing up with an OpenID provider.
+func (s *Server) createUserTx(ctx context.Context, tx store.Tx, username string) (store.User, store.Organization, error) {
+	if _, err := tx.GetUserByUsername(ctx, username); err == nil {
+		return store.User{}, store.Organization{}, errorf(ErrConflict, "username %q is taken", username)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return store.User{}, store.Organization{}, err
+	}
+	u := store.User{ID: newID(), Username: username, CreatedAt: s.now()}
+	if err := tx.CreateUser(ctx, u); err != nil {
+		return u, store.Organization{}, conflict(err, "username %q is taken", username)
+	}
+	o, err := s.newOrganization(ctx, tx, u.ID, username, "", netip.Prefix{}, true)
+	return u, o, err
 }
 
 // CreateToken issues a user API token. The returned Token carries the secret in bearer form.

@@ -1,26 +1,33 @@
-// Command coordinator runs the reference Nexodus coordinator on a SQLite database.
+// Command coordinator runs the reference Nexodus coordinator on a SQLite database, or on a
+// PostgreSQL database that several replicas share.
 //
 //	go run ./examples/coordinator -listen 127.0.0.1:8080 -db nexodus.db
+//	go run ./examples/coordinator -listen :8080 -db postgres://nexodus@db.internal/nexodus -seal-key "$KEY"
+//
+// -db (default $NEXODUS_DB, else nexodus.db) is a SQLite file or a postgres:// URL.
 //
 // The admin token comes from -admin-token or NEXODUS_ADMIN_TOKEN; without either, the
-// coordinator uses the token in DB.admin-token beside the database (mode 0600), generating it
-// on the first start, and logs that file's path.
+// coordinator uses the token in -admin-token-file (mode 0600; by default DB.admin-token beside
+// a SQLite database), generating it on the first start, and logs that file's path.
 //
 // Devices learn their STUN and TURN servers from -stun-servers and -turn-servers, with TURN
 // credentials minted from -relay-secret (or NEXODUS_RELAY_SECRET), the secret the relays share.
 //
 // Organizations may name their own relays (nexctl relays set); the secrets they give are sealed
-// in the database with -seal-key (or NEXODUS_SEAL_KEY): 32 random bytes in standard base64, e.g.
-// from "head -c 32 /dev/urandom | base64". Without it they are stored as given.
+// in the database with -seal-key (or NEXODUS_SEAL_KEY, or the file -seal-key-file): 32 random
+// bytes in standard base64, e.g. from "head -c 32 /dev/urandom | base64". Without one, a SQLite
+// coordinator makes DB.seal-key beside its database on the first start; a PostgreSQL one
+// refuses to start, since every replica must have the same key.
 //
-// The database file is created (and its schema migrated) if missing. SIGINT or SIGTERM shuts
+// A SQLite database file is created (and its schema migrated) if missing; a PostgreSQL
+// database must exist, and its schema is migrated. SIGINT or SIGTERM shuts
 // the server down gracefully.
 package main
 
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -36,9 +43,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nexodus-sdk/nexodus/coordinator"
-	"github.com/nexodus-sdk/nexodus/coordinator/store/sqlite"
 )
 
 func main() {
@@ -59,7 +66,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	flags := flag.NewFlagSet("coordinator", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	listen := flags.String("listen", "127.0.0.1:8080", "address to listen on")
-	dbPath := flags.String("db", "nexodus.db", "SQLite database file (created if missing)")
+	dbPath := flags.String("db", "", "SQLite database file (created if missing) or postgres:// URL (default $NEXODUS_DB, else "+defaultDB+")")
+	adminTokenFile := flags.String("admin-token-file", "", "file keeping the admin token, generated if missing (default DB.admin-token beside a SQLite database)")
+	sealKeyFile := flags.String("seal-key-file", "", "file keeping the seal key in base64 (default DB.seal-key beside a SQLite database, generated if missing)")
 	adminToken := flags.String("admin-token", "", "admin bearer token (default $NEXODUS_ADMIN_TOKEN, else the one in DB.admin-token, generated if missing)")
 	pool := flags.String("ipv4-pool", "100.64.0.0/10", "IPv4 pool organizations get their blocks from")
 	retention := flags.Duration("event-retention", 24*time.Hour, "how long events are kept for stream resumption")
@@ -69,6 +78,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	relaySecret := flags.String("relay-secret", "", "secret shared with the relays (default $NEXODUS_RELAY_SECRET)")
 	relayTTL := flags.Duration("relay-credential-ttl", 12*time.Hour, "how long minted TURN credentials are valid")
 	sealKeyB64 := flags.String("seal-key", "", "32 bytes in base64 sealing organizations' relay secrets in the database (default $NEXODUS_SEAL_KEY)")
+	trustedProxies := flags.String("trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (default: none, X-Forwarded-For is ignored)")
+	limits := limitFlags(flags)
+	web, tlsf := webFlagSet(flags), tlsFlagSet(flags)
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -82,11 +94,27 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	tokenFrom := "-admin-token"
 	if *adminToken == "" {
-		*adminToken = os.Getenv("NEXODUS_ADMIN_TOKEN")
+		*adminToken, tokenFrom = os.Getenv("NEXODUS_ADMIN_TOKEN"), "NEXODUS_ADMIN_TOKEN"
+	}
+	if *adminToken != "" && utf8.RuneCountInString(*adminToken) < coordinator.MinAdminTokenLength {
+		return fmt.Errorf("the admin token from %s has fewer than %d characters: use a long random one, e.g. $(head -c 24 /dev/urandom | base64)", tokenFrom, coordinator.MinAdminTokenLength)
+	}
+	if *dbPath == "" {
+		*dbPath = os.Getenv("NEXODUS_DB")
+	}
+	if *dbPath == "" {
+		*dbPath = defaultDB
+	}
+	if *adminToken == "" && *adminTokenFile == "" {
+		if isPostgres(*dbPath) {
+			return errors.New("with a PostgreSQL database, give the admin token with -admin-token, NEXODUS_ADMIN_TOKEN or -admin-token-file (a URL has no directory to keep it in)")
+		}
+		*adminTokenFile = *dbPath + adminTokenSuffix
 	}
 	if *adminToken == "" {
-		path := *dbPath + adminTokenSuffix
+		path := *adminTokenFile
 		tok, created, err := loadOrCreateAdminToken(path)
 		if err != nil {
 			return err
@@ -104,20 +132,33 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if *sealKeyB64 == "" {
 		*sealKeyB64 = os.Getenv("NEXODUS_SEAL_KEY")
 	}
-	var sealKey []byte
-	if *sealKeyB64 != "" {
-		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(*sealKeyB64))
-		if err != nil || len(k) != 32 {
-			return errors.New("-seal-key must be 32 bytes in standard base64")
-		}
-		sealKey = k
+	sealKey, err := resolveSealKey(*sealKeyB64, *sealKeyFile, *dbPath, logger)
+	if err != nil {
+		return err
 	}
 	prefix, err := netip.ParsePrefix(*pool)
 	if err != nil {
 		return fmt.Errorf("-ipv4-pool: %w", err)
 	}
+	var proxies []netip.Prefix
+	for _, s := range splitList(*trustedProxies) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("-trusted-proxies: %w", err)
+		}
+		proxies = append(proxies, p)
+	}
 
-	st, err := sqlite.Open(ctx, *dbPath)
+	tlsConfig, err := tlsf.config(*listen)
+	if err != nil {
+		return err
+	}
+	console, err := web.console(os.Getenv, firstOf(splitList(*tlsf.acmeHosts)))
+	if err != nil {
+		return err
+	}
+
+	st, err := openStore(ctx, *dbPath, logger)
 	if err != nil {
 		return err
 	}
@@ -126,6 +167,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Store: st, AdminToken: *adminToken, Logger: logger, IPv4Pool: prefix, EventRetention: *retention,
 		STUNServers: splitList(*stunServers), TURNServers: splitList(*turnServers),
 		RelaySecret: []byte(*relaySecret), RelayCredentialTTL: *relayTTL, SealKey: sealKey,
+		RateLimits: *limits, TrustedProxies: proxies, Console: console,
 	})
 	if err != nil {
 		return err
@@ -136,10 +178,20 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hs := newHTTPServer(srv, logger)
+	var handler http.Handler = srv
+	if tlsConfig != nil {
+		ln, handler = tls.NewListener(ln, tlsConfig), hsts(srv)
+	}
+	stopACME, err := tlsf.serveACMEHTTP(logger)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer stopACME()
+	hs := newHTTPServer(handler, logger)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	logger.Info("coordinator listening", "addr", ln.Addr().String(), "db", *dbPath)
+	logger.Info("coordinator listening", "addr", ln.Addr().String(), "db", dbForLogs(*dbPath), "tls", tlsConfig != nil, "console", console != nil)
 
 	select {
 	case err := <-errc:
@@ -216,10 +268,32 @@ func loadOrCreateAdminToken(path string) (token string, created bool, err error)
 		return "", false, fmt.Errorf("admin token: %w", err)
 	}
 	tok := strings.TrimSpace(string(data))
-	if len(tok) < 16 {
-		return "", false, fmt.Errorf("admin token: %s holds no token of at least 16 characters", path)
+	if utf8.RuneCountInString(tok) < coordinator.MinAdminTokenLength {
+		return "", false, fmt.Errorf("admin token: %s holds no token of at least %d characters", path, coordinator.MinAdminTokenLength)
 	}
 	return tok, false, nil
+}
+
+// limitFlags defines a flag per rate limit ("RATE/UNIT,BURST" or "off") and one for the
+// number of buckets kept, all defaulting to coordinator.DefaultRateLimits.
+func limitFlags(flags *flag.FlagSet) *coordinator.RateLimits {
+	rl := coordinator.DefaultRateLimits()
+	for _, f := range []struct {
+		name string
+		l    *coordinator.Limit
+		what string
+	}{
+		{"limit-requests", &rl.Requests, "authenticated requests per user, device or registration key"},
+		{"limit-signals", &rl.Signals, "signals per device"},
+		{"limit-signal-bytes", &rl.SignalBytes, "signal payload bytes per device"},
+		{"limit-device-updates", &rl.DeviceUpdates, "updates (PATCH) per device"},
+		{"limit-moves", &rl.Moves, "organization moves per device"},
+		{"limit-sources", &rl.Sources, "failed authentications and requests to no route per source address"},
+	} {
+		flags.TextVar(f.l, f.name, *f.l, f.what+" (RATE/UNIT,BURST with UNIT s, m or h; off: no limit)")
+	}
+	flags.IntVar(&rl.MaxKeys, "limit-keys", rl.MaxKeys, "buckets kept per limit; beyond it new principals or addresses share one")
+	return &rl
 }
 
 // splitList splits a comma-separated flag value, dropping empty entries.
@@ -231,4 +305,12 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// firstOf is the first of ss, "" when there is none.
+func firstOf(ss []string) string {
+	if len(ss) == 0 {
+		return ""
+	}
+	return ss[0]
 }

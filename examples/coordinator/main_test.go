@@ -145,3 +145,40 @@ func TestHTTPServerTimeouts(t *testing.T) {
 	assert.Positive(t, hs.IdleTimeout, "IdleTimeout")
 	assert.Zero(t, hs.WriteTimeout, "WriteTimeout would cut event streams")
 }
+
+// TestShortAdminTokenRefused: the admin token has at least 16 characters whether it comes from
+// the flag, the environment or the file.
+func TestShortAdminTokenRefused(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "nexodus.db")
+	t.Setenv("NEXODUS_ADMIN_TOKEN", "")
+	err := run(t.Context(), []string{"-listen", "127.0.0.1:0", "-db", db, "-admin-token", "x"}, &syncBuffer{})
+	assert.ErrorContains(t, err, "-admin-token has fewer than 16 characters")
+	t.Setenv("NEXODUS_ADMIN_TOKEN", "fifteen-chars-x")
+	err = run(t.Context(), []string{"-listen", "127.0.0.1:0", "-db", db}, &syncBuffer{})
+	assert.ErrorContains(t, err, "NEXODUS_ADMIN_TOKEN has fewer than 16 characters")
+	t.Setenv("NEXODUS_ADMIN_TOKEN", "")
+	require.NoError(t, os.WriteFile(db+adminTokenSuffix, []byte("short\n"), 0o600))
+	err = run(t.Context(), []string{"-listen", "127.0.0.1:0", "-db", db}, &syncBuffer{})
+	assert.ErrorContains(t, err, "at least 16 characters")
+}
+
+// TestLimitFlags: the rate limits and trusted proxies are flags; a bad value is refused.
+func TestLimitFlags(t *testing.T) {
+	t.Setenv("NEXODUS_ADMIN_TOKEN", "")
+	db := filepath.Join(t.TempDir(), "nexodus.db")
+	for _, args := range [][]string{
+		{"-limit-signals", "fast"}, {"-limit-moves", "1/m,0"}, {"-trusted-proxies", "10.0.0.0/33"},
+		{"-limit-signal-bytes", "1000/s,1000"}, // a burst below the largest signal
+	} {
+		err := run(t.Context(), append([]string{"-listen", "127.0.0.1:0", "-db", db}, args...), &syncBuffer{})
+		assert.Error(t, err, "%q", args)
+	}
+	url, _, stop := start(t, "-listen", "127.0.0.1:0", "-db", db, "-limit-sources", "1/h,2",
+		"-limit-requests", "off", "-trusted-proxies", "10.0.0.0/8,fd00::/8")
+	defer stop()
+	statuses := make([]int, 3)
+	for i := range statuses {
+		statuses[i] = post(t, url+api.Prefix+"/users", "bad-token-0123456789", api.CreateUserRequest{Username: "x"})
+	}
+	assert.Equal(t, []int{401, 401, 429}, statuses, "-limit-sources 1/h,2: two failures, then throttled")
+}

@@ -62,7 +62,11 @@ func (e *Engine) apply(ctx context.Context, ev api.Event) {
 		next, delta := e.peers.Apply(ev)
 		if next.Removed && !e.peers.Removed {
 			e.mu.Unlock()
-			e.cutOff(ErrDeviceRemoved)
+			reason := ErrDeviceRemoved
+			if r, ok := reasonErrors[ev.Reason]; ok {
+				reason = r // a device.removed may say why (e.g. with its user)
+			}
+			e.cutOff(reason)
 			return
 		}
 		e.peers = next

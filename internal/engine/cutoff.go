@@ -19,11 +19,29 @@ var (
 	// ErrCredentialRevoked: the coordinator refuses the node's device token (revoked, expired,
 	// or replaced by a re-registration elsewhere).
 	ErrCredentialRevoked = fmt.Errorf("%w: the device token was refused", ErrCutOff)
+	// ErrOrganizationDeleted: the node's organization was deleted, and its device with it. It
+	// wraps ErrDeviceRemoved.
+	ErrOrganizationDeleted = fmt.Errorf("%w with its organization", ErrDeviceRemoved)
+	// ErrUserDeleted: the user who registered the node was deleted, and their devices with
+	// them. It wraps ErrDeviceRemoved.
+	ErrUserDeleted = fmt.Errorf("%w with its user", ErrDeviceRemoved)
 )
 
-// cutOffReason says why a control stream that ended for good (a 4xx on reconnect) cut the node
-// off.
+// reasonErrors maps the coordinator's reasons to the engine's sentinels.
+var reasonErrors = map[api.Reason]error{
+	api.ReasonDeviceRemoved:       ErrDeviceRemoved,
+	api.ReasonOrganizationDeleted: ErrOrganizationDeleted,
+	api.ReasonUserDeleted:         ErrUserDeleted,
+	api.ReasonCredentialRevoked:   ErrCredentialRevoked,
+	api.ReasonCredentialExpired:   ErrCredentialRevoked,
+}
+
+// cutOffReason says why a control stream that ended for good (an api.EventClosed, or a 4xx on
+// reconnect) cut the node off: the coordinator's reason when it gave one, else the status.
 func cutOffReason(err error) error {
+	if r, ok := reasonErrors[client.ReasonOf(err)]; ok {
+		return r
+	}
 	switch {
 	case errors.Is(err, client.ErrNotFound):
 		return ErrDeviceRemoved
