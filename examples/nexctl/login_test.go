@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -113,14 +114,21 @@ func TestMemberRoleAndUserDelete(t *testing.T) {
 
 	bob.fails(exitError, "only an owner", "member", "role", "alice", "member", "--org", "acme")
 	alice.fails(exitUsage, "owner or member", "member", "role", "bob", "admin", "--org", "acme")
+	// alice is acme's only owner, and bob belongs to it: she cannot go first.
+	alice.fails(exitError, "only owner of acme", "user", "delete", "me")
 	var m api.Member
 	alice.json(&m, "member", "role", "bob", "owner", "--org", "acme")
 	assert.Equal(t, api.RoleOwner, m.Role)
 
-	alice.fails(exitError, "acme", "user", "delete", "me")
+	// With another owner, acme passes to bob when alice goes.
+	alice.ok("user", "delete", "me")
+	alice.fails(exitError, "", "user", "me")
+	var me api.User
+	bob.json(&me, "user", "me")
+	var orgs []api.Organization
+	bob.json(&orgs, "org", "list")
+	require.True(t, slices.ContainsFunc(orgs, func(o api.Organization) bool { return o.Name == "acme" && o.OwnerID == me.ID }), "acme is bob's: %+v", orgs)
 	bob.ok("user", "delete", "me")
-	bob.fails(exitError, "", "user", "me")
-	admin.ok("user", "delete", "alice")
 	var us []api.User
 	admin.json(&us, "user", "list")
 	assert.Empty(t, us)
