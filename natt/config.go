@@ -34,8 +34,10 @@ type Config struct {
 
 	// TURN are the relays for relayed candidates (see also SetTURN). A session gathers relayed
 	// candidates (a TURN allocation) only when a relay is likely needed: see SetLocalNAT and
-	// SetPeerSymmetric. ICE selects a relayed pair only when no direct pair works, and while a
-	// peer is relayed it looks for a direct pair again every UpgradeInterval.
+	// SetPeerSymmetric — and when a session without them hears nothing from the peer (fast
+	// fallback, see the package doc). ICE selects a relayed pair only when no direct pair works
+	// in time, and while a peer is relayed it looks for a direct pair again (see
+	// UpgradeInterval).
 	TURN []TURNServer
 	// OnRelayPacket receives the datagrams (not STUN) the peer sent over a relayed pair: the
 	// root hands them to WireGuard (mesh.InjectPacket). It is called from one goroutine per
@@ -51,7 +53,8 @@ type Config struct {
 	RelayOnly bool
 	// UpgradeInterval is how often the controlling side of a relayed peer starts a new session
 	// to look for a direct pair; the relayed path stays in use until the new session selects
-	// a pair [45s, jittered].
+	// a pair [45s, jittered]. The first look after the path became relayed comes sooner (5 s,
+	// or UpgradeInterval if shorter).
 	UpgradeInterval time.Duration
 
 	// Host candidates: loopback addresses are left out unless IncludeLoopback; InterfaceFilter
@@ -66,7 +69,7 @@ type Config struct {
 	KeepaliveInterval   time.Duration // consent checks on the selected pair [2s]
 	DisconnectedTimeout time.Duration // no answer for this long: disconnected [5s]
 	FailedTimeout       time.Duration // then failed after this much more [10s]
-	CheckInterval       time.Duration // connectivity-check pacing [200ms]
+	CheckInterval       time.Duration // connectivity-check pacing while checking [100ms]
 	OfferTimeout        time.Duration // first retransmission of an unanswered offer [3s]
 	BackoffMin          time.Duration // first delay before restarting a failed session [500ms]
 	BackoffMax          time.Duration // cap for restart and retransmission delays [30s]
@@ -81,7 +84,9 @@ func (c *Config) setDefaults() {
 	def(&c.KeepaliveInterval, 2*time.Second)
 	def(&c.DisconnectedTimeout, 5*time.Second)
 	def(&c.FailedTimeout, 10*time.Second)
-	def(&c.CheckInterval, 200*time.Millisecond)
+	// A valid pair is nominated at the next check round: the pacing bounds how long that takes.
+	// Each pair is still checked for pairCheckSpan (see maxBindingRequests).
+	def(&c.CheckInterval, 100*time.Millisecond)
 	def(&c.OfferTimeout, 3*time.Second)
 	def(&c.BackoffMin, 500*time.Millisecond)
 	def(&c.BackoffMax, 30*time.Second)

@@ -78,18 +78,20 @@
 // refreshed), a session gathers relayed candidates when a relay is likely needed: this host is
 // behind a symmetric NAT, or its NAT type is unknown (not checked yet, or no STUN server
 // answered: UDP may be blocked) — see SetLocalNAT —, the peer reported a symmetric NAT
-// (SetPeerSymmetric), or the previous session with the peer failed without relayed candidates.
-// Other sessions make no TURN allocation, so relay load does not grow with the number of peers
-// that connect directly, and a per-credential quota is left to the peers that need it; a
-// session that connected directly while holding allocations it turned out not to need is
-// replaced, its pair staying in use, by one without. pion allocates on each TURN server over
-// UDP, TCP (transport=tcp, for networks that drop UDP) or TLS, on sockets of its own — not the
-// shared one, which carries no TURN traffic. The TURN servers answer STUN too, so they also
-// yield server-reflexive candidates, whether or not the session allocates. Type preferences (host > prflx > srflx > relay) make ICE
-// select a working direct pair over a relayed one, and pion waits 2 s before it nominates a
-// relayed pair at all, for direct checks that need a few tries to get through a NAT.
-// RelayOnly gathers relayed candidates only (tests on 127.0.0.1, networks where only the relay
-// works).
+// (SetPeerSymmetric), or the previous session with the peer found no direct pair. Other
+// sessions make no TURN allocation, so relay load does not grow with the number of peers that
+// connect directly, and a per-credential quota is left to the peers that need it; a session
+// that connected directly while holding allocations it turned out not to need is replaced, its
+// pair staying in use, by one without. pion allocates on each TURN server over UDP, TCP
+// (transport=tcp, for networks that drop UDP) or TLS, on sockets of its own — not the shared
+// one, which carries no TURN traffic: about one allocation per TURN URL per session that
+// gathers. The TURN servers answer STUN too, so they also yield server-reflexive candidates,
+// whether or not the session allocates. Type preferences (host > prflx > srflx > relay) make ICE select a
+// working direct pair over a relayed one. A direct pair is nominated as soon as it is valid
+// (no acceptance wait; checks are paced every CheckInterval, 100 ms); a relayed pair after
+// 300 ms in a session that allocated up front (the direct pairs' chance), at once in one that
+// follows a direct attempt that found nothing. RelayOnly gathers relayed candidates only (tests
+// on 127.0.0.1, networks where only the relay works).
 //
 // A relayed pair (Path.Relayed: either candidate is relayed) is not reachable as an address on
 // the shared socket. Its Path carries Send, which writes through the session's selected pair
@@ -104,11 +106,33 @@
 // upgrade attempt — is therefore kept open until the new session selects a pair, and for a
 // few seconds more while the peer switches too; if the new session fails instead, the kept one
 // becomes current again and nothing is reported. While a peer is relayed, the controlling side
-// starts a new session every UpgradeInterval to look for a direct pair: the switch happens
-// without the path ever being reported lost. Such upgrade sessions (and the answers to them)
-// gather no relayed candidates: the kept session's allocation carries the traffic meanwhile, so
-// a relayed peer does not allocate again at every look. If the TURN server dies, relayed sessions lose
-// consent, report the zero Path and restart with backoff until the relay is back; peers with a
-// direct path are not affected. The signaling format needs no change: relay candidates are
+// starts a new session to look for a direct pair, 5 s after the path became relayed and then
+// every UpgradeInterval: the switch happens without the path ever being reported lost. Such
+// upgrade sessions (and the answers to them) gather no relayed candidates: the kept session's
+// allocation carries the traffic meanwhile, so a relayed peer does not allocate again at every
+// look. If the TURN server dies, relayed sessions lose consent, report the zero Path and
+// restart with backoff until the relay is back; peers with a direct path are not affected. The signaling format needs no change: relay candidates are
 // ordinary candidate lines.
+//
+// # Fast fallback
+//
+// A session without relayed candidates never waits for ICE to fail before the relay is tried.
+// Its direct pairs are looked at 300 ms after the checks got the peer's first candidate: if no
+// pair has heard from the peer (no answer to a check, no check of the peer's), or none is valid
+// 1.5 s in although some did, the session found no direct pair. The controlling side then offers
+// a new session at once, which gathers relayed candidates and nominates a working relayed pair
+// without waiting (its direct candidates are checked too, and win if they validate first); the
+// controlled side records it, so that its answer to that offer gathers relayed candidates too.
+// The first look for a direct pair after the path became relayed (see above) comes 5 s later
+// rather than after UpgradeInterval, since the relay may have been chosen where a direct pair
+// needed a moment longer; a look that hears nothing from the peer within 1.5 s ends, and the
+// relayed session stays.
+//
+// Allocations: a peer that needs the relay holds one allocation per TURN URL (two, UDP and TCP,
+// with the coordinator's usual list), two sets for a few seconds during a handover; peers that
+// connect directly hold none once a direct session replaced the one that held them (10 s). A relay's per-device quota
+// (relay.Config.QuotaPerUser) therefore bounds the number of relayed peers of a device to about
+// quota/2; an allocation the relay refuses (486) leaves that session without relayed candidates
+// for that URL, and a peer left with no pair at all retries once ICE failed, with backoff.
+// Allocations are not shared between peers.
 package natt

@@ -33,6 +33,9 @@ type session struct {
 	remote     int      // remote candidates accepted
 	tries      int      // offer transmissions
 	state      ice.ConnectionState
+	// checksFrom is when the checks had a remote candidate to work on: the fast-fallback looks
+	// (relay_fallback.go) count from it.
+	checksFrom time.Time
 	// slow fires if the checks have not found a pair troubleAfter after they began; it is
 	// stopped when the session connects or closes.
 	slow *time.Timer
@@ -58,8 +61,9 @@ func (s *session) close() error {
 
 // newSession creates an agent for session id and wires its callbacks to the event queue.
 func (p *peer) newSession(id string, offerer, upgrade bool) (*session, error) {
-	relay, why := p.wantRelay(upgrade)
-	a, err := p.m.newAgent(relay)
+	need := p.relayNeed(upgrade)
+	relay, why := need.wanted()
+	a, err := p.m.newAgent(relay, need.nominationWait())
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +150,12 @@ func (p *peer) addRemote(s *session, raw string) {
 		return
 	}
 	s.remote++
+	if s.checksFrom.IsZero() {
+		// The checks have something to work on: from now on, no word from the peer for long
+		// means a direct pair is unlikely (see onFallbackTimer).
+		s.checksFrom = time.Now()
+		p.armFallback(s, noProgressAfter)
+	}
 }
 
 // sessionPath completes a pair selected by session s: the session it belongs to and, for a
@@ -204,8 +214,8 @@ func (p *peer) endSession() {
 }
 
 // newAgent makes an agent for one session; relay says whether it gathers relayed candidates
-// (makes TURN allocations).
-func (m *Manager) newAgent(relay bool) (*ice.Agent, error) {
+// (makes TURN allocations), relayWait how long pion waits before it nominates a relayed pair.
+func (m *Manager) newAgent(relay bool, relayWait time.Duration) (*ice.Agent, error) {
 	networks := []ice.NetworkType{ice.NetworkTypeUDP4}
 	turnTransports := []ice.NetworkType{ice.NetworkTypeUDP4, ice.NetworkTypeTCP4}
 	if m.cfg.IPv6 {
@@ -213,10 +223,11 @@ func (m *Manager) newAgent(relay bool) (*ice.Agent, error) {
 		turnTransports = append(turnTransports, ice.NetworkTypeUDP6, ice.NetworkTypeTCP6)
 	}
 	// Candidate types: their type preferences (host > prflx > srflx > relay) make ICE prefer
-	// any working direct pair, and pion nominates a relayed pair only after waiting 2 s for a
-	// better one. Relayed candidates come from TURN allocations pion makes on sockets of its
-	// own (not the shared one). Without relay the TURN servers stay in the list: they answer
-	// STUN, for server-reflexive candidates, and pion allocates only for the relay type.
+	// any working direct pair, and pion nominates a relayed pair only after relayWait (see
+	// relayNeed.nominationWait). Relayed candidates come from TURN allocations pion makes on
+	// sockets of its own (not the shared one). Without relay the TURN servers stay in the list:
+	// they answer STUN, for server-reflexive candidates, and pion allocates only for the relay
+	// type.
 	types := []ice.CandidateType{ice.CandidateTypeHost, ice.CandidateTypeServerReflexive}
 	urls := m.stunURLs()
 	if turn := m.turnURLs(); len(turn) > 0 {
@@ -229,11 +240,8 @@ func (m *Manager) newAgent(relay bool) (*ice.Agent, error) {
 			types = append(types, ice.CandidateTypeRelay)
 		}
 	}
-	// pion's wait before nominating a relayed pair (2 s, for a direct pair to show up) does
-	// not apply when there are relayed candidates only.
-	relayWait := 2 * time.Second
 	if m.relayOnly.Load() {
-		relayWait = 0
+		relayWait = 0 // nothing better can show up
 	}
 	opts := []ice.AgentOption{
 		ice.WithNetworkTypes(networks),
@@ -243,12 +251,20 @@ func (m *Manager) newAgent(relay bool) (*ice.Agent, error) {
 		ice.WithUDPMuxSrflx(m.mux),
 		ice.WithUrls(urls),
 		ice.WithNet(m.net),
+		// A direct pair is nominated as soon as it is valid (pion's defaults wait 500 ms for a
+		// server-reflexive and 1 s for a peer-reflexive pair, in case a better one validates):
+		// the best pair valid at that moment is taken, host pairs validate first where they
+		// work, and a path is worth more now than a slightly better one later.
+		ice.WithHostAcceptanceMinWait(0),
+		ice.WithSrflxAcceptanceMinWait(0),
+		ice.WithPrflxAcceptanceMinWait(0),
 		ice.WithRelayAcceptanceMinWait(relayWait),
 		ice.WithMulticastDNSMode(ice.MulticastDNSModeDisabled),
 		ice.WithKeepaliveInterval(m.cfg.KeepaliveInterval),
 		ice.WithDisconnectedTimeout(m.cfg.DisconnectedTimeout),
 		ice.WithFailedTimeout(m.cfg.FailedTimeout),
 		ice.WithCheckInterval(m.cfg.CheckInterval),
+		ice.WithMaxBindingRequests(maxBindingRequests(m.cfg.CheckInterval)),
 		ice.WithSTUNGatherTimeout(5 * time.Second),
 		ice.WithLoggerFactory(pionLoggerFactory{m.log}),
 	}
@@ -270,4 +286,16 @@ func (m *Manager) newAgent(relay bool) (*ice.Agent, error) {
 		return nil, fmt.Errorf("natt: new ICE agent: %w", err)
 	}
 	return a, nil
+}
+
+// pairCheckSpan is how long pion checks one candidate pair before it gives up on it: its
+// default, 7 requests at its default 200 ms pacing.
+const pairCheckSpan = 1400 * time.Millisecond
+
+// maxBindingRequests keeps a pair checked for pairCheckSpan whatever the pacing: checks sent
+// faster (to nominate sooner) must not give up on a pair sooner, across a NAT that takes a few
+// tries.
+func maxBindingRequests(interval time.Duration) uint16 {
+	n := int(pairCheckSpan / interval)
+	return uint16(min(max(n, 7), 1000))
 }

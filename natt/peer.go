@@ -68,10 +68,18 @@ type peer struct {
 	// allocations it does not need (armRelease). It is a timer of its own: the peer's other
 	// timer is taken by offers and restarts, and a release must not be lost to one of them.
 	releaseTimer *time.Timer
+	// fallbackTimer fires the fast-fallback looks at the session fallbackFor (see
+	// relay_fallback.go); a timer of its own, for the same reason as releaseTimer.
+	fallbackTimer *time.Timer
+	fallbackFor   string
+	// upgradeLooks counts the looks for a direct pair since the path became relayed: the first
+	// comes early (see upgradeDelay).
+	upgradeLooks int
 	memory       sessionMemory // ended sessions, and candidates of sessions not heard of yet
 	attempt      int           // consecutive failures, for backoff
-	// directFailed: a session without relayed candidates failed, and none has connected
-	// directly since; the next sessions gather relayed candidates.
+	// directFailed: a session without relayed candidates failed, or heard nothing from the peer
+	// in time (fast fallback), and none has connected directly since; the next sessions gather
+	// relayed candidates.
 	directFailed bool
 	timer        *time.Timer
 	timerKind    timerKind
@@ -138,6 +146,8 @@ func (p *peer) run() {
 	defer p.keepTimer.Stop()
 	p.releaseTimer = stoppedTimer()
 	defer p.releaseTimer.Stop()
+	p.fallbackTimer = stoppedTimer()
+	defer p.fallbackTimer.Stop()
 
 	p.log.Debug("peer added", "controlling", p.controlling)
 	p.offer()
@@ -159,6 +169,8 @@ func (p *peer) run() {
 			p.onTimer(kind)
 		case <-p.releaseTimer.C:
 			p.release()
+		case <-p.fallbackTimer.C:
+			p.onFallbackTimer()
 		case <-p.keepTimer.C:
 			p.closeKeep()
 		case <-p.kick:
@@ -331,6 +343,9 @@ func (p *peer) reportPath(path Path) {
 	p.path = next
 	if !changed {
 		return
+	}
+	if !next.Relayed() {
+		p.upgradeLooks = 0 // direct or lost: the next relayed path gets an early look again
 	}
 	if k := p.keep; k != nil && path.Valid() && path.session != k.id {
 		// The new session has its pair: the kept one goes once the peer has switched too.

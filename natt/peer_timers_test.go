@@ -112,8 +112,9 @@ func firstOffer(l *link, from string, t0 time.Time) (sentSignal, bool) {
 }
 
 // When consent checks go unanswered, the path is reported lost once DisconnectedTimeout has
-// passed without an answer (pion looks every CheckInterval), and a new session is offered after
-// the restart backoff. (b waits longer before it restarts, so that a's restart is the one seen.)
+// passed without an answer (while connected, pion looks every KeepaliveInterval, and the last
+// answer may have come up to one before the cut), and a new session is offered after the
+// restart backoff. (b waits longer before it restarts, so that a's restart is the one seen.)
 func TestLostPathRestartsAfterBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n, l, a, b := memPair(t, nil, func(c *Config) { c.BackoffMin, c.BackoffMax = 5*time.Second, 5*time.Second })
@@ -123,11 +124,11 @@ func TestLostPathRestartsAfterBackoff(t *testing.T) {
 		time.Sleep(time.Second)
 		synctest.Wait()
 
-		cfg := fastConfig() // DisconnectedTimeout 500ms, CheckInterval 50ms, BackoffMin 100ms
+		cfg := fastConfig() // DisconnectedTimeout 500ms, KeepaliveInterval 100ms, BackoffMin 100ms
 		lost, ok := a.paths.lostAt(m.paths)
 		require.True(t, ok, "the path was not reported lost")
 		assert.GreaterOrEqual(t, lost.Sub(cut), cfg.DisconnectedTimeout, "lost too early")
-		assert.LessOrEqual(t, lost.Sub(cut), cfg.DisconnectedTimeout+cfg.CheckInterval, "lost too late")
+		assert.LessOrEqual(t, lost.Sub(cut), cfg.DisconnectedTimeout+cfg.KeepaliveInterval, "lost too late")
 		offer, ok := firstOffer(l, "a", lost)
 		require.True(t, ok, "no new offer after the loss")
 		assert.NotEqual(t, m.Session, offer.msg.Session)

@@ -1,16 +1,33 @@
 // relay_policy.go holds when a session gathers relayed candidates (makes TURN allocations):
-// the hints the root gives (this host's NAT type, the peers' symmetric NATs), the pure rule that
-// weighs them, and what a peer does when they change — start a session with a relay, release an
-// allocation a direct path does not need, look for a direct path while relayed.
+// the hints the root gives (this host's NAT type, the peers' symmetric NATs), the pure rules that
+// weigh them (whether to allocate, how long pion waits before it nominates a relayed pair, when
+// to look for a direct pair while relayed), and what a peer does when they change — start a
+// session with a relay, release an allocation a direct path does not need, look for a direct
+// path while relayed. The fast fallback of a session that finds no direct pair is in
+// relay_fallback.go.
 
 package natt
+
+import "time"
+
+const (
+	// relayGrace is how long a session that gathered relayed candidates from the start (a relay
+	// was likely needed) lets its direct pairs validate before pion may nominate a relayed one:
+	// a direct pair between reachable peers validates within a round trip.
+	relayGrace = 300 * time.Millisecond
+	// earlyUpgradeAfter is when the first look for a direct pair starts once a peer is relayed
+	// (the later ones come every UpgradeInterval): a fast fallback or a short relay wait may
+	// have chosen the relay where a direct pair needed a moment longer.
+	earlyUpgradeAfter = 5 * time.Second
+)
 
 // SetLocalNAT tells the Manager what this host's NAT check found (a Monitor's result), which
 // decides whether its sessions gather relayed candidates. Behind a symmetric NAT, or while the
 // type is unknown (not checked yet, no STUN server answered — UDP may be blocked — or a single
 // server could not tell), every session does: direct paths are unlikely or unproven. Behind an
 // endpoint-independent NAT or none, only sessions with peers that need a relay do (see
-// SetPeerSymmetric), and sessions with a peer whose previous session failed without one.
+// SetPeerSymmetric), and sessions with a peer whose previous session found no direct pair
+// (it failed, or heard nothing from the peer in time: relay_fallback.go).
 // Allocating for every peer would load the relay with O(peers) allocations per device and let
 // a per-credential quota starve the one peer that needs it. A session that is already
 // connected directly keeps its path; one that holds an allocation it no longer needs is
@@ -62,8 +79,8 @@ type relayNeed struct {
 	// upgrade: the session looks for a direct pair while a kept session's allocation carries
 	// the relayed path.
 	upgrade bool
-	// directFailed: a session without relayed candidates failed, and none has connected
-	// directly since.
+	// directFailed: a session without relayed candidates failed, or heard nothing from the peer
+	// in time (relay_fallback.go), and none has connected directly since.
 	directFailed  bool
 	localNAT      NATType
 	peerSymmetric bool
@@ -80,7 +97,7 @@ func (n relayNeed) wanted() (bool, string) {
 	case n.upgrade:
 		return false, ""
 	case n.directFailed:
-		return true, "the last session failed without a relay"
+		return true, "the last session found no direct pair"
 	case n.localNAT == NATSymmetric:
 		return true, "this host is behind a symmetric NAT"
 	case n.localNAT == NATUnknown:
@@ -91,8 +108,19 @@ func (n relayNeed) wanted() (bool, string) {
 	return false, ""
 }
 
-// wantRelay decides whether a new session with the peer gathers relayed candidates.
-func (p *peer) wantRelay(upgrade bool) (bool, string) {
+// nominationWait is how long pion waits, in a session that gathers relayed candidates, before
+// it nominates a relayed pair: none when nothing better can come (relay only) or the last
+// direct attempt found nothing (the relay is the point of this session), relayGrace otherwise.
+// A direct pair that validates later takes over through an upgrade look.
+func (n relayNeed) nominationWait() time.Duration {
+	if n.relayOnly || n.directFailed {
+		return 0
+	}
+	return relayGrace
+}
+
+// relayNeed collects what decides a new session's relay use.
+func (p *peer) relayNeed(upgrade bool) relayNeed {
 	local, sym := p.m.natHints(p.id)
 	return relayNeed{
 		turn:          len(p.m.turnURLs()) > 0,
@@ -101,8 +129,11 @@ func (p *peer) wantRelay(upgrade bool) (bool, string) {
 		directFailed:  p.directFailed,
 		localNAT:      local,
 		peerSymmetric: sym,
-	}.wanted()
+	}
 }
+
+// wantRelay decides whether a new session with the peer gathers relayed candidates.
+func (p *peer) wantRelay(upgrade bool) (bool, string) { return p.relayNeed(upgrade).wanted() }
 
 // replaceForRelay reports whether session s (nil: none) must give way at once to one with
 // relayed candidates, now that a relay is wanted: it has none and has not begun its checks (a
@@ -172,13 +203,22 @@ func (p *peer) holdsUnneededAllocation() bool {
 	return unneededAllocation(p.sess, p.path, p.m.relayOnly.Load(), want)
 }
 
+// upgradeDelay is when the next look for a direct pair starts, after looks earlier ones since
+// the path became relayed: the first early, the others every interval (UpgradeInterval).
+func upgradeDelay(looks int, interval time.Duration) time.Duration {
+	if looks == 0 {
+		return min(earlyUpgradeAfter, interval)
+	}
+	return interval
+}
+
 // armUpgrade schedules the next look for a direct pair while the path is relayed. Only the
 // controlling side does it, so that the two sides do not offer at once.
 func (p *peer) armUpgrade() {
 	relayed := p.path.Valid() && p.path.Relayed()
 	switch {
 	case relayed && p.controlling && p.timerKind == timerNone:
-		p.setTimer(timerUpgrade, jitter(p.m.cfg.UpgradeInterval))
+		p.setTimer(timerUpgrade, jitter(upgradeDelay(p.upgradeLooks, p.m.cfg.UpgradeInterval)))
 	case !relayed && p.timerKind == timerUpgrade:
 		p.clearTimer()
 	}
@@ -191,7 +231,8 @@ func (p *peer) onUpgradeTimer() {
 	if s == nil || !p.path.Valid() || !p.path.Relayed() || p.path.session != s.id {
 		return
 	}
-	p.log.Info("relayed: looking for a direct path")
+	p.log.Info("relayed: looking for a direct path", "look", p.upgradeLooks+1)
+	p.upgradeLooks++
 	p.attempt = 0
 	p.offerSession(true)
 }

@@ -111,16 +111,22 @@ func TestNoAllocationForDirectPeers(t *testing.T) {
 	require.Zero(t, ts.allocs.Load(), "TURN allocations for a pair that connected directly behind cone NATs")
 }
 
-// A session that fails without relayed candidates is followed by one with them: peers behind
-// "cone" NATs that filter each other (direct blocked here) still end up relayed.
-func TestRelayAfterDirectFailure(t *testing.T) {
+// A session without relayed candidates whose direct pairs hear nothing from the peer is
+// replaced by one with them, without waiting for ICE to fail: peers behind "cone" NATs that
+// filter each other (direct blocked here) end up relayed with no failed session.
+func TestRelayFallbackWithoutFailure(t *testing.T) {
 	ts := newTURNServer(t)
 	l := newLink()
 	a := newConePeer(t, l, "a", 1, ts)
 	b := newConePeer(t, l, "b", 2, ts)
 	pa, pb := connectBlocked(t, a, b)
+	for _, x := range [][2]*relayPeer{{a, b}, {b, a}} {
+		st, _ := status(x[0].mgr, x[1].id)
+		assert.Zero(t, st.Failures, "%s: a session failed before the relay was used: %+v", x[0].id, st)
+	}
 	st, _ := status(a.mgr, "b")
-	require.NotZero(t, st.Failures, "relayed without a failed session first: %+v", st)
+	assert.GreaterOrEqual(t, st.Sessions, 2, "a (controlling) relayed in its first session, which had no relayed candidates: %+v", st)
+	assert.NotZero(t, ts.allocs.Load(), "no TURN allocation")
 	exchange(t, pa, b, 200)
 	exchange(t, pb, a, 200)
 }

@@ -40,8 +40,8 @@ func newRelayPeer(t *testing.T, l *link, id string, keyByte byte, tweak func(*Co
 	inbox := newRelayInbox()
 	tp := newTestPeerOn(t, l, newTestNode(t), func(c *Config) {
 		c.OnRelayPacket = inbox.deliver
-		// pion nominates a relayed pair only after 2 s (waiting for a direct one); checks
-		// must not time out before.
+		// Short ICE timeouts, so that failures show quickly; still long enough for the checks
+		// to find a relayed pair before they time out.
 		c.DisconnectedTimeout = time.Second
 		c.FailedTimeout = 3 * time.Second
 		tweak(c)

@@ -221,6 +221,7 @@ func (dp *dataplane) onPath(deviceID string, peer key.Key, p natt.Path) {
 		dp.mu.Unlock()
 		return // removed meanwhile
 	}
+	prev, had := dp.paths[deviceID]
 	if p.Valid() {
 		dp.paths[deviceID] = p
 	} else {
@@ -231,6 +232,11 @@ func (dp *dataplane) onPath(deviceID string, peer key.Key, p natt.Path) {
 	switch {
 	case p.Valid() && p.Relayed():
 		err = dp.mesh.SetPeerRelay(peer, p.Send)
+	case p.Valid() && had && !prev.Relayed() && prev.Remote == p.Remote:
+		// The same address under other candidate types (a peer-reflexive candidate replaced
+		// by the one the peer signaled): the pin stands. Pinning again would start a second
+		// handshake over the one in flight, and the two sides can end up with different
+		// sessions.
 	case p.Valid():
 		err = dp.mesh.SetPeerPath(peer, p.Remote)
 	default:

@@ -128,6 +128,30 @@ func TestRelayBlockedUDP(t *testing.T) {
 	})
 }
 
+// Relay case 3b: a host behind a cone NAT whose firewall lets UDP out to public hosts only
+// (STUN and the relay answer, so it finds its NAT's mapping and publishes it) but drops UDP
+// toward other NATs, where its peers are: no direct pair can work although nothing hints at it
+// (both sides report cone NATs), and the nodes connect through the relay. Both nodes up → first
+// byte is logged (case relay-peerudp-cone): ICE must fall back to the relay without waiting to
+// fail.
+func TestRelayPeerUDPBlocked(t *testing.T) {
+	runPair(t, pairCase{
+		name: "relay-peerudp-cone",
+		cfg:  relayCfg,
+		topo: func(w *world) (*natlab.Host, *natlab.Host) {
+			cone := w.addNAT("cone1", natlab.Cone, nat1Lo, nat1Hi)
+			fw := w.addNAT("fw2", natlab.BlockPeerUDP, nat2Lo, nat2Hi)
+			return w.lab.AddHost("ha", cone.LAN()), w.lab.AddHost("hb", fw.LAN())
+		},
+		check: func(w *world, st *nodeStatus, p peerStatus) error {
+			if st.NAT != "cone" {
+				return fmt.Errorf("own NAT %q, want cone (STUN passes the firewall)", st.NAT)
+			}
+			return wantRelayed(p, false)
+		},
+	})
+}
+
 // iceLog finds the first line of n's -v log after since that has msg and is about peer (a
 // device ID), without waiting.
 func iceLog(n *node, since time.Time, msg, peer string) (timedLine, bool) {

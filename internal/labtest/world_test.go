@@ -97,7 +97,9 @@ func newWorld(t *testing.T, cfg worldConfig) *world {
 	// STUN servers always, as a real deployment would have; TURN only where the case wants
 	// relayed candidates.
 	w.stun = []string{s1, s2}
-	args := []string{"-listen", fmt.Sprintf("%s:%d", ip, coordPort), "-db", t.TempDir() + "/nexodus.db",
+	// Plain HTTP on the lab's public address (the coordinator serves it on loopback only unless
+	// told): the lab has no certificates, and nothing but the lab's own hosts reaches it.
+	args := []string{"-listen", fmt.Sprintf("%s:%d", ip, coordPort), "-insecure-http", "-db", t.TempDir() + "/nexodus.db",
 		"-admin-token", adminToken, "-stun-servers", strings.Join(w.stun, ","),
 		// The lab's network is private and has no certificates: plain HTTP off loopback.
 		"-insecure-http"}

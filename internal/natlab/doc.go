@@ -46,6 +46,10 @@
 //   - [Symmetric]: masquerade fully-random; every new flow (new remote ip:port) gets a fresh
 //     random port, so a STUN server sees a different mapping than a peer does.
 //   - [BlockUDP]: like Cone, but forwarded outbound UDP is dropped; TCP still passes.
+//   - [BlockPeerUDP]: like Cone, but forwarded outbound UDP to 203.0.113.0/24 (the other NATs'
+//     WAN sides) is dropped: UDP to public hosts (STUN, the relay) passes, so the NAT type is
+//     found and published, but no UDP gets through to a peer behind another NAT, nor back
+//     (nothing it sent there made a mapping).
 //
 // For all kinds, forwarded packets from wan0 that are not part of an established flow are
 // dropped, and so is every new packet addressed to the router itself from wan0 (like a home

@@ -22,6 +22,10 @@ const (
 	Symmetric
 	// BlockUDP is Cone that drops all forwarded outbound UDP; TCP still passes.
 	BlockUDP
+	// BlockPeerUDP is Cone behind a firewall that lets UDP out to public hosts only
+	// (198.51.100.0/24: STUN servers, the relay) and drops UDP toward other NATs' WAN addresses
+	// (203.0.113.0/24), where the peers are: STUN works, hole punching cannot.
+	BlockPeerUDP
 )
 
 func (k Kind) String() string {
@@ -32,6 +36,8 @@ func (k Kind) String() string {
 		return "symmetric"
 	case BlockUDP:
 		return "block-udp"
+	case BlockPeerUDP:
+		return "block-peer-udp"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -60,7 +66,7 @@ func (l *Lab) AddNAT(name string, upstream *Segment, kind Kind) *NAT {
 }
 
 func (l *Lab) addNAT(name string, upstream *Segment, kind Kind) (*NAT, error) {
-	if kind < Cone || kind > BlockUDP {
+	if kind < Cone || kind > BlockPeerUDP {
 		return nil, fmt.Errorf("unknown NAT kind %d", kind)
 	}
 	l.mu.Lock()
@@ -123,7 +129,7 @@ func (n *NAT) Kind() Kind {
 // mapping (and UDP flows already forwarded keep passing) until the entry expires or
 // FlushConntrack is called.
 func (n *NAT) SetKind(kind Kind) error {
-	if kind < Cone || kind > BlockUDP {
+	if kind < Cone || kind > BlockPeerUDP {
 		return fmt.Errorf("natlab: unknown NAT kind %d", kind)
 	}
 	n.mu.Lock()
@@ -190,8 +196,11 @@ func (n *NAT) ruleset() string {
 		ports = fmt.Sprintf(" to :%d-%d", n.lo, n.hi)
 	}
 	blockUDP := ""
-	if n.kind == BlockUDP {
+	switch n.kind {
+	case BlockUDP:
 		blockUDP = "\t\toifname \"wan0\" meta l4proto udp counter drop comment \"BlockUDP\"\n"
+	case BlockPeerUDP:
+		blockUDP = fmt.Sprintf("\t\toifname \"wan0\" ip daddr %s meta l4proto udp counter drop comment \"BlockPeerUDP\"\n", publicNATNet)
 	}
 	var b strings.Builder
 	b.WriteString("table ip natlab {}\ndelete table ip natlab\n")

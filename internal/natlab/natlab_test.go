@@ -111,6 +111,26 @@ func TestBlockUDPNAT(t *testing.T) {
 	assert.NotContains(t, rules, "udp counter packets 0 ", "the BlockUDP drop rule counted nothing")
 }
 
+// TestBlockPeerUDPNAT: behind a BlockPeerUDP NAT, UDP reaches a public host (and finds the
+// NAT's mapping, as STUN would) but not another NAT's WAN address, where peers are.
+func TestBlockPeerUDPNAT(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	lab, srv, nat, h1 := serverAndNAT(t, BlockPeerUDP)
+	other := lab.AddNAT("nat2", lab.PublicSegment(), Cone)
+	e1 := startEcho(ctx, t, srv)
+
+	m := probe(ctx, t, h1, 0, e1)
+	assert.Equal(t, nat.IP(), m[0].Addr(), "the public server sees the NAT's WAN IP")
+	out, err := h1.RunHelper(ctx, HelperUDPProbe, "-timeout", "1s", netip.AddrPortFrom(other.IP(), echoPort).String())
+	require.Error(t, err, "UDP toward another NAT through a BlockPeerUDP NAT")
+	require.Contains(t, string(out), "timeout", "UDP toward another NAT through a BlockPeerUDP NAT")
+	rules, err := nat.Ruleset(ctx)
+	require.NoError(t, err)
+	assert.Contains(t, rules, "BlockPeerUDP", "the BlockPeerUDP drop rule")
+	assert.NotContains(t, rules, "udp counter packets 0 ", "the BlockPeerUDP drop rule counted nothing")
+}
+
 func TestSameLANDirect(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
