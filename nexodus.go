@@ -78,6 +78,14 @@ type Node struct {
 	// StartTimeout bounds a start — registration and the first peer list — begun by Up, Dial,
 	// Listen or ListenPacket; the caller's context may end it sooner. Default 30 s.
 	StartTimeout time.Duration
+	// OnLoginURL, if set, lets a node without an AuthKey and without a saved device sign in
+	// interactively instead of failing with ErrNoAuthKey: the start asks the coordinator for
+	// a device login (the coordinator needs its web console), calls OnLoginURL with the URL a
+	// person opens to approve it, and waits for the approval — bounded by the caller's context
+	// and the login's expiry, not by StartTimeout. The node then registers into that person's
+	// personal organization and revokes the user token the login issued: it keeps only its
+	// own device token (with StateDir, later starts need no login).
+	OnLoginURL func(url string)
 	// STUNServers ("host:port") replace the STUN servers the coordinator offers; NAT traversal
 	// uses them to learn the node's public address and the kind of NAT in front of it.
 	STUNServers []string
@@ -185,6 +193,11 @@ func (n *Node) start(ctx context.Context) (*engine.Engine, error) {
 	timeout := n.StartTimeout
 	if timeout <= 0 {
 		timeout = defaultStartTimeout
+	}
+	if n.OnLoginURL != nil {
+		if cfg, err = n.login(ctx, life, cfg); err != nil {
+			return nil, err
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -394,4 +407,22 @@ func (n *Node) engine() *engine.Engine {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.eng
+}
+
+// login runs the interactive login of OnLoginURL when the node has no other way to register;
+// it is bounded by ctx and Close, not by StartTimeout: a person is in the loop.
+func (n *Node) login(ctx, life context.Context, cfg engine.Config) (engine.Config, error) {
+	need, err := engine.NeedsLogin(cfg)
+	if err != nil || !need {
+		return cfg, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(life, cancel)
+	defer stop()
+	cfg, err = engine.Login(ctx, cfg, n.OnLoginURL)
+	if err != nil && life.Err() != nil {
+		return cfg, fmt.Errorf("nexodus: node: %w", net.ErrClosed)
+	}
+	return cfg, err
 }

@@ -264,6 +264,10 @@ func (w *web) handleDeviceCode(rw http.ResponseWriter, r *http.Request) {
 	if oerr == nil {
 		var clientID string
 		if clientID, oerr = parseDeviceCodeRequest(form); oerr == nil {
+			if err := w.s.limitUnauthenticated(r); err != nil {
+				w.s.writeError(rw, r, err)
+				return
+			}
 			if !w.limiter.Allow() {
 				oerr = oauthErr(http.StatusTooManyRequests, api.OAuthSlowDown, "too many logins are starting: try again in a minute")
 			} else {
@@ -287,6 +291,10 @@ func (w *web) handleToken(rw http.ResponseWriter, r *http.Request) {
 	if oerr == nil {
 		var clientID, code string
 		if clientID, code, oerr = parseDeviceTokenRequest(form); oerr == nil {
+			if err := w.s.limitUnauthenticated(r); err != nil {
+				w.s.writeError(rw, r, err)
+				return
+			}
 			tok, err := w.s.pollDeviceAuth(r.Context(), clientID, code)
 			if err == nil {
 				rw.Header().Set("Cache-Control", "no-store")

@@ -109,6 +109,11 @@ func (w *web) handleStartLogin(rw http.ResponseWriter, r *http.Request) {
 // beginLogin stores a new sign-in (for linkUserID's account when set) and redirects the
 // browser to the provider.
 func (w *web) beginLogin(rw http.ResponseWriter, r *http.Request, p *oidcProvider, returnTo, linkUserID string) {
+	// Each source pays for the rows it makes; the shared limiter bounds them all together.
+	if err := w.s.limitUnauthenticated(r); err != nil {
+		w.fail(rw, r, session{}, err)
+		return
+	}
 	if !w.limiter.Allow() {
 		w.fail(rw, r, session{}, errorf(ErrUnavailable, "too many sign-ins are starting: try again in a minute"))
 		return
@@ -141,6 +146,10 @@ var errLoginExpired = errorf(ErrUnauthorized, "this sign-in expired or was alrea
 // ID token verified with the nonce; then the browser gets a fresh session.
 func (w *web) handleCallback(rw http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if err := w.s.limitUnauthenticated(r); err != nil {
+		w.fail(rw, r, session{}, err)
+		return
+	}
 	p := w.providers[r.PathValue("provider")]
 	if p == nil {
 		w.fail(rw, r, session{}, errorf(ErrNotFound, "no such sign-in provider"))

@@ -48,11 +48,14 @@ const closeTimeout = 5 * time.Second
 type Config struct {
 	ControlURL string // without a trailing slash
 	AuthKey    string
-	Hostname   string // a valid DNS label
-	StateDir   string // empty: ephemeral
-	Logger     *slog.Logger
-	ListenPort uint16
-	HTTPClient *http.Client // nil: a default
+	// OrganizationID is where to register when AuthKey is a user token (set by Login).
+	OrganizationID string
+	revokeAuthKey  bool   // AuthKey came from Login: revoke it once registered
+	Hostname       string // a valid DNS label
+	StateDir       string // empty: ephemeral
+	Logger         *slog.Logger
+	ListenPort     uint16
+	HTTPClient     *http.Client // nil: a default
 	// STUNServers override the coordinator's list when set.
 	STUNServers []string
 	// ForceRelay sends every peer's traffic through a TURN relay.

@@ -43,12 +43,16 @@ func (e *Engine) register(ctx context.Context) (api.Device, error) {
 		return api.Device{}, err
 	}
 	resp, err := reg.RegisterDevice(ctx, api.RegisterDeviceRequest{
-		PublicKey: e.pubKey.String(),
-		Hostname:  cfg.Hostname,
-		Ephemeral: e.state.ephemeral(),
+		OrganizationID: cfg.OrganizationID,
+		PublicKey:      e.pubKey.String(),
+		Hostname:       cfg.Hostname,
+		Ephemeral:      e.state.ephemeral(),
 	})
 	if err != nil {
 		return api.Device{}, fmt.Errorf("nexodus: register device: %w", err)
+	}
+	if cfg.revokeAuthKey {
+		e.revokeLoginToken(ctx, reg)
 	}
 	token, err := client.OpenDeviceToken(e.key, *resp)
 	if err != nil {
