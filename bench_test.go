@@ -269,3 +269,38 @@ func BenchmarkBackOnline(b *testing.B) {
 	b.ReportMetric(samples[len(samples)/2].Seconds(), "p50-s")
 	b.ReportMetric(samples[len(samples)-1].Seconds(), "max-s")
 }
+
+// BenchmarkRestartEmptyState measures a crash followed by a restart without the state dir:
+// from the new node's start until it is up under its old hostname, which the offline device
+// registered with the same key gives up (the bound: 10 s).
+//
+//	go test -run '^$' -bench RestartEmptyState -benchtime 10x .
+func BenchmarkRestartEmptyState(b *testing.B) {
+	kit := nexodustest.New(b, nexodustest.WithoutRelay())
+	first := kit.Up("db", nexodustest.WithStateDir(b.TempDir()))
+	if err := first.Close(); err != nil { // the crash: the device stays, offline
+		b.Fatal(err)
+	}
+	var samples []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		n := kit.Node("db", nexodustest.WithStateDir(b.TempDir()))
+		start := time.Now()
+		if _, err := n.Up(kit.Context()); err != nil {
+			b.Fatal(err)
+		}
+		samples = append(samples, time.Since(start))
+		if got := n.Status().Hostname; got != "db" {
+			b.Fatalf("came back as %q", got)
+		}
+		b.StopTimer()
+		if err := n.Close(); err != nil { // the next crash
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	slices.Sort(samples)
+	b.ReportMetric(float64(samples[len(samples)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(samples[len(samples)-1].Microseconds())/1000, "max-ms")
+}

@@ -28,7 +28,7 @@ const adminToken = "integration-admin-token-0123456789"
 
 // openCoordinator opens the SQLite store at path and the real coordinator on it, with
 // adminToken; configure, when set, adjusts the configuration.
-func openCoordinator(t *testing.T, path string, configure func(*coordinator.Config)) (*coordinator.Server, *sqlite.Store) {
+func openCoordinator(t testing.TB, path string, configure func(*coordinator.Config)) (*coordinator.Server, *sqlite.Store) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, path)
