@@ -20,6 +20,10 @@ import (
 // credential short enough to guess is none.
 const MinAdminTokenLength = 16
 
+// DefaultEventLogMaxBytes is the default of [Config.EventLogMaxBytes], 8 MiB: some eight
+// thousand device events (each under a KiB) per organization.
+const DefaultEventLogMaxBytes = 8 << 20
+
 // Config configures a coordinator. The zero value of every field but Store is a sensible
 // default.
 type Config struct {
@@ -28,6 +32,10 @@ type Config struct {
 	// AdminToken is the bootstrap admin credential, at least [MinAdminTokenLength] characters.
 	// Empty disables the admin token.
 	AdminToken string
+	// MetricsToken, when set (at least [MinAdminTokenLength] characters), is the bearer token
+	// GET /metrics (Prometheus) asks for. Empty: /metrics answers anyone who can reach it, so
+	// keep it off public networks or set a token.
+	MetricsToken string
 	// Authenticator, when set, authenticates bearer tokens of other schemes (e.g. OIDC).
 	Authenticator Authenticator
 	// Logger receives structured logs; nil discards them.
@@ -40,6 +48,11 @@ type Config struct {
 	InvitationTTL time.Duration
 	// EventRetention is how long events are kept for stream resumption. Default 24h.
 	EventRetention time.Duration
+	// EventLogMaxBytes bounds each organization's event log by size as EventRetention bounds
+	// it by age: the sweeper deletes an organization's oldest events while their data (the
+	// events' JSON) adds up to more. A stream resuming from before a pruned event starts
+	// from a sync. Default [DefaultEventLogMaxBytes]; negative is an error.
+	EventLogMaxBytes int64
 	// Heartbeat is the interval of comment lines on idle event streams. Default 15s.
 	Heartbeat time.Duration
 	// StreamWriteTimeout bounds each write to an event stream; a client that does not read is
@@ -70,8 +83,10 @@ type Config struct {
 	RelayCredentialTTL time.Duration
 	// SealKey, 32 random bytes, seals the secrets the coordinator must be able to read back
 	// (organizations' relay secrets, which mint credentials by HMAC) before they are stored.
-	// Empty: they are stored as given, protected only by access to the database. Changing it
-	// makes secrets sealed under the old key unreadable until they are set again.
+	// Empty: they are stored as given, protected only by access to the database. Secrets
+	// stored so are sealed at the first start with a key (and, with SQLite, scrubbed from the
+	// database files). Changing it makes secrets sealed under the old key unreadable until
+	// they are set again; the error names the key that sealed them.
 	SealKey []byte
 
 	// RateLimits bounds what each principal and each source address may do per second; every
@@ -97,6 +112,9 @@ func (c *Config) setDefaults() error {
 	}
 	if n := utf8.RuneCountInString(c.AdminToken); n > 0 && n < MinAdminTokenLength {
 		return fmt.Errorf("coordinator: the admin token has %d characters, fewer than %d: use a long random one (e.g. from head -c 24 /dev/urandom | base64)", n, MinAdminTokenLength)
+	}
+	if n := utf8.RuneCountInString(c.MetricsToken); n > 0 && n < MinAdminTokenLength {
+		return fmt.Errorf("coordinator: the metrics token has %d characters, fewer than %d", n, MinAdminTokenLength)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -130,6 +148,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.EventLogMaxBytes < 0 {
+		return fmt.Errorf("coordinator: EventLogMaxBytes %d is negative", c.EventLogMaxBytes)
+	}
+	if c.EventLogMaxBytes == 0 {
+		c.EventLogMaxBytes = DefaultEventLogMaxBytes
 	}
 	if err := c.checkLimits(); err != nil {
 		return err

@@ -41,21 +41,48 @@ func (s *Server) listDevices(ctx context.Context, p Principal) ([]api.Device, er
 	})
 }
 
-// orgDevices is the peer list: for members and for devices of the organization.
+// orgDevices is the peer list (for the console): for members and for devices of the
+// organization.
 func (s *Server) orgDevices(ctx context.Context, p Principal, id string) ([]api.Device, error) {
-	return inTx(ctx, s.store, func(tx store.Tx) ([]api.Device, error) {
+	var ds []store.Device
+	err := s.store.View(ctx, func(tx store.Tx) error {
+		if err := mayReadPeers(ctx, tx, p, id); err != nil {
+			return err
+		}
 		var err error
-		if p.Kind == KindUser {
-			_, _, err = memberOf(ctx, tx, id, p.UserID)
-		} else {
-			_, err = inOrg(ctx, tx, p.DeviceID, id, "organization not found")
-		}
-		if err != nil {
-			return nil, err
-		}
-		ds, err := tx.ListDevices(ctx, id)
-		return s.apiDevices(ds), err
+		ds, err = tx.ListDevices(ctx, id)
+		return err
 	})
+	return s.apiDevices(ds), err
+}
+
+// orgPeerList is the peer list as the API answers it: the peer-list cache's JSON
+// (peerlist.go), shared with the streams' syncs.
+func (s *Server) orgPeerList(ctx context.Context, p Principal, id string) (rawJSON, error) {
+	var list *peerList
+	err := s.store.View(ctx, func(tx store.Tx) error {
+		if err := mayReadPeers(ctx, tx, p, id); err != nil {
+			return err
+		}
+		var err error
+		list, err = s.peerListAt(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return list.appendJSON(make([]byte, 0, list.size+len(list.ids)*8+2), s.hub), nil
+}
+
+// mayReadPeers checks that p may read the organization's peer list: a member, or a device of
+// the organization.
+func mayReadPeers(ctx context.Context, tx store.Tx, p Principal, orgID string) error {
+	if p.Kind == KindUser {
+		_, _, err := memberOf(ctx, tx, orgID, p.UserID)
+		return err
+	}
+	_, err := inOrg(ctx, tx, p.DeviceID, orgID, "organization not found")
+	return err
 }
 
 func (s *Server) getDevice(ctx context.Context, p Principal, id string) (api.Device, error) {
@@ -169,15 +196,19 @@ func (s *Server) updateDeviceTx(ctx context.Context, tx store.Tx, p Principal, d
 			return d, err
 		}
 	}
-	devices, err := tx.ListDevices(ctx, nd.OrganizationID)
-	if err != nil {
-		return d, err
-	}
-	if hostnameTaken(devices, nd.Hostname, d.ID) {
-		return d, errorf(ErrConflict, "hostname %q is taken in the organization", nd.Hostname)
+	if u.Hostname != nil || moved {
+		if _, taken, err := hostnameHolder(ctx, tx, nd.OrganizationID, nd.Hostname, d.ID); err != nil {
+			return d, err
+		} else if taken {
+			return d, errorf(ErrConflict, "hostname %q is taken in the organization", nd.Hostname)
+		}
 	}
 	if moved {
-		a4, a6, err := allocDeviceAddrs(o, devices, d.ID)
+		taken, err := tx.ListDeviceAddresses(ctx, nd.OrganizationID)
+		if err != nil {
+			return d, err
+		}
+		a4, a6, err := allocDeviceAddrs(o, taken, d.ID)
 		if err != nil {
 			return d, err
 		}
@@ -200,13 +231,9 @@ func (s *Server) updateDeviceTx(ctx context.Context, tx store.Tx, p Principal, d
 	if err := s.deviceEvent(ctx, tx, api.EventDeviceAdded, nd); err != nil {
 		return d, err
 	}
-	// The moved device's own stream follows it: a sync addressed to it starts its view of the
-	// new organization, also for a stream resuming from before the move.
-	sync, err := s.syncEvent(ctx, tx, nd.OrganizationID)
-	if err != nil {
-		return d, err
-	}
-	return nd, s.appendEvent(ctx, tx, nd.OrganizationID, nd.ID, sync)
+	// The moved device's own stream follows it: a marker addressed to it makes the stream
+	// send the new organization's list (readLog), also when it resumes from before the move.
+	return nd, s.appendEvent(ctx, tx, nd.OrganizationID, nd.ID, moveMarker())
 }
 
 func deviceEqual(a, b store.Device) bool {

@@ -61,6 +61,14 @@
 //     future user from being created.
 //   - A request whose client disconnects before the answer is not a server failure: it is
 //     logged at debug level with status 499, never as a 5xx.
+//   - While the database is unavailable (down, restarting, refusing connections:
+//     store.ErrUnavailable) requests answer 503 unavailable and GET /readyz answers 503 saying
+//     why; the store reconnects by itself, and requests work again once the database is back.
+//     Event streams end with the outage; clients reconnect and resume from their last event.
+//   - GET /metrics serves Prometheus metrics on a registry of the Server's own (requests by
+//     route and code, request latency, open streams, events fanned out and their latency from
+//     append to write, devices online here, store transaction latency, Go and process
+//     figures); with [Config.MetricsToken] set, only to that bearer token.
 //   - Hostnames are unique (case-insensitively) within an organization, so peers can dial each
 //     other by hostname; a clash answers 409 conflict.
 //   - Removing a member (or a member leaving) deletes the devices that user owns in that
@@ -85,8 +93,15 @@
 //     offline appends no event; GET and sync events show it.
 //   - Event streams: a fresh stream starts with a sync event (the full device list, with the
 //     current revision as its ID); Last-Event-ID resumes after that revision, or starts with a
-//     sync when the log no longer reaches back that far. A moved device's stream follows it: the
-//     move appends a sync addressed to the device in the new organization's log. A stream ends
+//     sync when the log no longer reaches back that far. The sweeper bounds each
+//     organization's log by age (Config.EventRetention) and by size (Config.EventLogMaxBytes
+//     of event data, oldest events first); the store keeps one pruned revision for all
+//     organizations, so a stream resuming from below it gets a sync even when its own
+//     organization lost nothing. A moved device's stream follows it: the
+//     move appends a small marker addressed to the device in the new organization's log, and the
+//     stream, reading it, sends a sync of that organization. Syncs and the peer-list GET are
+//     serialized once per organization and revision and shared (a bounded cache); after its
+//     sync a stream sends deltas. A stream ends
 //     when its device is deleted (after delivering its own device.removed), when the device
 //     token it was opened with is replaced, or when its user stops being a member; access is
 //     re-checked on every wake-up and every heartbeat. An http.Server's ReadTimeout does not
@@ -102,7 +117,14 @@
 //     event: after connecting, at half the credentials' lifetime, and when the organization's
 //     relays change. Relay events are not logged (no revision, never replayed: the log is no
 //     place for credentials). A deleted device's token stops working, so it gets no more
-//     credentials. Organization relay secrets are sealed with Config.SealKey when it is set.
+//     credentials. Organization relay secrets are sealed with Config.SealKey when it is set;
+//     each sealed secret names its key by a short ID, so a coordinator started with another
+//     key (or none) reports which key sealed it (ErrSealed, logged at start; the relay request
+//     gets 500) and leaves the row for the right key. At start with a key, secrets stored
+//     unsealed are sealed and the store compacted (Store.Compact: SQLite rebuilds the file and
+//     truncates the WAL, so no file keeps the plaintext; on PostgreSQL, scrubbing old row
+//     versions and WAL is the database operator's business). A failed compaction is retried
+//     at every sweep.
 //   - Rate limits ([Config.RateLimits], token buckets of golang.org/x/time/rate): every
 //     authenticated request costs its user, device or registration key (the admin token is
 //     not limited); signals cost the sending device by count and by payload bytes; updates

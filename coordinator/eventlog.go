@@ -1,7 +1,8 @@
 package coordinator
 
 // The event log: appending an organization's events inside a domain transaction, and reading
-// a stream's next events back (a sync when it has no starting point in the log).
+// a stream's next events back (a sync, from the peer-list cache, when it has no starting point
+// in the log or its device moved).
 
 import (
 	"context"
@@ -46,11 +47,11 @@ func (s *Server) deviceEvent(ctx context.Context, tx store.Tx, typ string, d sto
 	return s.appendEvent(ctx, tx, d.OrganizationID, "", api.Event{Type: typ, Device: &ad})
 }
 
-// syncEvent is the full device list of the organization as one event.
-func (s *Server) syncEvent(ctx context.Context, tx store.Tx, orgID string) (api.Event, error) {
-	ds, err := tx.ListDevices(ctx, orgID)
-	return api.Event{Type: api.EventSync, OrganizationID: orgID, Devices: s.apiDevices(ds), Time: s.now()}, err
-}
+// moveMarker is what a move appends to the new organization's log for the moved device: a
+// sync event without devices. The device's stream, reading it, sends the organization's
+// current list from the peer-list cache (readLog) — also a stream resuming from before the
+// move — so the log never holds a copy of a whole device list.
+func moveMarker() api.Event { return api.Event{Type: api.EventSync} }
 
 // subject is what a stream finds when it re-checks what it follows.
 type subject int
@@ -83,7 +84,7 @@ func checkSubject(ctx context.Context, tx store.Tx, st *stream, now time.Time) (
 		return subjectRevoked, nil
 	case d.OrganizationID != st.orgID:
 		// Moved: follow it. Revisions are global, so the cursor stays valid; the move left a
-		// sync addressed to this device in the new organization's log.
+		// marker addressed to this device in the new organization's log (moveMarker).
 		st.orgID = d.OrganizationID
 	}
 	return subjectHere, nil
@@ -133,27 +134,34 @@ func goneReason(ctx context.Context, tx store.Tx, orgID, userID string, def api.
 	return def, nil
 }
 
+// logRead is what one read of the log has for a stream: a sync to send first (nil when none),
+// then evs.
+type logRead struct {
+	sync *peerSync
+	evs  []api.Event
+}
+
 // readLog reads the stream's next events from the log. gone means the stream's subject no
-// longer exists; done means the stream should end after sending evs (gone, and nothing left to
-// read).
-func (s *Server) readLog(ctx context.Context, tx store.Tx, st *stream) (evs []api.Event, done, gone bool, err error) {
+// longer exists; done means the stream should end after sending what was read (gone, and
+// nothing left to read).
+func (s *Server) readLog(ctx context.Context, tx store.Tx, st *stream) (out logRead, done, gone bool, err error) {
 	sub, err := checkSubject(ctx, tx, st, s.now())
 	switch {
 	case err != nil:
-		return nil, false, false, err
+		return out, false, false, err
 	case sub == subjectRevoked:
-		return nil, true, true, nil
+		return out, true, true, nil
 	case sub == subjectGone:
 		done, gone = true, true
 	}
 	if !st.synced {
 		latest, err := tx.LatestRevision(ctx)
 		if err != nil {
-			return nil, false, false, err
+			return out, false, false, err
 		}
 		pruned, err := tx.PrunedRevision(ctx)
 		if err != nil {
-			return nil, false, false, err
+			return out, false, false, err
 		}
 		st.synced = true
 		if st.cursor < pruned || st.cursor > latest || st.cursor < 0 {
@@ -161,34 +169,50 @@ func (s *Server) readLog(ctx context.Context, tx store.Tx, st *stream) (evs []ap
 		}
 		if st.cursor < 0 {
 			if done {
-				return nil, done, gone, nil
+				return out, done, gone, nil
 			}
-			sync, err := s.syncEvent(ctx, tx, st.orgID)
-			if err != nil {
-				return nil, false, false, err
-			}
-			sync.Revision, st.cursor = latest, latest
-			return []api.Event{sync}, done, gone, nil
+			out.sync, err = s.syncAt(ctx, tx, st, latest)
+			return out, done, gone, err
 		}
 	}
 	recs, err := tx.ListEvents(ctx, st.orgID, st.deviceID, st.cursor, streamBatch)
 	if err != nil {
-		return nil, false, false, err
+		return out, false, false, err
 	}
 	if len(recs) == streamBatch {
 		done = false // more to read first
 	}
 	for _, rec := range recs {
+		if rec.Type == api.EventSync && !gone {
+			// A move's marker (or a whole list an older coordinator logged): the stream's view
+			// starts over from the list as of the snapshot's latest revision, which covers
+			// every later event read here.
+			latest, err := tx.LatestRevision(ctx)
+			if err != nil {
+				return out, false, false, err
+			}
+			out.evs = nil
+			out.sync, err = s.syncAt(ctx, tx, st, latest)
+			return out, false, gone, err
+		}
 		var ev api.Event
 		if err := json.Unmarshal(rec.Data, &ev); err != nil {
 			s.log.Warn("skipping undecodable event", "revision", rec.Revision, "err", err)
 			continue
 		}
 		ev.Revision, ev.Type, ev.OrganizationID, ev.Time = rec.Revision, rec.Type, rec.OrganizationID, rec.CreatedAt
-		if ev.Type == api.EventSync {
-			evs = evs[:0] // a sync replaces everything before it
-		}
-		evs = append(evs, ev)
+		out.evs = append(out.evs, ev)
 	}
-	return evs, done, gone, nil
+	return out, done, gone, nil
+}
+
+// syncAt makes the stream's sync as of the log's revision latest (read in tx) and moves its
+// cursor there.
+func (s *Server) syncAt(ctx context.Context, tx store.Tx, st *stream, latest int64) (*peerSync, error) {
+	list, err := s.peerListAt(ctx, tx, st.orgID)
+	if err != nil {
+		return nil, err
+	}
+	st.cursor = latest
+	return &peerSync{orgID: st.orgID, rev: latest, list: list, time: s.now()}, nil
 }

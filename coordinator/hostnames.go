@@ -5,7 +5,7 @@ package coordinator
 
 import (
 	"context"
-	"slices"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -24,41 +24,68 @@ import (
 //     crash or without its state dir, and must not be locked out of its own name;
 //   - otherwise it keeps the name, and the newcomer gets the first free "name-N" (N = 1, 2, …),
 //     which its Status reports.
-//
-// It returns the name and the devices left in the organization.
-func (s *Server) claimHostname(ctx context.Context, tx store.Tx, devices []store.Device, name string, who registrant) (string, []store.Device, error) {
-	i := slices.IndexFunc(devices, func(d store.Device) bool { return strings.EqualFold(d.Hostname, name) })
-	if i < 0 {
-		return name, devices, nil
+func (s *Server) claimHostname(ctx context.Context, tx store.Tx, orgID, name string, who registrant) (string, error) {
+	holder, taken, err := hostnameHolder(ctx, tx, orgID, name, "")
+	if err != nil || !taken {
+		return name, err
 	}
-	holder := devices[i]
 	sameKey := holder.RegKeyID != "" && holder.RegKeyID == who.regKeyID
 	sameEphemeralUser := holder.Ephemeral && holder.OwnerID == who.ownerID
 	if !sameKey && !sameEphemeralUser {
-		return freeHostname(devices, name), devices, nil
+		return freeHostnameIn(ctx, tx, orgID, name)
 	}
 	online, err := s.onlineAnywhere(ctx, tx, holder)
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
 	if !online {
 		if err := s.deleteDeviceTx(ctx, tx, holder, api.ReasonDeviceRemoved); err != nil {
-			return "", nil, err
+			return "", err
 		}
 		s.log.Info("offline device replaced by a new registration of its hostname", "device_id", holder.ID, "hostname", holder.Hostname)
-		return name, slices.Delete(slices.Clone(devices), i, i+1), nil
+		return name, nil
 	}
-	return freeHostname(devices, name), devices, nil
+	return freeHostnameIn(ctx, tx, orgID, name)
 }
 
-// freeHostname returns the first "name-N" no device has, shortening name to keep it a DNS label.
+// hostnameHolder finds the organization's device, other than except, that has name (ignoring
+// case) by the store's hostname index: taken is false when there is none.
+func hostnameHolder(ctx context.Context, tx store.Tx, orgID, name, except string) (holder store.Device, taken bool, err error) {
+	d, err := tx.GetDeviceByHostname(ctx, orgID, name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Device{}, false, nil
+	case err != nil:
+		return store.Device{}, false, err
+	case d.ID == except:
+		return store.Device{}, false, nil
+	}
+	return d, true, nil
+}
+
+// freeHostnameIn returns the first "name-N" no device of the organization has.
+func freeHostnameIn(ctx context.Context, tx store.Tx, orgID, name string) (string, error) {
+	return firstFreeHostname(name, func(cand string) (bool, error) {
+		_, taken, err := hostnameHolder(ctx, tx, orgID, cand, "")
+		return taken, err
+	})
+}
+
+// freeHostname returns the first "name-N" none of devices has.
 func freeHostname(devices []store.Device, name string) string {
+	cand, _ := firstFreeHostname(name, func(cand string) (bool, error) { return hostnameTaken(devices, cand, ""), nil })
+	return cand
+}
+
+// firstFreeHostname returns the first "name-N" (N = 1, 2, …) that taken says is free,
+// shortening name to keep it a DNS label.
+func firstFreeHostname(name string, taken func(string) (bool, error)) (string, error) {
 	for n := 1; ; n++ {
 		suffix := "-" + strconv.Itoa(n)
 		base := name[:min(len(name), api.MaxHostnameLength-len(suffix))]
 		cand := strings.TrimRight(base, "-") + suffix
-		if !hostnameTaken(devices, cand, "") {
-			return cand
+		if t, err := taken(cand); err != nil || !t {
+			return cand, err
 		}
 	}
 }

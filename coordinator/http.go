@@ -22,6 +22,7 @@ type handler func(w http.ResponseWriter, r *http.Request, p Principal) error
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
+	var pattern string
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -33,8 +34,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.statusCode(), "duration", time.Since(start))
+		s.metrics.observeRequest(pattern, sw.statusCode(), time.Since(start))
 	}()
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	if _, pattern = s.mux.Handler(r); pattern == "" {
 		// No route: let the mux decide between 404, 405 and a path-cleaning redirect, and
 		// give 404/405 the API's error body. Its cost is its source address's.
 		if err := s.limitUnauthenticated(r); err != nil {
@@ -92,7 +94,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	var b []byte
+	var err error
+	if raw, ok := v.(rawJSON); ok {
+		b = raw // JSON already (the peer list): json.Marshal would only check and copy it
+	} else {
+		b, err = json.Marshal(v)
+	}
 	if err != nil {
 		status = http.StatusInternalServerError
 		b, _ = json.Marshal(api.Error{Code: api.CodeInternal, Message: "cannot encode response"})

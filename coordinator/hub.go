@@ -91,6 +91,24 @@ func (h *hub) isOnline(id string) bool {
 	return h.online[id] > 0
 }
 
+// onlineOf reports isOnline for each of ids, under one lock.
+func (h *hub) onlineOf(ids []string) []bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]bool, len(ids))
+	for i, id := range ids {
+		out[i] = h.online[id] > 0
+	}
+	return out
+}
+
+// onlineCount is how many devices have a stream here.
+func (h *hub) onlineCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.online)
+}
+
 func (h *hub) connect(id string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -80,9 +80,9 @@ func allocOrgIPv6(orgs []store.Organization) (netip.Prefix, error) {
 }
 
 // allocDeviceAddrs picks the lowest free IPv4 host address (skipping the network and broadcast
-// addresses) and the lowest free IPv6 address (from ::1) of the organization, ignoring the
-// device with ID except.
-func allocDeviceAddrs(o store.Organization, devices []store.Device, except string) (netip.Addr, netip.Addr, error) {
+// addresses) and the lowest free IPv6 address (from ::1) of the organization, given the
+// addresses its devices hold (store.Tx.ListDeviceAddresses), ignoring the device with ID except.
+func allocDeviceAddrs(o store.Organization, devices []store.DeviceAddresses, except string) (netip.Addr, netip.Addr, error) {
 	p4, err := netip.ParsePrefix(o.IPv4CIDR)
 	if err != nil || !p4.Addr().Is4() {
 		return netip.Addr{}, netip.Addr{}, errorf(ErrPoolExhausted, "organization has no usable IPv4 CIDR")
@@ -93,7 +93,7 @@ func allocDeviceAddrs(o store.Organization, devices []store.Device, except strin
 	}
 	used := make(map[netip.Addr]bool, 2*len(devices))
 	for _, d := range devices {
-		if d.ID == except {
+		if d.DeviceID == except {
 			continue
 		}
 		if a, err := netip.ParseAddr(d.TunnelIPv4); err == nil {

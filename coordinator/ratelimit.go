@@ -97,8 +97,9 @@ type RateLimits struct {
 	// appends an event to its organization's log. Default 1/s, burst 30: a node publishes its
 	// endpoints when its network changes, a few times at start.
 	DeviceUpdates Limit
-	// Moves limits the moves of one device to another organization; each writes the new
-	// organization's whole device list to its log. Default 1/min, burst 5.
+	// Moves limits the moves of one device to another organization; each appends events to two
+	// logs and makes the device's stream send the new organization's whole peer list. Default
+	// 1/min, burst 5.
 	Moves Limit
 	// Sources limits, per source address (an IPv4 address or an IPv6 /64, see
 	// [Config.TrustedProxies]), requests without a valid credential: every failed

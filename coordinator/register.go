@@ -66,11 +66,10 @@ type registrant struct {
 	regKeyID  string // the registration key used, if any
 }
 
-// place is where a registration goes: the organization, its devices and the checked child
-// prefixes.
+// place is where a registration goes: the organization and the checked child prefixes. (Not
+// its devices: registration reads only the rows it needs — one hostname, the taken addresses.)
 type place struct {
 	org           store.Organization
-	devices       []store.Device
 	childPrefixes []string
 }
 
@@ -106,7 +105,9 @@ func (s *Server) registerDevice(ctx context.Context, p Principal, req api.Regist
 		return result{dev: dev, created: true}, err
 	})
 	if err != nil {
-		return resp, false, err
+		// Mapped only now: inside the transaction the engine must see the uniqueness
+		// violation itself, which may be a concurrent registration's doing and worth a retry.
+		return resp, false, conflict(err, "device conflicts with an existing one (public key or address)")
 	}
 	if res.dev.Ephemeral {
 		s.hub.trackEphemeral(res.dev.ID, s.now())
@@ -153,8 +154,7 @@ func (s *Server) place(ctx context.Context, tx store.Tx, reg registration) (plac
 	if err != nil {
 		return place{}, err
 	}
-	devices, err := tx.ListDevices(ctx, reg.orgID)
-	return place{org: o, devices: devices, childPrefixes: cps}, err
+	return place{org: o, childPrefixes: cps}, nil
 }
 
 // reregister answers a registration of the known device dev. Anyone who may register into the
@@ -173,7 +173,9 @@ func (s *Server) reregister(ctx context.Context, tx store.Tx, p Principal, reg r
 		return dev, true, tx.UpdateDevice(ctx, dev)
 	}
 	// The device's owner, with their own user token, may replace it outright.
-	if hostnameTaken(at.devices, reg.req.Hostname, dev.ID) {
+	if _, taken, err := hostnameHolder(ctx, tx, reg.orgID, reg.req.Hostname, dev.ID); err != nil {
+		return dev, false, err
+	} else if taken {
 		return dev, false, errorf(ErrConflict, "hostname %q is taken in this organization", reg.req.Hostname)
 	}
 	now := s.now()
@@ -190,11 +192,16 @@ func (s *Server) reregister(ctx context.Context, tx store.Tx, p Principal, reg r
 // newDevice creates the device of a new public key with the organization's lowest free
 // addresses.
 func (s *Server) newDevice(ctx context.Context, tx store.Tx, reg registration, at place, who registrant) (store.Device, error) {
-	hostname, devices, err := s.claimHostname(ctx, tx, at.devices, reg.req.Hostname, who)
+	hostname, err := s.claimHostname(ctx, tx, reg.orgID, reg.req.Hostname, who)
 	if err != nil {
 		return store.Device{}, err
 	}
-	a4, a6, err := allocDeviceAddrs(at.org, devices, "")
+	// Read after claimHostname, which may have deleted the name's holder and freed its addresses.
+	taken, err := tx.ListDeviceAddresses(ctx, reg.orgID)
+	if err != nil {
+		return store.Device{}, err
+	}
+	a4, a6, err := allocDeviceAddrs(at.org, taken, "")
 	if err != nil {
 		return store.Device{}, err
 	}
@@ -209,7 +216,7 @@ func (s *Server) newDevice(ctx context.Context, tx store.Tx, reg registration, a
 		LastSeenAt: now, CreatedAt: now, UpdatedAt: now,
 	}
 	if err := tx.CreateDevice(ctx, dev); err != nil {
-		return store.Device{}, conflict(err, "device conflicts with an existing one (public key or address)")
+		return store.Device{}, err // registerDevice maps a conflict, after the engine's retries
 	}
 	return dev, s.deviceEvent(ctx, tx, api.EventDeviceAdded, dev)
 }

@@ -40,7 +40,7 @@ func (s *Server) routes() *http.ServeMux {
 		{"GET /organizations/{id}/members", userOnly, readID("organization id", s.listMembers)},
 		{"DELETE /organizations/{id}/members/{user_id}", userOnly, s.handleRemoveMember},
 		{"PATCH /organizations/{id}/members/{user_id}", userOnly, s.handleSetMemberRole},
-		{"GET /organizations/{id}/devices", peers, readID("organization id", s.orgDevices)},
+		{"GET /organizations/{id}/devices", peers, readID("organization id", s.orgPeerList)},
 		{"GET /organizations/{id}/events", userOnly, s.streamHandler("organization id", s.openOrgStream)},
 		{"PUT /organizations/{id}/relays", userOnly, call("organization id", requiredBody, ok, s.setOrgRelays)},
 		{"GET /organizations/{id}/relays", userOnly, readID("organization id", s.getOrgRelays)},
@@ -78,6 +78,7 @@ func (s *Server) routes() *http.ServeMux {
 		writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /metrics", s.metricsHandler())
 	if s.web != nil {
 		s.web.mount(mux) // the console, sign-in and the device grant, outside api.Prefix
 	}
@@ -178,14 +179,15 @@ func (s *Server) handleDeviceRelay(w http.ResponseWriter, r *http.Request, p Pri
 	return reply(w, http.StatusOK, rc, err)
 }
 
-// handleReady answers 200 while the store answers, 503 otherwise.
+// handleReady answers 200 while the store answers, 503 otherwise, saying why.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	_, err := inTx(ctx, s.store, func(tx store.Tx) (int64, error) { return tx.LatestRevision(ctx) })
+	// A read-only view: a probe must not take SQLite's write lock.
+	err := s.store.View(ctx, func(tx store.Tx) error { _, err := tx.LatestRevision(ctx); return err })
 	if err != nil {
 		s.log.Warn("readiness check failed", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, api.Error{Code: api.CodeUnavailable, Message: "store not answering"})
+		writeJSON(w, http.StatusServiceUnavailable, api.Error{Code: api.CodeUnavailable, Message: readyReason(err)})
 		return
 	}
 	writeJSON(w, http.StatusOK, api.Health{Status: "ok"})

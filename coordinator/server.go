@@ -5,12 +5,12 @@ package coordinator
 
 import (
 	"context"
-	"crypto/cipher"
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nexodus-sdk/nexodus/coordinator/store"
@@ -25,10 +25,21 @@ type Server struct {
 	auth      Authenticator
 	adminHash []byte
 	hub       *hub
-	replica   string      // names this process in the store's presence rows (presence.go)
-	limits    *limiters   // rate limits (ratelimit.go)
-	sealer    cipher.AEAD // seals organization relay secrets; nil without Config.SealKey
-	web       *web        // the console, sign-in and device login; nil without Config.Console
+	replica   string    // names this process in the store's presence rows (presence.go)
+	limits    *limiters // rate limits (ratelimit.go)
+	sealer    *sealer   // seals organization relay secrets; nil without Config.SealKey
+	web       *web      // the console, sign-in and device login; nil without Config.Console
+
+	// peers holds organizations' device lists, serialized once (peerlist.go).
+	peers *peerCache
+	// metrics are this Server's Prometheus collectors (metrics.go); metricsHash is the hash of
+	// Config.MetricsToken, nil when /metrics is open.
+	metrics     *metrics
+	metricsHash []byte
+
+	// scrubPending: secrets were re-sealed at start but Store.Compact has not yet succeeded in
+	// scrubbing their plaintext from the database files (seal.go); the sweeper retries.
+	scrubPending atomic.Bool
 
 	bgCancel context.CancelFunc
 	bgWG     sync.WaitGroup
@@ -49,16 +60,25 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg.SealKey = nil // the derived AEAD is all the server keeps
-	s := &Server{sealer: sealer, cfg: cfg, store: cfg.Store, log: cfg.Logger, closing: make(chan struct{}), replica: newReplicaID()}
+	s := &Server{sealer: sealer, cfg: cfg, store: cfg.Store, log: cfg.Logger, closing: make(chan struct{}), replica: newReplicaID(), peers: newPeerCache()}
 	if cfg.AdminToken != "" {
 		h := sha256.Sum256([]byte(cfg.AdminToken))
 		s.adminHash = h[:]
 	}
+	if cfg.MetricsToken != "" {
+		h := sha256.Sum256([]byte(cfg.MetricsToken))
+		s.metricsHash = h[:]
+	}
+	s.metrics = newMetrics(func() int { return s.hub.onlineCount() })
+	s.store = serverStore{Store: cfg.Store, m: s.metrics} // timed; outages answer 503 (storeuse.go)
 	s.auth = tokenAuthenticator{s}
 	s.limits = newLimiters(cfg.RateLimits)
 	ephemeral, err := s.storedEphemeral(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: load devices: %w", err)
+	}
+	if err := s.resealSecrets(ctx); err != nil {
+		return nil, err
 	}
 	s.hub = newHub(s.store)
 	now := s.now()

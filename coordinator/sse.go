@@ -66,6 +66,16 @@ func (sw sseWriter) event(ev api.Event, logged bool) error {
 	return sw.write(fmt.Appendf(nil, "%sevent: %s\ndata: %s\n\n", id, ev.Type, data))
 }
 
+// sync writes a sync event, its devices copied from the peer-list cache (peerlist.go).
+func (sw sseWriter) sync(ps *peerSync, h *hub) error {
+	b := fmt.Appendf(make([]byte, 0, ps.list.size+len(ps.list.ids)*8+256), "id: %d\nevent: %s\ndata: ", ps.rev, api.EventSync)
+	b, err := ps.appendJSON(b, h)
+	if err != nil {
+		return err
+	}
+	return sw.write(append(b, "\n\n"...))
+}
+
 // present marks a device's stream online while it is connected, in this process and in the
 // store's presence rows (renewed at every heartbeat, touch); an ephemeral device's stream also
 // records LastSeenAt at the start, now and then and at the end. The returned function ends the
@@ -105,6 +115,8 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, st *stream)
 		return err
 	}
 	defer s.streams.Done()
+	s.metrics.streams.Inc()
+	defer s.metrics.streams.Dec()
 
 	ctx := r.Context()
 	touch, end := s.present(ctx, st)
@@ -139,17 +151,25 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, st *stream)
 	for {
 		org := st.orgID
 		wake := s.hub.wait(org)
-		evs, relay, done, err := s.poll(ctx, st)
+		read, relay, done, err := s.poll(ctx, st)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("event stream read failed", "org_id", st.orgID, "device_id", st.deviceID, "err", err)
 			}
 			return nil
 		}
+		if read.sync != nil {
+			if err := sw.sync(read.sync, s.hub); err != nil {
+				return nil
+			}
+			s.metrics.eventSent(time.Time{})
+		}
+		evs := read.evs
 		for _, ev := range evs {
 			if err := sw.event(ev, true); err != nil {
 				return nil
 			}
+			s.metrics.eventSent(ev.Time)
 			st.cursor = max(st.cursor, ev.Revision)
 		}
 		if relay != nil {

@@ -72,21 +72,21 @@ func (s *Server) openOrgStream(ctx context.Context, p Principal, id string) (*st
 	})
 }
 
-// poll reads what the stream has to send next, in one transaction: evs from the log and, on a
-// device's stream, relay when the device needs a relay event. done means the stream's subject
-// is gone and it should end after sending evs.
-func (s *Server) poll(ctx context.Context, st *stream) (evs []api.Event, relay *api.Event, done bool, err error) {
+// poll reads what the stream has to send next, in one read-only transaction: what the log has
+// for it and, on a device's stream, relay when the device needs a relay event. done means the
+// stream's subject is gone and it should end after sending what was read.
+func (s *Server) poll(ctx context.Context, st *stream) (out logRead, relay *api.Event, done bool, err error) {
 	err = s.store.View(ctx, func(tx store.Tx) error {
 		relay = nil
 		var gone bool
 		var err error
-		if evs, done, gone, err = s.readLog(ctx, tx, st); err != nil || st.deviceID == "" || gone {
+		if out, done, gone, err = s.readLog(ctx, tx, st); err != nil || st.deviceID == "" || gone {
 			return err
 		}
 		relay, err = s.pollRelay(ctx, tx, st)
 		return err
 	})
-	return evs, relay, done, err
+	return out, relay, done, err
 }
 
 // pollRelay returns the relay event a device's stream should send now, if any: the first one

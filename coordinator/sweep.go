@@ -1,8 +1,10 @@
 package coordinator
 
-// The background sweeper and the liveness of ephemeral devices: it prunes old events and
-// deletes ephemeral devices whose stream has been gone longer than the grace period, unless a
-// replica sharing the store has seen them lately (LastSeenAt, which their streams record).
+// The background sweeper and the liveness of ephemeral devices: it prunes events beyond the
+// log's age and per-organization size bounds, retries a pending scrub of re-sealed secrets
+// (seal.go), and deletes ephemeral devices whose stream has been gone longer than the grace
+// period, unless a replica sharing the store has seen them lately (LastSeenAt, which their
+// streams record).
 
 import (
 	"context"
@@ -56,11 +58,17 @@ func (s *Server) sweeper(ctx context.Context) {
 func (s *Server) sweep(ctx context.Context) {
 	now := s.now()
 	s.prune(ctx, now)
+	if s.scrubPending.Load() {
+		s.scrub(ctx)
+	}
 	s.sweepEphemeral(ctx, now)
 }
 
-// prune deletes what has outlived its retention. Replicas sharing a store take turns: only
-// the holder of the "prune" lock prunes in a round, the others skip it.
+// prune deletes what has outlived its retention, and each organization's oldest events beyond
+// Config.EventLogMaxBytes (after the age prune, so that the size bound counts only what the age
+// bound keeps). Both move the store's PrunedRevision, from which a resuming stream knows it
+// needs a sync. Replicas sharing a store take turns: only the holder of the "prune" lock
+// prunes in a round, the others skip it.
 func (s *Server) prune(ctx context.Context, now time.Time) {
 	release, ok, err := s.store.TryLock(ctx, "prune")
 	if err != nil || !ok {
@@ -75,6 +83,7 @@ func (s *Server) prune(ctx context.Context, now time.Time) {
 		prune func(tx store.Tx) (int64, error)
 	}{
 		{"events", func(tx store.Tx) (int64, error) { return tx.PruneEvents(ctx, now.Add(-s.cfg.EventRetention)) }},
+		{"events over the size bound", func(tx store.Tx) (int64, error) { return tx.PruneEventsOverSize(ctx, s.cfg.EventLogMaxBytes) }},
 		{"signals", func(tx store.Tx) (int64, error) { return tx.PruneSignals(ctx, now.Add(-signalRetention)) }},
 		{"expired sessions and logins", func(tx store.Tx) (int64, error) { return tx.PruneAuth(ctx, now) }},
 	} {

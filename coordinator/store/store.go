@@ -19,6 +19,10 @@ var (
 	ErrConflict = errors.New("store: conflict")
 	// ErrReadOnly: a write was attempted in a transaction opened with [Store.View].
 	ErrReadOnly = errors.New("store: read-only transaction")
+	// ErrUnavailable: the database cannot be reached or refuses connections (a server that is
+	// down, restarting or not accepting connections). It is worth trying again later; the
+	// store reconnects by itself.
+	ErrUnavailable = errors.New("store: database unavailable")
 )
 
 // User is an account.
@@ -121,6 +125,14 @@ type Device struct {
 	LastSeenAt       time.Time
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+}
+
+// DeviceAddresses are one device's tunnel addresses: what address allocation reads of the
+// devices of an organization, instead of whole devices. Empty when unset.
+type DeviceAddresses struct {
+	DeviceID   string
+	TunnelIPv4 string
+	TunnelIPv6 string
 }
 
 // OrgRelays are an organization's own relays: devices of the organization are told these TURN
@@ -232,6 +244,13 @@ type Store interface {
 	// such as sweeping) without waiting: ok is false when another holder has it. release
 	// gives it back; a holder that dies loses it. Single-process engines lock in process.
 	TryLock(ctx context.Context, name string) (release func(), ok bool, err error)
+	// Compact rewrites the database so that deleted and overwritten rows (such as a relay
+	// secret replaced by its sealed form) no longer sit anywhere in its files, where the
+	// engine controls its files: SQLite rebuilds the file (VACUUM) and checkpoints the WAL,
+	// truncating it to nothing. It may take long on a big database and waits for running
+	// transactions. An engine whose files are the server's (PostgreSQL) does nothing: there,
+	// scrubbing dead tuples and WAL segments is the database operator's business.
+	Compact(ctx context.Context) error
 
 	// Tx runs fn in one transaction that sees a consistent snapshot and commits atomically when
 	// fn returns nil; any error rolls it back and is returned. Concurrent transactions that
@@ -240,11 +259,6 @@ type Store interface {
 	// transaction and on results it sets afresh each run (no appending to outer slices, no
 	// sending on channels).
 	Tx(ctx context.Context, fn func(Tx) error) error
-	// Subscribe returns a channel that receives a value (coalesced: at most one pending) after
-	// any transaction that appended events commits — in this process or, for shared engines,
-	// in another replica. cancel releases the subscription and closes nothing the caller reads
-	// after it returns.
-	Subscribe() (ch <-chan struct{}, cancel func())
 	// Close releases the database. Calls after Close fail.
 	Close() error
 }
@@ -330,6 +344,12 @@ type Tx interface {
 	GetDevice(ctx context.Context, id string) (Device, error)
 	GetDeviceByPublicKey(ctx context.Context, publicKey string) (Device, error)
 	ListDevices(ctx context.Context, orgID string) ([]Device, error)
+	// ListDeviceAddresses lists the tunnel addresses of the organization's devices, in no
+	// particular order: which addresses are taken, without reading whole devices.
+	ListDeviceAddresses(ctx context.Context, orgID string) ([]DeviceAddresses, error)
+	// GetDeviceByHostname returns the organization's device with that hostname, ignoring ASCII
+	// case (the oldest, should several match), by an index rather than a scan of the devices.
+	GetDeviceByHostname(ctx context.Context, orgID, hostname string) (Device, error)
 	// ListDevicesForOwner lists the devices a user registered, across organizations.
 	ListDevicesForOwner(ctx context.Context, ownerID string) ([]Device, error)
 	// UpdateDevice replaces every field of the device with the given ID.
@@ -343,6 +363,9 @@ type Tx interface {
 	GetOrgRelays(ctx context.Context, orgID string) (OrgRelays, error)
 	// DeleteOrgRelays removes the organization's relays, ErrNotFound when it has none.
 	DeleteOrgRelays(ctx context.Context, orgID string) error
+	// ListOrgRelays lists every organization's relays, ordered by organization ID (for
+	// re-sealing their secrets when the coordinator's seal key changes or first appears).
+	ListOrgRelays(ctx context.Context) ([]OrgRelays, error)
 
 	// AppendEvent stores e, assigning and returning its Revision.
 	AppendEvent(ctx context.Context, e Event) (int64, error)
@@ -350,14 +373,28 @@ type Tx interface {
 	// revision above after. With targetDeviceID empty only untargeted events are returned;
 	// otherwise untargeted events and those targeted at that device.
 	ListEvents(ctx context.Context, orgID, targetDeviceID string, after int64, limit int) ([]Event, error)
+	// OrganizationRevision is the highest revision of the organization's untargeted events
+	// still in the log (0 when none). The domain layer appends one whenever the organization's
+	// device list changes, so together with PrunedRevision it names one state of that list.
+	OrganizationRevision(ctx context.Context, orgID string) (int64, error)
 	// LatestRevision is the highest revision ever assigned (0 when none).
 	LatestRevision(ctx context.Context) (int64, error)
-	// PrunedRevision is the highest revision PruneEvents has ever deleted (0 when none): a
-	// stream resuming from below it may have lost events and must start from a full sync.
+	// PrunedRevision is the highest revision PruneEvents or PruneEventsOverSize has ever
+	// deleted, in any organization (0 when none): a stream resuming from below it may have
+	// lost events and must start from a full sync. It is one number for the whole store, so
+	// pruning one organization's log also sends other organizations' streams that resume
+	// from below it a sync they did not strictly need: correct, never lossy.
 	PrunedRevision(ctx context.Context) (int64, error)
 	// PruneEvents deletes events created before the given time, records the highest revision
 	// it deleted for PrunedRevision, and returns how many it deleted.
 	PruneEvents(ctx context.Context, before time.Time) (int64, error)
+	// PruneEventsOverSize bounds every organization's log by size: where the Data of an
+	// organization's events adds up to more than maxBytes, it deletes that organization's
+	// oldest events (lowest revisions) until what is left adds up to at most maxBytes (so an
+	// organization whose newest event alone is larger keeps none). It records the highest
+	// revision it deleted for PrunedRevision and returns how many it deleted. Signals are not
+	// counted: they live apart, pruned by age.
+	PruneEventsOverSize(ctx context.Context, maxBytes int64) (int64, error)
 
 	// AppendSignal stores a transient event (an ICE signal; e.TargetDeviceID is required) in a
 	// table apart from the durable log, numbered from the same revision sequence, and returns

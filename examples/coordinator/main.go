@@ -10,6 +10,9 @@
 // coordinator uses the token in -admin-token-file (mode 0600; by default DB.admin-token beside
 // a SQLite database), generating it on the first start, and logs that file's path.
 //
+// GET /metrics serves Prometheus metrics (requests, event streams, fan-out, store transactions,
+// devices online); with -metrics-token (or NEXODUS_METRICS_TOKEN) only to that bearer token.
+//
 // Devices learn their STUN and TURN servers from -stun-servers and -turn-servers, with TURN
 // credentials minted from -relay-secret (or NEXODUS_RELAY_SECRET), the secret the relays share.
 //
@@ -70,8 +73,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	adminTokenFile := flags.String("admin-token-file", "", "file keeping the admin token, generated if missing (default DB.admin-token beside a SQLite database)")
 	sealKeyFile := flags.String("seal-key-file", "", "file keeping the seal key in base64 (default DB.seal-key beside a SQLite database, generated if missing)")
 	adminToken := flags.String("admin-token", "", "admin bearer token (default $NEXODUS_ADMIN_TOKEN, else the one in DB.admin-token, generated if missing)")
+	metricsToken := flags.String("metrics-token", "", "bearer token GET /metrics (Prometheus) asks for (default $NEXODUS_METRICS_TOKEN; empty: /metrics is open)")
 	pool := flags.String("ipv4-pool", "100.64.0.0/10", "IPv4 pool organizations get their blocks from")
 	retention := flags.Duration("event-retention", 24*time.Hour, "how long events are kept for stream resumption")
+	logMaxBytes := flags.Int64("event-log-max-bytes", coordinator.DefaultEventLogMaxBytes, "most bytes of event data each organization's log keeps (its oldest events beyond go; a stream resuming from before them gets a sync)")
 	debug := flags.Bool("debug", false, "log every request")
 	stunServers := flags.String("stun-servers", "", "comma-separated host:port STUN servers advertised to devices (e.g. both UDP ports of a relay)")
 	turnServers := flags.String("turn-servers", "", "comma-separated TURN URLs advertised to devices, e.g. turn:198.51.100.10:3478?transport=udp")
@@ -126,6 +131,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if *relaySecret == "" {
 		*relaySecret = os.Getenv("NEXODUS_RELAY_SECRET")
 	}
+	if *metricsToken == "" {
+		*metricsToken = os.Getenv("NEXODUS_METRICS_TOKEN")
+	}
 	if *turnServers != "" && *relaySecret == "" {
 		return errors.New("-turn-servers needs a relay secret: pass -relay-secret or set NEXODUS_RELAY_SECRET")
 	}
@@ -164,7 +172,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer st.Close()
 	srv, err := coordinator.New(ctx, coordinator.Config{
-		Store: st, AdminToken: *adminToken, Logger: logger, IPv4Pool: prefix, EventRetention: *retention,
+		Store: st, AdminToken: *adminToken, MetricsToken: *metricsToken, Logger: logger, IPv4Pool: prefix,
+		EventRetention: *retention, EventLogMaxBytes: *logMaxBytes,
 		STUNServers: splitList(*stunServers), TURNServers: splitList(*turnServers),
 		RelaySecret: []byte(*relaySecret), RelayCredentialTTL: *relayTTL, SealKey: sealKey,
 		RateLimits: *limits, TrustedProxies: proxies, Console: console,

@@ -5,6 +5,9 @@ package postgres
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -19,6 +22,10 @@ const (
 	readOnlyTransaction  = "25006"
 	serializationFailure = "40001"
 	deadlockDetected     = "40P01"
+	adminShutdown        = "57P01" // pg_terminate_backend, or a fast shutdown
+	crashShutdown        = "57P02"
+	cannotConnectNow     = "57P03" // starting up, shutting down
+	tooManyConnections   = "53300"
 )
 
 // mapErr turns driver errors into the store's sentinels, keeping the original text.
@@ -28,6 +35,9 @@ func mapErr(err error) error {
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ErrNotFound
+	}
+	if unavailable(err) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
@@ -42,6 +52,25 @@ func mapErr(err error) error {
 		}
 	}
 	return err
+}
+
+// unavailable reports a failure to reach the server or a refusal to serve: a failed connect
+// (refused, timed out, the database not accepting connections), a connection lost mid-way, or
+// the server shutting down or starting up. Not a statement's own failure.
+func unavailable(err error) bool {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || // connection exception
+			pe.Code == adminShutdown || pe.Code == crashShutdown || pe.Code == cannotConnectNow ||
+			pe.Code == tooManyConnections
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, pgconn.ErrConnClosed) || pgconn.SafeToRetry(err)
 }
 
 // retryable reports a failure that running the transaction again may avoid.

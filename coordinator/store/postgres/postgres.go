@@ -53,6 +53,9 @@ const channel = "nexodus_changes"
 // failures; past it the last failure is returned.
 const maxAttempts = 30
 
+// defaultConnectTimeout bounds each connection attempt unless the URL sets connect_timeout.
+const defaultConnectTimeout = 5 * time.Second
+
 // Option configures Open.
 type Option func(*config)
 
@@ -100,6 +103,11 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	}
 	if cfg.maxConns > 0 {
 		pcfg.MaxConns = cfg.maxConns
+	}
+	if pcfg.ConnConfig.ConnectTimeout == 0 {
+		// A server that does not answer (a partition, not a refusal) must fail requests, not
+		// hang them: the URL's connect_timeout, when given, says how long.
+		pcfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
 	where := pcfg.ConnConfig.Database + " at " + pcfg.ConnConfig.Host
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
@@ -184,7 +192,7 @@ func (s *Store) attempt(ctx context.Context, fn func(store.Tx) error, serialize 
 func (s *Store) attemptOnce(ctx context.Context, fn func(store.Tx) error, serialize bool) (retry bool, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return false, s.closedOr(fmt.Errorf("postgres: begin: %w", err))
+		return false, s.closedOr(fmt.Errorf("postgres: begin: %w", mapErr(err)))
 	}
 	defer conn.Release()
 	if serialize {
@@ -252,9 +260,6 @@ func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
 // Watch implements store.Store: fn hears of every replica's commits, in commit order, and gets
 // store.Change{} after the notification connection was re-established.
 func (s *Store) Watch(fn func(store.Change)) (cancel func()) { return s.hub.Watch(fn) }
-
-// Subscribe implements store.Store on top of Watch. The channel is never closed.
-func (s *Store) Subscribe() (<-chan struct{}, func()) { return s.hub.Subscribe() }
 
 // Close implements store.Store: it stops the listener, releases held locks, waits for running
 // transactions and closes the pool. It must not be called from a Watch callback. Calls after

@@ -28,6 +28,11 @@ func (t *tx) GetOrgRelays(ctx context.Context, orgID string) (store.OrgRelays, e
 		`SELECT organization_id, stun_servers, turn_servers, secret, updated_at FROM org_relays WHERE organization_id = $1`, orgID)
 }
 
+func (t *tx) ListOrgRelays(ctx context.Context) ([]store.OrgRelays, error) {
+	return list(ctx, t, "list organizations' relays", scanOrgRelays,
+		`SELECT organization_id, stun_servers, turn_servers, secret, updated_at FROM org_relays ORDER BY organization_id`)
+}
+
 func (t *tx) DeleteOrgRelays(ctx context.Context, orgID string) error {
 	return t.exec(ctx, "delete relays of organization "+orgID, true, `DELETE FROM org_relays WHERE organization_id = $1`, orgID)
 }

@@ -11,7 +11,8 @@
 // One writer connection runs Tx, one at a time; a pool of read-only connections runs View
 // beside it (WAL mode lets readers see the last commit while the writer works). Watch and
 // TryLock are in-process: a second Store on the same file neither hears the first's commits
-// nor shares its locks. The file is created with mode 0600 and secure_delete is on.
+// nor shares its locks. The file is created with mode 0600 and secure_delete is on; Compact
+// rebuilds it (VACUUM) and truncates the WAL, for what an older version left in free pages.
 //
 // Migrations are numbered like those of the PostgreSQL engine (package store/postgres): one
 // number is one schema change on both engines, so a change adds NNNN_name.sql to both

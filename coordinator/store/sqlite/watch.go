@@ -16,10 +16,6 @@ import (
 // store's goroutine. After Close it returns a no-op cancel.
 func (s *Store) Watch(fn func(store.Change)) (cancel func()) { return s.hub.Watch(fn) }
 
-// Subscribe implements store.Store on top of Watch. The channel is never closed; after Close it
-// simply never fires again.
-func (s *Store) Subscribe() (<-chan struct{}, func()) { return s.hub.Subscribe() }
-
 // TryLock implements store.Store with locks private to this Store.
 func (s *Store) TryLock(ctx context.Context, name string) (release func(), ok bool, err error) {
 	if err := ctx.Err(); err != nil {

@@ -117,7 +117,7 @@ func testConcurrentReadModifyWrite(t *testing.T, s store.Store, _ ReopenFunc) {
 }
 
 func testConcurrentEvents(t *testing.T, s store.Store, _ ReopenFunc) {
-	ch, cancelSub := s.Subscribe()
+	ch, cancelSub := subscribe(s)
 	defer cancelSub()
 	const goroutines, each = 8, 20
 	revsByG := make([][]int64, goroutines)

@@ -161,10 +161,10 @@ func notPending(t *testing.T, ch <-chan struct{}, what string) {
 	assert.Empty(t, ch, "%s: unexpected notification", what)
 }
 
-func testSubscribe(t *testing.T, s store.Store, _ ReopenFunc) {
-	ch1, cancel1 := s.Subscribe()
+func testWatchWakeups(t *testing.T, s store.Store, _ ReopenFunc) {
+	ch1, cancel1 := subscribe(s)
 	defer cancel1()
-	ch2, cancel2 := s.Subscribe()
+	ch2, cancel2 := subscribe(s)
 	defer cancel2()
 	notPending(t, ch1, "new subscription")
 
@@ -194,15 +194,15 @@ func testSubscribe(t *testing.T, s store.Store, _ ReopenFunc) {
 	notPending(t, ch1, "canceled subscription")
 
 	// A subscription taken after events were appended hears only later commits.
-	ch3, cancel3 := s.Subscribe()
+	ch3, cancel3 := subscribe(s)
 	defer cancel3()
 	notPending(t, ch3, "subscription taken after earlier commits")
 	commitEvent(t, s, "o2")
 	waitNotified(t, ch3, "late subscriber")
 }
 
-func testSubscribeRollback(t *testing.T, s store.Store, _ ReopenFunc) {
-	ch, cancel := s.Subscribe()
+func testWatchRollback(t *testing.T, s store.Store, _ ReopenFunc) {
+	ch, cancel := subscribe(s)
 	defer cancel()
 
 	err := try(s, func(ctx context.Context, tx store.Tx) error {

@@ -159,3 +159,16 @@ func equalIDs(t *testing.T, what string, got, want []string) {
 		assert.Equal(t, want, got, "%s: IDs", what)
 	}
 }
+
+// subscribe watches s through a coalescing channel of capacity one: a value is pending after
+// any commit that appended events, however many there were.
+func subscribe(s store.Store) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	cancel := s.Watch(func(store.Change) {
+		select {
+		case ch <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	})
+	return ch, cancel
+}

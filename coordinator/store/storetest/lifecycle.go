@@ -108,7 +108,7 @@ func testReopen(t *testing.T, s store.Store, reopen ReopenFunc) {
 		return tx.AppendEvent(ctx, store.Event{OrganizationID: "o1", Type: "x", CreatedAt: t0})
 	})
 	assert.Greater(t, rev, before["latest"].(int64), "AppendEvent after reopen")
-	ch, cancel := s.Subscribe()
+	ch, cancel := subscribe(s)
 	defer cancel()
 	commitEvent(t, s, "o2")
 	waitNotified(t, ch, "subscriber on a reopened store")
@@ -117,7 +117,7 @@ func testReopen(t *testing.T, s store.Store, reopen ReopenFunc) {
 // testClose checks what a closed store does: Tx fails, Close answers net.ErrClosed, and
 // subscriptions are harmless.
 func testClose(t *testing.T, s store.Store, _ ReopenFunc) {
-	ch, cancel := s.Subscribe()
+	ch, cancel := subscribe(s)
 	require.NoError(t, s.Close(), "Close")
 	cancel() // after Close: harmless
 	cancel()
@@ -132,7 +132,7 @@ func testClose(t *testing.T, s store.Store, _ ReopenFunc) {
 		wantErr(t, s.Close(), net.ErrClosed, "Close after Close")
 	}
 	// Subscribing to a closed store must not panic or leak; the channel simply never fires.
-	_, cancel = s.Subscribe()
+	_, cancel = subscribe(s)
 	cancel()
 	s.Watch(func(store.Change) {})()
 	ctx := context.Background()

@@ -26,7 +26,7 @@
 //   - an empty Device.TunnelIPv6 (or TunnelIPv4) means "no address" and takes part in no
 //     uniqueness rule;
 //   - a Create* that references a missing organization or user fails (ErrNotFound);
-//   - Subscribe notifies after the commit of a transaction that appended events, and a
+//   - Watch notifies after the commit of a transaction that appended events, and a
 //     transaction that appended nothing, or rolled back, sends nothing synchronously;
 //   - ListEvents with limit <= 0 has no limit;
 //   - usernames and personal organizations' names are unique ignoring ASCII case, and
@@ -87,15 +87,21 @@ func Run(t *testing.T, open OpenFunc, opts ...Option) {
 		{"Devices", false, testDevices},
 		{"DeviceAddressUniqueness", false, testDeviceAddressUniqueness},
 		{"UpdateDevice", false, testUpdateDevice},
+		{"DeviceAddresses", false, testDeviceAddresses},
+		{"DeviceByHostname", false, testDeviceByHostname},
+		{"OrganizationRevision", false, testOrganizationRevision},
 		{"MissingReferences", false, testMissingReferences},
 		{"DeleteOrganizationCascades", false, testDeleteOrganizationCascades},
 		{"OrgRelays", false, testOrgRelays},
+		{"ListOrgRelays", false, testListOrgRelays},
 		{"Events", false, testEvents},
 		{"PruneEvents", false, testPruneEvents},
+		{"PruneEventsOverSize", false, testPruneEventsOverSize},
+		{"Compact", false, testCompact},
 		{"Rollback", false, testRollback},
 		{"ContextCanceled", false, testContextCanceled},
-		{"Subscribe", false, testSubscribe},
-		{"SubscribeRollback", false, testSubscribeRollback},
+		{"WatchWakeups", false, testWatchWakeups},
+		{"WatchRollback", false, testWatchRollback},
 		{"Signals", false, testSignals},
 		{"PruneSignals", false, testPruneSignals},
 		{"Presence", false, testPresence},

@@ -55,19 +55,6 @@ func (h *Hub) Watch(fn func(store.Change)) (cancel func()) {
 	}
 }
 
-// Subscribe implements store.Store.Subscribe on top of Watch: a coalescing channel of
-// capacity one, never closed.
-func (h *Hub) Subscribe() (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	cancel := h.Watch(func(store.Change) {
-		select {
-		case ch <- struct{}{}:
-		default: // a wake-up is pending: that is all a subscriber needs
-		}
-	})
-	return ch, cancel
-}
-
 // Publish queues changes for the watchers and returns at once.
 func (h *Hub) Publish(changes ...store.Change) {
 	if len(changes) == 0 {

@@ -71,13 +71,10 @@ func TestHubOrderCancelClose(t *testing.T) {
 	require.Eventually(t, func() bool { return len(b.get()) == 101 }, 10*time.Second, time.Millisecond)
 	assert.Len(t, a.get(), 100, "a canceled watcher hears nothing more")
 
-	ch, cancel := h.Subscribe()
-	defer cancel()
 	for range 5 {
 		h.Publish(store.Change{OrganizationID: "o", Revision: 200})
 	}
 	require.Eventually(t, func() bool { return len(b.get()) == 106 }, 10*time.Second, time.Millisecond)
-	assert.Len(t, ch, 1, "subscription wake-ups coalesce")
 
 	h.Close()
 	h.Close() // harmless
