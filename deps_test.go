@@ -30,6 +30,9 @@ func TestImportRules(t *testing.T) {
 		"client":             {"api", "internal/sealbox"},
 		"api":                {},
 		"key":                {},
+		// The Prometheus collector over a Node stands beside the root package, so that
+		// embedding a Node does not pull in client_golang (checked below).
+		"nexodusprom": {""},
 	}
 	// The storage engines (SQLite, and PostgreSQL through github.com/jackc/pgx/v5) stand on the
 	// store interface and the change queue they share; the suite and pgtest are for tests.
@@ -66,6 +69,9 @@ func TestImportRules(t *testing.T) {
 			}
 		}
 	}
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	require.NoError(t, err, "go list -deps: %s", out)
+	require.NotContains(t, string(out), "github.com/prometheus/", "the root package pulls in Prometheus")
 	for from, deps := range projectImports(t, "./...") {
 		if from != "nexodustest" && !strings.HasPrefix(from, "examples/") && !strings.HasPrefix(from, "internal/labtest") {
 			require.NotContains(t, deps, "nexodustest", "%s imports the test kit", displayName(from))

@@ -96,8 +96,13 @@ type Peer struct {
 	// session was lost.
 	Traversal     Traversal
 	LastHandshake time.Time
-	RxBytes       uint64
-	TxBytes       uint64
+	// RxBytes and TxBytes count WireGuard's bytes from and to the peer.
+	RxBytes uint64
+	TxBytes uint64
+	// PathChanges counts how often the path to the peer was found, lost or switched (direct ↔
+	// relayed, another address) since the node started: a peer whose count keeps growing has
+	// an unstable path.
+	PathChanges uint64
 }
 
 // TraversalState is where NAT traversal is with a peer.
@@ -206,6 +211,7 @@ func peerStatus(ps engine.PeerSnapshot, now time.Time) Peer {
 	p.PathSince = ps.PathSince
 	p.LastHandshake = ps.LastHandshake
 	p.RxBytes, p.TxBytes = ps.RxBytes, ps.TxBytes
+	p.PathChanges = ps.PathChanges
 	if !ps.LastHandshake.IsZero() && now.Sub(ps.LastHandshake) < handshakeFresh {
 		p.Path = PathDirect
 		if ps.Relayed {

@@ -44,7 +44,9 @@ type dataplane struct {
 	mu    sync.Mutex
 	keys  map[string]key.Key   // device ID → key of the peers handed to ICE
 	paths map[string]natt.Path // device ID → the pair ICE selected
-	nat   natt.NATInfo
+	// pathChanges counts, per device ID, the paths ICE chose or lost (for metrics).
+	pathChanges map[string]uint64
+	nat         natt.NATInfo
 }
 
 type dataplaneConfig struct {
@@ -73,7 +75,7 @@ func newDataplane(ctx context.Context, cfg dataplaneConfig) (*dataplane, error) 
 		log:   cfg.logger,
 		cfg:   cfg,
 		keys:  map[string]key.Key{},
-		paths: map[string]natt.Path{},
+		paths: map[string]natt.Path{}, pathChanges: map[string]uint64{},
 	}
 	stun := slices.Clone(cfg.stun)
 	dp.stun.Store(&stun)
@@ -222,6 +224,9 @@ func (dp *dataplane) onPath(deviceID string, peer key.Key, p natt.Path) {
 		return // removed meanwhile
 	}
 	prev, had := dp.paths[deviceID]
+	if had != p.Valid() || had && (prev.Remote != p.Remote || prev.Relayed() != p.Relayed()) {
+		dp.pathChanges[deviceID]++ // found, lost, moved, or direct ↔ relayed
+	}
 	if p.Valid() {
 		dp.paths[deviceID] = p
 	} else {
@@ -287,6 +292,7 @@ func (dp *dataplane) setPeers(ctx context.Context, devices map[string]api.Device
 	for _, id := range removed {
 		delete(dp.keys, id)
 		delete(dp.paths, id)
+		delete(dp.pathChanges, id)
 	}
 	for _, id := range added {
 		dp.keys[id] = want[id]
@@ -378,4 +384,11 @@ func (dp *dataplane) close() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// pathChangesOf returns how often the path to the device changed.
+func (dp *dataplane) pathChangesOf(deviceID string) uint64 {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	return dp.pathChanges[deviceID]
 }

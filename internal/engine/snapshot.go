@@ -34,6 +34,8 @@ type PeerSnapshot struct {
 	PathSince     time.Time
 	RxBytes       uint64
 	TxBytes       uint64
+	// PathChanges counts the paths NAT traversal found, lost or switched for the peer.
+	PathChanges uint64
 	// NAT traversal: the state ("" before it has a session for the peer) and, while it has no
 	// pair, why the last one was lost; the kinds of the pair's two ends ("" without a pair) and
 	// when it was chosen.
@@ -64,7 +66,7 @@ func (e *Engine) Snapshot() Snapshot {
 	}
 	ice := e.dp.traversal()
 	for _, d := range e.peers.Peers {
-		p := PeerSnapshot{Device: ParseDevice(d)}
+		p := PeerSnapshot{Device: ParseDevice(d), PathChanges: e.dp.pathChangesOf(d.ID)}
 		if k, err := key.Parse(d.PublicKey); err == nil {
 			if ps, ok := wg[k]; ok {
 				p.Endpoint, p.Relayed = ps.Endpoint, ps.Relayed
