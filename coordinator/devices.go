@@ -256,7 +256,6 @@ func (s *Server) deleteDevice(ctx context.Context, p Principal, id string) (noCo
 	if err != nil {
 		return noContent{}, err
 	}
-	s.hub.forget(id)
 	s.log.Info("device deleted", "device_id", id, "by_kind", p.Kind)
 	return noContent{}, nil
 }

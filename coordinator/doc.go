@@ -87,9 +87,11 @@
 //     for the hostname rule, is no stream here and no unexpired presence row anywhere.
 //     Ephemeral devices are deleted after their stream has been gone for
 //     [Config.EphemeralGrace] (also when they never connect, counted from registration or from
-//     coordinator start). A connected ephemeral device's stream records LastSeenAt in the
-//     store now and then, so replicas sharing a store do not delete a device connected to
-//     another replica. Other devices are never deleted for being offline. Going online or
+//     coordinator start). What "gone" means is in the store, shared by replicas: no unexpired
+//     presence row of any replica, and a LastSeenAt (set at registration, renewed now and then
+//     by the device's stream and at its end) older than the grace period. One replica at a
+//     time sweeps them, under the store's "prune" lock; a replica younger than the grace
+//     period sweeps none. Other devices are never deleted for being offline. Going online or
 //     offline appends no event; GET and sync events show it.
 //   - Event streams: a fresh stream starts with a sync event (the full device list, with the
 //     current revision as its ID); Last-Event-ID resumes after that revision, or starts with a

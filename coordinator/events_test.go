@@ -329,13 +329,14 @@ func TestSignalingCrossOrgDenied(t *testing.T) {
 	assert.Equal(t, api.EventDeviceAdded, as.next().Type, "other device's stream")
 }
 
-// TestEphemeralSharedStore runs two coordinators on one store, as replicas would: the one
-// without the device's stream must not delete an ephemeral device the other sees connected,
-// however many of its sweeps pass.
+// TestEphemeralSharedStore runs two coordinators on one store, as replicas would: neither
+// deletes an ephemeral device whose stream the other holds, however many sweeps pass — the
+// presence row and LastSeenAt are in the store, not in the holder's memory — and once the
+// stream is gone for the grace period, the device is deleted, whichever replica sweeps.
 func TestEphemeralSharedStore(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const grace = time.Minute
-		e := newEnv(t, func(c *Config) { c.EphemeralGrace, c.Heartbeat = grace, time.Second })
+		const grace, sweep = time.Minute, 10 * time.Second
+		e := newEnv(t, func(c *Config) { c.EphemeralGrace, c.Heartbeat, c.SweepInterval = grace, time.Second, sweep })
 		cfg := e.cfg
 		cfg.Store = e.store
 		other, err := New(context.Background(), cfg)
@@ -344,17 +345,55 @@ func TestEphemeralSharedStore(t *testing.T) {
 		alice := e.newUser("alice")
 		eph := e.newRegKey(alice, alice.PersonalOrg, api.CreateRegKeyRequest{Ephemeral: true})
 		d := e.register(eph.Secret, "", "eph", newKey(t), 201)
-		other.hub.trackEphemeral(d.ID, time.Now()) // as if it had loaded the device at start
 		s := e.openStream(devicePath(d.ID, "/events"), d.Token, "")
-		defer s.close()
 		s.next()
-		time.Sleep(2 * grace)
+		time.Sleep(5 * grace)
 		synctest.Wait()
+		require.False(t, other.hub.isOnline(d.ID), "the other replica holds no stream of the device")
 		var dev store.Device
 		require.NoError(t, e.store.Tx(context.Background(), func(tx store.Tx) (err error) {
 			dev, err = tx.GetDevice(context.Background(), d.ID)
 			return err
-		}), "the other replica deleted the connected device")
+		}), "a replica deleted the connected device")
 		assert.WithinDuration(t, time.Now(), dev.LastSeenAt, grace/3+time.Second, "last seen recorded by the stream")
+
+		s.close()
+		synctest.Wait()
+		time.Sleep(grace + sweep + time.Second)
+		synctest.Wait()
+		err = e.store.Tx(context.Background(), func(tx store.Tx) error {
+			_, err := tx.GetDevice(context.Background(), d.ID)
+			return err
+		})
+		require.ErrorIs(t, err, store.ErrNotFound, "the device a grace period after its stream ended")
+	})
+}
+
+// TestEphemeralGraceFromStart stops the coordinator for longer than the grace period: an
+// ephemeral device that was gone all that time gets the grace period again from the start, so
+// that devices can come back after an outage of the whole service.
+func TestEphemeralGraceFromStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const grace, sweep = time.Minute, 10 * time.Second
+		e := newEnv(t, func(c *Config) { c.EphemeralGrace, c.SweepInterval = grace, sweep })
+		alice := e.newUser("alice")
+		eph := e.newRegKey(alice, alice.PersonalOrg, api.CreateRegKeyRequest{Ephemeral: true})
+		d := e.register(eph.Secret, "", "eph", newKey(t), 201)
+		back := e.register(eph.Secret, "", "back", newKey(t), 201)
+		e.stop()
+		time.Sleep(10 * grace)
+		e.start()
+		time.Sleep(grace - sweep)
+		synctest.Wait()
+		e.device(alice.Token, d.ID)
+		// One comes back within the grace period and stays; the other does not and goes.
+		s := e.openStream(devicePath(back.ID, "/events"), back.Token, "")
+		defer s.close()
+		s.next()
+		time.Sleep(2 * sweep)
+		synctest.Wait()
+		e.fails(404, api.CodeNotFound, "GET", devicePath(d.ID, ""), alice.Token, nil)
+		time.Sleep(5 * grace)
+		e.device(alice.Token, back.ID)
 	})
 }

@@ -110,7 +110,6 @@ func (s *Server) deleteOrg(ctx context.Context, p Principal, id string) (noConte
 	if err != nil {
 		return noContent{}, err
 	}
-	s.hub.forget(convert(devices, func(d store.Device) string { return d.ID })...)
 	s.hub.broadcast() // streams of the organization re-check and end
 	s.log.Info("organization deleted", "org_id", id, "by", p.UserID, "devices", len(devices))
 	return noContent{}, nil
@@ -163,7 +162,6 @@ func (s *Server) removeMember(ctx context.Context, p Principal, id, uid string) 
 	if err != nil {
 		return err
 	}
-	s.hub.forget(removed...)
 	s.hub.broadcast() // the removed member's streams re-check and end
 	s.log.Info("member removed", "org_id", id, "user_id", uid, "by", p.UserID, "devices_deleted", len(removed))
 	return nil

@@ -109,9 +109,6 @@ func (s *Server) registerDevice(ctx context.Context, p Principal, req api.Regist
 		// violation itself, which may be a concurrent registration's doing and worth a retry.
 		return resp, false, conflict(err, "device conflicts with an existing one (public key or address)")
 	}
-	if res.dev.Ephemeral {
-		s.hub.trackEphemeral(res.dev.ID, s.now())
-	}
 	sealed, err := sealbox.Seal(reg.pub, []byte(formatToken(api.DeviceTokenPrefix, res.dev.ID, reg.secret)))
 	if err != nil {
 		return resp, false, err

@@ -6,7 +6,6 @@ package coordinator
 import (
 	"context"
 	"crypto/sha256"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -26,6 +25,7 @@ type Server struct {
 	adminHash []byte
 	hub       *hub
 	replica   string    // names this process in the store's presence rows (presence.go)
+	started   time.Time // when New ran: ephemeral devices get their grace period from it (sweep.go)
 	limits    *limiters // rate limits (ratelimit.go)
 	sealer    *sealer   // seals organization relay secrets; nil without Config.SealKey
 	web       *web      // the console, sign-in and device login; nil without Config.Console
@@ -73,18 +73,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.store = serverStore{Store: cfg.Store, m: s.metrics} // timed; outages answer 503 (storeuse.go)
 	s.auth = tokenAuthenticator{s}
 	s.limits = newLimiters(cfg.RateLimits)
-	ephemeral, err := s.storedEphemeral(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("coordinator: load devices: %w", err)
-	}
 	if err := s.resealSecrets(ctx); err != nil {
 		return nil, err
 	}
 	s.hub = newHub(s.store)
-	now := s.now()
-	for _, id := range ephemeral {
-		s.hub.trackEphemeral(id, now)
-	}
+	s.started = s.now()
 	if cfg.Console != nil {
 		if s.web, err = newWeb(s, cfg.Console); err != nil {
 			return nil, err

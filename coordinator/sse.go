@@ -103,7 +103,7 @@ func (s *Server) present(ctx context.Context, st *stream) (touch func(), end fun
 		if st.ephemeral {
 			s.touchDevice(tctx, st.deviceID)
 		}
-		s.hub.disconnect(st.deviceID, s.now())
+		s.hub.disconnect(st.deviceID)
 		s.dropPresence(tctx, st.deviceID)
 	}
 }

@@ -1,10 +1,11 @@
 package coordinator
 
 // The background sweeper and the liveness of ephemeral devices: it prunes events beyond the
-// log's age and per-organization size bounds, retries a pending scrub of re-sealed secrets
-// (seal.go), and deletes ephemeral devices whose stream has been gone longer than the grace
-// period, unless a replica sharing the store has seen them lately (LastSeenAt, which their
-// streams record).
+// log's age and per-organization size bounds, expired signals, sign-in state and presence rows,
+// retries a pending scrub of re-sealed secrets (seal.go), and deletes ephemeral devices whose
+// stream has been gone longer than the grace period. What "gone" means lives in the store,
+// shared by replicas: no unexpired presence row (presence.go) and a LastSeenAt, which their
+// streams renew, older than the grace period.
 
 import (
 	"context"
@@ -15,29 +16,9 @@ import (
 	"github.com/nexodus-sdk/nexodus/coordinator/store"
 )
 
-// storedEphemeral lists the stored ephemeral devices, whose grace period starts when the
-// coordinator does.
-func (s *Server) storedEphemeral(ctx context.Context) ([]string, error) {
-	return inTx(ctx, s.store, func(tx store.Tx) ([]string, error) {
-		orgs, err := tx.ListOrganizations(ctx)
-		if err != nil {
-			return nil, err
-		}
-		var ids []string
-		for _, o := range orgs {
-			ds, err := tx.ListDevices(ctx, o.ID)
-			if err != nil {
-				return nil, err
-			}
-			for _, d := range ds {
-				if d.Ephemeral {
-					ids = append(ids, d.ID)
-				}
-			}
-		}
-		return ids, nil
-	})
-}
+// ephemeralBatch bounds the devices one sweep transaction deletes, so that a crowd of
+// ephemeral devices gone at once (a CI fleet) does not make one huge transaction.
+const ephemeralBatch = 100
 
 // sweeper sweeps every Config.SweepInterval until ctx ends.
 func (s *Server) sweeper(ctx context.Context) {
@@ -53,31 +34,29 @@ func (s *Server) sweeper(ctx context.Context) {
 	}
 }
 
-// sweep prunes old events, signals and expired sign-in state, and deletes ephemeral devices
-// gone longer than the grace period.
+// sweep prunes old events, signals, presence rows and expired sign-in state, and deletes
+// ephemeral devices gone longer than the grace period. Replicas sharing a store take turns:
+// only the holder of the "prune" lock does either in a round, the others skip it. The scrub
+// is this process's own business (its re-sealing at start) and runs regardless.
 func (s *Server) sweep(ctx context.Context) {
 	now := s.now()
-	s.prune(ctx, now)
+	if release, ok, err := s.store.TryLock(ctx, "prune"); ok {
+		s.prune(ctx, now)
+		s.sweepEphemeral(ctx, now)
+		release()
+	} else if err != nil && ctx.Err() == nil {
+		s.log.Warn("sweeping: cannot take the lock", "err", err)
+	}
 	if s.scrubPending.Load() {
 		s.scrub(ctx)
 	}
-	s.sweepEphemeral(ctx, now)
 }
 
 // prune deletes what has outlived its retention, and each organization's oldest events beyond
 // Config.EventLogMaxBytes (after the age prune, so that the size bound counts only what the age
 // bound keeps). Both move the store's PrunedRevision, from which a resuming stream knows it
-// needs a sync. Replicas sharing a store take turns: only the holder of the "prune" lock
-// prunes in a round, the others skip it.
+// needs a sync. The caller holds the "prune" lock.
 func (s *Server) prune(ctx context.Context, now time.Time) {
-	release, ok, err := s.store.TryLock(ctx, "prune")
-	if err != nil || !ok {
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("pruning: cannot take the lock", "err", err)
-		}
-		return
-	}
-	defer release()
 	for _, p := range []struct {
 		what  string
 		prune func(tx store.Tx) (int64, error)
@@ -86,6 +65,8 @@ func (s *Server) prune(ctx context.Context, now time.Time) {
 		{"events over the size bound", func(tx store.Tx) (int64, error) { return tx.PruneEventsOverSize(ctx, s.cfg.EventLogMaxBytes) }},
 		{"signals", func(tx store.Tx) (int64, error) { return tx.PruneSignals(ctx, now.Add(-signalRetention)) }},
 		{"expired sessions and logins", func(tx store.Tx) (int64, error) { return tx.PruneAuth(ctx, now) }},
+		// Rows a replica left behind when it died; a presence TTL of slack for clocks that differ.
+		{"presence rows", func(tx store.Tx) (int64, error) { return tx.PrunePresence(ctx, now.Add(-s.presenceTTL())) }},
 	} {
 		n, err := inTx(ctx, s.store, p.prune)
 		switch {
@@ -97,39 +78,46 @@ func (s *Server) prune(ctx context.Context, now time.Time) {
 	}
 }
 
-// sweepEphemeral deletes the ephemeral devices this replica knows of that have had no stream
-// for the grace period. Every replica sweeps its own: the LastSeenAt check keeps one replica
-// from deleting a device that is connected to another.
+// sweepEphemeral deletes the ephemeral devices without a stream on any replica and not seen
+// for the grace period, in batches. The caller holds the "prune" lock. A coordinator that has
+// run for less than the grace period sweeps none: after an outage of the whole service the
+// devices need the time to come back, so their grace period counts from the start too.
 func (s *Server) sweepEphemeral(ctx context.Context, now time.Time) {
 	deadline := now.Add(-s.cfg.EphemeralGrace)
-	for _, id := range s.hub.expiredEphemeral(deadline) {
-		seen, err := inTx(ctx, s.store, func(tx store.Tx) (time.Time, error) {
-			d, err := tx.GetDevice(ctx, id)
+	if deadline.Before(s.started) {
+		return
+	}
+	for {
+		// Listed and deleted in one transaction: a stream that connects meanwhile either
+		// commits its presence first (and the device is not listed) or finds it deleted.
+		gone, err := inTx(ctx, s.store, func(tx store.Tx) ([]string, error) {
+			ds, err := tx.ExpiredEphemeralDevices(ctx, deadline, now, ephemeralBatch)
 			if err != nil {
-				return time.Time{}, err
+				return nil, err
 			}
-			if d.LastSeenAt.After(deadline) {
-				// Seen recently, e.g. by another replica sharing the store: not yet.
-				return d.LastSeenAt, errNotYet
+			ids := make([]string, 0, len(ds))
+			for _, d := range ds {
+				if err := s.deleteDeviceTx(ctx, tx, d, api.ReasonDeviceRemoved); err != nil {
+					return nil, err
+				}
+				ids = append(ids, d.ID)
 			}
-			return time.Time{}, s.deleteDeviceTx(ctx, tx, d, api.ReasonDeviceRemoved)
+			return ids, nil
 		})
-		switch {
-		case errors.Is(err, errNotYet):
-			s.hub.sawEphemeral(id, seen)
-		case err == nil:
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("deleting ephemeral devices failed", "err", err)
+			}
+			return
+		}
+		for _, id := range gone {
 			s.log.Info("ephemeral device deleted after disconnecting", "device_id", id)
-			s.hub.forget(id)
-		case errors.Is(err, store.ErrNotFound):
-			s.hub.forget(id)
-		case ctx.Err() == nil:
-			s.log.Warn("deleting ephemeral device failed", "device_id", id, "err", err)
+		}
+		if len(gone) < ephemeralBatch {
+			return
 		}
 	}
 }
-
-// errNotYet rolls back a sweep of a device seen within its grace period.
-var errNotYet = errors.New("not yet")
 
 // touchDevice records that a device was seen now (its LastSeenAt), so that every replica
 // sharing the store knows an ephemeral device is still connected somewhere.

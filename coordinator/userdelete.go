@@ -116,7 +116,6 @@ func (s *Server) DeleteUser(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	s.hub.forget(gone...)
 	s.hub.broadcast() // the user's streams and those of their organizations re-check and end
 	s.log.Info("user deleted", "user_id", id, "devices_deleted", len(gone))
 	return nil

@@ -414,4 +414,9 @@ type Tx interface {
 	OnlineDevices(ctx context.Context, orgID string, now time.Time) ([]string, error)
 	// PrunePresence deletes presence rows that expired before the given time.
 	PrunePresence(ctx context.Context, before time.Time) (int64, error)
+	// ExpiredEphemeralDevices lists at most limit (no limit when <= 0) ephemeral devices whose
+	// LastSeenAt is before seenBefore and that have no presence row unexpired at now — no
+	// replica holds their stream — oldest LastSeenAt first, then by ID: the ephemeral devices
+	// whose grace period is over, whichever replica last saw them.
+	ExpiredEphemeralDevices(ctx context.Context, seenBefore, now time.Time, limit int) ([]Device, error)
 }

@@ -2,7 +2,8 @@
 // ciphertext between devices that cannot reach each other directly.
 //
 //	relay -listen 0.0.0.0:3478 -listen2 0.0.0.0:3479 -tcp-listen 0.0.0.0:3478 \
-//	      -public-ip 198.51.100.10 -secret "$SECRET" -realm nexodus
+//	      -public-ip 198.51.100.10 -secret "$SECRET" -realm nexodus \
+//	      -metrics-listen 127.0.0.1:9090
 //
 // The secret may also come from NEXODUS_RELAY_SECRET; it must be the coordinator's
 // -relay-secret. SIGINT or SIGTERM shuts the relay down gracefully. See README.md.
@@ -48,6 +49,7 @@ func run() error {
 	authFailRate := flag.Float64("auth-failure-rate", 1, "failed authentications per second allowed from one source address once the burst is spent (negative: no limit)")
 	authFailBurst := flag.Int("auth-failure-burst", 20, "failed authentications one source address may make at once before it is throttled")
 	statsEvery := flag.Duration("stats-interval", 5*time.Minute, "how often to log counters (0: never)")
+	metricsListen := flag.String("metrics-listen", "", "TCP address serving Prometheus metrics at /metrics, e.g. 127.0.0.1:9090 (empty: off)")
 	debug := flag.Bool("debug", false, "debug logging")
 	flag.Parse()
 
@@ -124,6 +126,15 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	var metricsDone <-chan struct{} // nil without -metrics-listen: never ready
+	var ms *metricsServer
+	if *metricsListen != "" {
+		if ms, err = startMetrics(*metricsListen, srv); err != nil {
+			return errors.Join(err, srv.Close())
+		}
+		metricsDone = ms.Done()
+		logger.Info("serving metrics", "addr", ms.Addr().String())
+	}
 	var tick <-chan time.Time
 	if *statsEvery > 0 {
 		t := time.NewTicker(*statsEvery)
@@ -135,12 +146,20 @@ wait:
 		select {
 		case <-tick:
 			logStats(logger, srv.Stats())
+		case <-metricsDone:
+			logger.Error("metrics endpoint stopped; shutting down")
+			break wait
 		case <-ctx.Done():
 			break wait
 		}
 	}
 	logger.Info("shutting down")
-	err = srv.Close()
+	if ms != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = ms.Close(sctx)
+		cancel()
+	}
+	err = errors.Join(err, srv.Close())
 	logStats(logger, srv.Stats())
 	return err
 }

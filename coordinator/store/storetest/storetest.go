@@ -105,6 +105,7 @@ func Run(t *testing.T, open OpenFunc, opts ...Option) {
 		{"Signals", false, testSignals},
 		{"PruneSignals", false, testPruneSignals},
 		{"Presence", false, testPresence},
+		{"ExpiredEphemeral", false, testExpiredEphemeral},
 		{"View", false, testView},
 		{"ViewNotBlockedByWriter", false, testViewNotBlockedByWriter},
 		{"Watch", false, testWatch},
