@@ -195,6 +195,15 @@ func (b *bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 			b.log.Debug("peer path learned", "peer", p.hex[:8], "path", e.src)
 		}
 	}
+	err := b.sendToPeer(p, bufs)
+	if kind == kindInitiation {
+		b.initiationSent(p, err == nil)
+	}
+	return err
+}
+
+// sendToPeer sends by the peer's route: the relay, its path, or else every published address.
+func (b *bind) sendToPeer(p *peerState, bufs [][]byte) error {
 	relay, cur, candidates := p.path.route()
 	if relay != nil {
 		for _, buf := range bufs {

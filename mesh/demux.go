@@ -156,6 +156,7 @@ func (b *bind) classifyAndMap(pkt []byte, src netip.AddrPort, mayHold bool, cach
 		p = b.peers.byIdx(idx, cache)
 		if p != nil && kind == kindResponse {
 			p.initSentAt.Store(0)
+			b.initiationAnswered(p)
 			if b.onAnswer != nil {
 				b.onAnswer(p.key)
 			}

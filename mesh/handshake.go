@@ -73,8 +73,9 @@ func (h *heldInitiations) hold(p *peerState, pub key.Key, pkt []byte, src netip.
 }
 
 // activate marks p active and takes pub's held initiation; fresh reports whether there is one
-// young enough to replay. Without one, and if initiate, it counts an initiation to p as in
-// flight from now (under the lock, so an initiation of p that finds p active also finds it).
+// young enough to replay. Without one, and if initiate, it announces an initiation to p to the
+// crossing tie-break (under the lock, so an initiation of p that finds p active also finds
+// the announcement).
 func (h *heldInitiations) activate(p *peerState, pub key.Key, initiate bool) (held heldInitiation, fresh bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -83,7 +84,9 @@ func (h *heldInitiations) activate(p *peerState, pub key.Key, initiate bool) (he
 	fresh = ok && time.Since(held.at) <= heldInitiationTTL
 	if p != nil {
 		if !fresh && initiate {
-			p.initSentAt.Store(time.Now().UnixNano())
+			p.crossMu.Lock()
+			p.cross.expect(time.Now())
+			p.crossMu.Unlock()
 		}
 		p.active = true
 	}
@@ -92,8 +95,8 @@ func (h *heldInitiations) activate(p *peerState, pub key.Key, initiate bool) (he
 
 // activate marks a peer as running in wireguard-go and replays its held initiation, if there is
 // a fresh one. It reports whether it replayed one; if not, the caller starts a handshake when
-// this node is the preferred initiator, and activate already counts that initiation as in
-// flight, so that an initiation of the peer arriving in between is treated as crossing.
+// this node is the preferred initiator, and activate already announces that initiation, so
+// that an initiation of the peer arriving in between is treated as crossing.
 func (b *bind) activate(pub key.Key) bool {
 	held, fresh := b.held.activate(b.peer(pub), pub, b.preferredInitiator(pub))
 	if !fresh {
@@ -116,30 +119,53 @@ func (b *bind) preferredInitiator(peer key.Key) bool {
 // initiation created while the peer's is being answered cancels the answer (a 5 s stall).
 //
 // So the side with the smaller public key holds the peer's initiation back while its own is
-// less than crossingWindow old and unanswered. If the response to ours arrives within
-// crossingHold, the held initiation is discarded: one handshake, no crossing. Otherwise (our
-// initiation was lost, or the peer could not answer it) the held one is replayed and answered
-// normally, crossingHold late instead of 5 s.
+// less than crossingWindow old and unanswered — announced by activate, or sent. If the response
+// to ours arrives within crossingHold, the held initiation is discarded: one handshake, no
+// crossing. If ours turns out to have gone nowhere (no path to the peer yet, see
+// initiationSent), the held one is replayed at once: nothing can cross it, and waiting would
+// only delay the first packet. Otherwise (ours was lost, or the peer could not answer it) the
+// held one is replayed crossingHold late instead of 5 s.
 func (b *bind) holdCrossingInitiation(p *peerState, pkt []byte, src netip.AddrPort) bool {
 	if !b.preferredInitiator(p.key) {
 		return false
 	}
-	sent := p.initSentAt.Load()
-	if sent == 0 || time.Now().UnixNano()-sent > int64(crossingWindow) {
-		return false
+	p.crossMu.Lock()
+	decision, gen := p.cross.peerInitiation(time.Now(), pkt, src)
+	p.crossMu.Unlock()
+	switch decision {
+	case crossDrop:
+		return true
+	case crossHold:
+		b.log.Debug("crossing handshake: holding peer's initiation, ours is in flight", "peer", p.hex[:8])
+		time.AfterFunc(crossingHold, func() {
+			p.crossMu.Lock()
+			r, ok := p.cross.expired(gen)
+			p.crossMu.Unlock()
+			if ok {
+				b.log.Debug("crossing handshake: ours unanswered, replaying peer's initiation", "peer", p.hex[:8])
+				b.injectPacket(r.pkt, r.src)
+			}
+		})
+		return true
 	}
-	if !p.crossHeld.CompareAndSwap(false, true) {
-		return true // one is held already; the peer's retries are copies for our purpose
+	return false
+}
+
+// initiationSent tells the tie-break whether our initiation to p went out; one that went
+// nowhere releases the peer's held initiation at once.
+func (b *bind) initiationSent(p *peerState, ok bool) {
+	p.crossMu.Lock()
+	r, replay := p.cross.initiationSent(time.Now(), ok)
+	p.crossMu.Unlock()
+	if replay {
+		b.log.Debug("crossing handshake: ours found no path, replaying peer's initiation", "peer", p.hex[:8])
+		b.injectPacket(r.pkt, r.src)
 	}
-	held := bytes.Clone(pkt)
-	b.log.Debug("crossing handshake: holding peer's initiation, ours is in flight", "peer", p.hex[:8])
-	time.AfterFunc(crossingHold, func() {
-		p.crossHeld.Store(false)
-		if p.initSentAt.Load() == 0 {
-			return // our handshake was answered
-		}
-		b.log.Debug("crossing handshake: ours unanswered, replaying peer's initiation", "peer", p.hex[:8])
-		b.injectPacket(held, src)
-	})
-	return true
+}
+
+// initiationAnswered tells the tie-break that the peer answered our initiation.
+func (b *bind) initiationAnswered(p *peerState) {
+	p.crossMu.Lock()
+	p.cross.answered()
+	p.crossMu.Unlock()
 }

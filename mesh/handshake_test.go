@@ -228,9 +228,9 @@ func TestCrossingInitiation(t *testing.T) {
 				r.onAnswer = func(pub key.Key) { answers = append(answers, pub) }
 				p, _, _ := r.upsertPeer(pubI, nil)
 				r.peers.rememberIndex(p, ourIndex)
-				// Nothing to replay: as the preferred initiator, our initiation counts as sent.
+				// Nothing to replay: as the preferred initiator, our initiation is announced.
 				require.False(t, r.activate(pubI))
-				require.NotZero(t, p.initSentAt.Load(), "our initiation not in flight")
+				require.True(t, crossInFlight(p), "our initiation not in flight")
 				time.Sleep(tc.after)
 
 				ep := r.demux(pkt, src)
@@ -242,7 +242,7 @@ func TestCrossingInitiation(t *testing.T) {
 				if tc.answered {
 					r.demux(response(ourIndex), src)
 					require.Equal(t, []key.Key{pubI}, answers, "answer reported")
-					require.Zero(t, p.initSentAt.Load(), "answered initiation still in flight")
+					require.False(t, crossInFlight(p), "answered initiation still in flight")
 				}
 				time.Sleep(crossingHold - time.Millisecond)
 				synctest.Wait()
@@ -257,8 +257,51 @@ func TestCrossingInitiation(t *testing.T) {
 				require.Len(t, got, 1)
 				require.Equal(t, pkt, got[0].pkt)
 				require.False(t, got[0].fresh, "a replay goes through the tie-break again")
-				assert.False(t, p.crossHeld.Load(), "still marked as held")
+				assert.False(t, crossHeldNow(p), "still marked as held")
 			})
 		})
 	}
+}
+
+// TestCrossingInitiationNoPath: the preferred initiator's own initiation finds no path to the
+// peer (it knows no address of the peer yet, as when the peer sits behind a NAT and ICE has
+// not pinned a pair). The peer's initiation, held back while ours was announced, is then
+// replayed at once — not crossingHold later, which on a WAN was a fixed extra 250 ms on the
+// first Dial.
+func TestCrossingInitiationNoPath(t *testing.T) {
+	privR, privI := orderedKeys(t, true) // the receiver of the peer's initiation is preferred
+	pubI := privI.Public()
+	pkt, _ := initiationFrom(t, privI, privR.Public())
+	ours, _ := initiationFrom(t, privR, pubI)
+	src := ap("192.0.2.1:5000")
+	synctest.Test(t, func(t *testing.T) {
+		r := handshakeBind(privR)
+		p, _, _ := r.upsertPeer(pubI, nil) // no published address
+		require.False(t, r.activate(pubI))
+		require.Nil(t, r.demux(pkt, src), "peer's initiation held while ours is announced")
+		require.Empty(t, injectedNow(r))
+		require.ErrorIs(t, r.Send([][]byte{ours}, p.ep), errNoPath)
+		got := injectedNow(r)
+		require.Len(t, got, 1, "replayed as soon as ours found no path")
+		require.Equal(t, pkt, got[0].pkt)
+		require.Equal(t, src, got[0].src)
+		require.False(t, crossInFlight(p), "an initiation that went nowhere is not in flight")
+		time.Sleep(crossingHold)
+		synctest.Wait()
+		require.Empty(t, injectedNow(r), "replayed twice")
+		// A new initiation of the peer now goes on to wireguard-go.
+		require.NotNil(t, r.demux(pkt, src))
+	})
+}
+
+func crossInFlight(p *peerState) bool {
+	p.crossMu.Lock()
+	defer p.crossMu.Unlock()
+	return p.cross.inFlight(time.Now())
+}
+
+func crossHeldNow(p *peerState) bool {
+	p.crossMu.Lock()
+	defer p.crossMu.Unlock()
+	return p.cross.heldNow()
 }

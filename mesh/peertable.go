@@ -33,8 +33,10 @@ type peerState struct {
 	// heldInitiations.mu (see handshake.go).
 	active bool
 
-	initSentAt atomic.Int64 // unix ns of our last initiation to the peer; 0 once answered
-	crossHeld  atomic.Bool  // an initiation of the peer is held by the crossing tie-break
+	initSentAt atomic.Int64 // unix ns of our last initiation attempt (early retries); 0 once answered
+
+	crossMu sync.Mutex
+	cross   crossing // the crossing tie-break (crossing.go); guarded by crossMu
 }
 
 func newPeerState(pub key.Key) *peerState {
