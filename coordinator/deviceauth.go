@@ -265,10 +265,10 @@ func (w *web) handleDeviceCode(rw http.ResponseWriter, r *http.Request) {
 		var clientID string
 		if clientID, oerr = parseDeviceCodeRequest(form); oerr == nil {
 			if err := w.s.limitUnauthenticated(r); err != nil {
-				w.s.writeError(rw, r, err)
-				return
-			}
-			if !w.limiter.Allow() {
+				// In OAuth's own form, which a device client reads; Retry-After says when.
+				setRetryAfter(rw, err)
+				oerr = oauthErr(http.StatusTooManyRequests, api.OAuthSlowDown, "too many requests from this address: try again later")
+			} else if !w.limiter.Allow() {
 				oerr = oauthErr(http.StatusTooManyRequests, api.OAuthSlowDown, "too many logins are starting: try again in a minute")
 			} else {
 				resp, err := w.s.startDeviceAuth(r.Context(), clientID)
@@ -292,19 +292,20 @@ func (w *web) handleToken(rw http.ResponseWriter, r *http.Request) {
 		var clientID, code string
 		if clientID, code, oerr = parseDeviceTokenRequest(form); oerr == nil {
 			if err := w.s.limitUnauthenticated(r); err != nil {
-				w.s.writeError(rw, r, err)
-				return
-			}
-			tok, err := w.s.pollDeviceAuth(r.Context(), clientID, code)
-			if err == nil {
-				rw.Header().Set("Cache-Control", "no-store")
-				rw.Header().Set("Pragma", "no-cache")
-				writeJSON(rw, http.StatusOK, tok)
-				return
-			}
-			if !errors.As(err, &oerr) {
-				w.s.writeError(rw, r, err)
-				return
+				setRetryAfter(rw, err)
+				oerr = oauthErr(http.StatusTooManyRequests, api.OAuthSlowDown, "too many requests from this address: try again later")
+			} else {
+				tok, err := w.s.pollDeviceAuth(r.Context(), clientID, code)
+				if err == nil {
+					rw.Header().Set("Cache-Control", "no-store")
+					rw.Header().Set("Pragma", "no-cache")
+					writeJSON(rw, http.StatusOK, tok)
+					return
+				}
+				if !errors.As(err, &oerr) {
+					w.s.writeError(rw, r, err)
+					return
+				}
 			}
 		}
 	}
