@@ -21,15 +21,16 @@ func TestImportRules(t *testing.T) {
 	// allowed lists, per package, the only project packages its non-test code may import
 	// directly ("" is the root package).
 	allowed := map[string][]string{
-		"":                   {"internal/engine"},
-		"internal/engine":    {"api", "client", "key", "mesh", "natt"},
-		"mesh":               {"key", "internal/sockbuf"},
-		"natt":               {"key", "internal/sockbuf"},
-		"relay":              {"internal/turncred", "internal/sockbuf", "internal/ratelimit"},
-		"internal/ratelimit": {},
-		"client":             {"api", "internal/sealbox"},
-		"api":                {},
-		"key":                {},
+		"":                     {"internal/engine"},
+		"internal/engine":      {"api", "client", "key", "mesh", "natt", "internal/privatefile"},
+		"mesh":                 {"key", "internal/sockbuf"},
+		"natt":                 {"key", "internal/sockbuf"},
+		"relay":                {"internal/turncred", "internal/sockbuf", "internal/ratelimit"},
+		"internal/ratelimit":   {},
+		"internal/privatefile": {},
+		"client":               {"api", "internal/sealbox"},
+		"api":                  {},
+		"key":                  {},
 		// The Prometheus collector over a Node stands beside the root package, so that
 		// embedding a Node does not pull in client_golang (checked below).
 		"nexodusprom": {""},
@@ -37,12 +38,13 @@ func TestImportRules(t *testing.T) {
 	// The storage engines (SQLite, and PostgreSQL through github.com/jackc/pgx/v5) stand on the
 	// store interface and the change queue they share; the suite and pgtest are for tests.
 	for pkg, deps := range map[string][]string{
-		"coordinator/store":                 {},
-		"coordinator/store/internal/watch":  {"coordinator/store"},
-		"coordinator/store/sqlite":          {"coordinator/store", "coordinator/store/internal/watch"},
-		"coordinator/store/postgres":        {"coordinator/store", "coordinator/store/internal/watch"},
-		"coordinator/store/postgres/pgtest": {},
-		"coordinator/store/storetest":       {"coordinator/store"},
+		"coordinator/store":                     {},
+		"coordinator/store/internal/watch":      {"coordinator/store"},
+		"coordinator/store/internal/migrations": {},
+		"coordinator/store/sqlite":              {"coordinator/store", "coordinator/store/internal/watch", "coordinator/store/internal/migrations"},
+		"coordinator/store/postgres":            {"coordinator/store", "coordinator/store/internal/watch", "coordinator/store/internal/migrations"},
+		"coordinator/store/postgres/pgtest":     {},
+		"coordinator/store/storetest":           {"coordinator/store"},
 	} {
 		allowed[pkg] = deps
 	}

@@ -261,55 +261,65 @@ const maxOAuthForm = 4 << 10
 // handleDeviceCode serves POST /oauth/device/code.
 func (w *web) handleDeviceCode(rw http.ResponseWriter, r *http.Request) {
 	form, oerr := w.oauthForm(rw, r)
+	var clientID string
 	if oerr == nil {
-		var clientID string
-		if clientID, oerr = parseDeviceCodeRequest(form); oerr == nil {
-			if err := w.s.limitUnauthenticated(r); err != nil {
-				// In OAuth's own form, which a device client reads; Retry-After says when.
-				setRetryAfter(rw, err)
-				oerr = oauthErr(http.StatusTooManyRequests, api.OAuthSlowDown, "too many requests from this address: try again later")
-			} else if !w.limiter.Allow() {
-				oerr = oauthErr(http.StatusTooManyRequests, api.OAuthSlowDown, "too many logins are starting: try again in a minute")
-			} else {
-				resp, err := w.s.startDeviceAuth(r.Context(), clientID)
-				if err == nil {
-					rw.Header().Set("Cache-Control", "no-store")
-					writeJSON(rw, http.StatusOK, resp)
-					return
-				}
-				w.s.writeError(rw, r, err)
-				return
-			}
-		}
+		clientID, oerr = parseDeviceCodeRequest(form)
 	}
-	w.writeOAuthError(rw, oerr)
+	if oerr == nil {
+		oerr = w.limitSource(rw, r)
+	}
+	if oerr == nil && !w.limiter.Allow() {
+		oerr = oauthErr(http.StatusTooManyRequests, api.OAuthSlowDown, "too many logins are starting: try again in a minute")
+	}
+	if oerr != nil {
+		w.writeOAuthError(rw, oerr)
+		return
+	}
+	resp, err := w.s.startDeviceAuth(r.Context(), clientID)
+	if err != nil {
+		w.s.writeError(rw, r, err)
+		return
+	}
+	rw.Header().Set("Cache-Control", "no-store")
+	writeJSON(rw, http.StatusOK, resp)
 }
 
 // handleToken serves POST /oauth/token.
 func (w *web) handleToken(rw http.ResponseWriter, r *http.Request) {
 	form, oerr := w.oauthForm(rw, r)
+	var clientID, code string
 	if oerr == nil {
-		var clientID, code string
-		if clientID, code, oerr = parseDeviceTokenRequest(form); oerr == nil {
-			if err := w.s.limitUnauthenticated(r); err != nil {
-				setRetryAfter(rw, err)
-				oerr = oauthErr(http.StatusTooManyRequests, api.OAuthSlowDown, "too many requests from this address: try again later")
-			} else {
-				tok, err := w.s.pollDeviceAuth(r.Context(), clientID, code)
-				if err == nil {
-					rw.Header().Set("Cache-Control", "no-store")
-					rw.Header().Set("Pragma", "no-cache")
-					writeJSON(rw, http.StatusOK, tok)
-					return
-				}
-				if !errors.As(err, &oerr) {
-					w.s.writeError(rw, r, err)
-					return
-				}
-			}
-		}
+		clientID, code, oerr = parseDeviceTokenRequest(form)
 	}
-	w.writeOAuthError(rw, oerr)
+	if oerr == nil {
+		oerr = w.limitSource(rw, r)
+	}
+	if oerr != nil {
+		w.writeOAuthError(rw, oerr)
+		return
+	}
+	tok, err := w.s.pollDeviceAuth(r.Context(), clientID, code)
+	switch {
+	case errors.As(err, &oerr):
+		w.writeOAuthError(rw, oerr)
+	case err != nil:
+		w.s.writeError(rw, r, err)
+	default:
+		rw.Header().Set("Cache-Control", "no-store")
+		rw.Header().Set("Pragma", "no-cache")
+		writeJSON(rw, http.StatusOK, tok)
+	}
+}
+
+// limitSource charges an OAuth request to its source address; over the limit it answers in
+// OAuth's own form (slow_down), which a device client reads, with Retry-After saying when.
+func (w *web) limitSource(rw http.ResponseWriter, r *http.Request) *oauthError {
+	err := w.s.limitUnauthenticated(r)
+	if err == nil {
+		return nil
+	}
+	setRetryAfter(rw, err)
+	return oauthErr(http.StatusTooManyRequests, api.OAuthSlowDown, "too many requests from this address: try again later")
 }
 
 // oauthForm reads the size-limited form body of an OAuth endpoint.

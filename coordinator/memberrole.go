@@ -42,11 +42,7 @@ func (s *Server) setMemberRole(ctx context.Context, p Principal, id, uid string,
 
 // handleSetMemberRole serves PATCH /organizations/{id}/members/{user_id}.
 func (s *Server) handleSetMemberRole(w http.ResponseWriter, r *http.Request, p Principal) error {
-	id, err := pathID(r, "id", "organization id")
-	if err != nil {
-		return err
-	}
-	uid, err := pathID(r, "user_id", "user id")
+	id, uid, err := memberPath(r)
 	if err != nil {
 		return err
 	}

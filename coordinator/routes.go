@@ -153,12 +153,17 @@ func (s *Server) handleRegisterDevice(w http.ResponseWriter, r *http.Request, p 
 	return reply(w, status, resp, err)
 }
 
-func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request, p Principal) error {
-	id, err := pathID(r, "id", "organization id")
-	if err != nil {
-		return err
+// memberPath reads the organization and user IDs of /organizations/{id}/members/{user_id}.
+func memberPath(r *http.Request) (orgID, userID string, err error) {
+	if orgID, err = pathID(r, "id", "organization id"); err != nil {
+		return "", "", err
 	}
-	uid, err := pathID(r, "user_id", "user id")
+	userID, err = pathID(r, "user_id", "user id")
+	return orgID, userID, err
+}
+
+func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request, p Principal) error {
+	id, uid, err := memberPath(r)
 	if err != nil {
 		return err
 	}

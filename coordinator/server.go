@@ -87,10 +87,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.bgCancel = cancel
-	s.bgWG.Go(func() { s.sweeper(bg) })
-	if s.web != nil {
-		s.bgWG.Go(func() { s.web.pruner(bg) })
-	}
+	s.bgWG.Go(func() { s.sweeper(bg) }) // also prunes expired sessions, sign-ins and device logins
 	return s, nil
 }
 

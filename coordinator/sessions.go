@@ -113,24 +113,3 @@ func (w *web) endSession(ctx context.Context, rw http.ResponseWriter, sess sessi
 	}
 	return err
 }
-
-// pruner deletes expired sessions, sign-ins and device logins every Config.SweepInterval
-// until ctx ends.
-func (w *web) pruner(ctx context.Context) {
-	t := time.NewTicker(w.s.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		n, err := inTx(ctx, w.s.store, func(tx store.Tx) (int64, error) { return tx.PruneAuth(ctx, w.s.now()) })
-		switch {
-		case err != nil && ctx.Err() == nil:
-			w.s.log.Warn("pruning expired sessions failed", "err", err)
-		case n > 0:
-			w.s.log.Debug("pruned expired sessions and logins", "count", n)
-		}
-	}
-}

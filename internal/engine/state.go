@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nexodus-sdk/nexodus/internal/privatefile"
 	"github.com/nexodus-sdk/nexodus/key"
 )
 
@@ -55,7 +56,7 @@ func (s stateStore) loadOrCreateKey() (key.Key, error) {
 		if err != nil {
 			return key.Key{}, err
 		}
-		if err := writeFileAtomic(path, []byte(k.String()+"\n")); err != nil {
+		if err := privatefile.Write(path, []byte(k.String()+"\n")); err != nil {
 			return key.Key{}, fmt.Errorf("save key: %w", err)
 		}
 		return k, nil
@@ -91,34 +92,8 @@ func (s stateStore) saveDevice(st deviceState) error {
 	if err != nil {
 		return fmt.Errorf("save device state: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(s.dir, deviceFile), b); err != nil {
+	if err := privatefile.Write(filepath.Join(s.dir, deviceFile), b); err != nil {
 		return fmt.Errorf("save device state: %w", err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes a 0600 file through a temporary file and a rename, so a crash never
-// leaves a half-written key or token behind.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

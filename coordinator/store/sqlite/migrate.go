@@ -6,11 +6,10 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nexodus-sdk/nexodus/coordinator/store/internal/migrations"
 )
 
 // migrationFiles holds the schema history as NNNN_name.sql files, applied in number order.
@@ -32,30 +31,13 @@ type migration struct {
 const noForeignKeysMarker = "nexodus:foreign-keys-off"
 
 func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	loaded, err := migrations.Load(migrationFiles)
 	if err != nil {
 		return nil, err
 	}
-	var ms []migration
-	for _, e := range entries {
-		name := e.Name()
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %q: name must start with a positive number and _", name)
-		}
-		body, err := fs.ReadFile(migrationFiles, "migrations/"+name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(body),
-			noForeignKeys: strings.Contains(string(body), noForeignKeysMarker)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i := range ms {
-		if ms[i].version != i+1 {
-			return nil, fmt.Errorf("migration %q: versions must be 1, 2, 3, ... without gaps", ms[i].name)
-		}
+	ms := make([]migration, len(loaded))
+	for i, m := range loaded {
+		ms[i] = migration{version: m.Version, name: m.Name, sql: m.SQL, noForeignKeys: strings.Contains(m.SQL, noForeignKeysMarker)}
 	}
 	return ms, nil
 }
