@@ -66,6 +66,17 @@ func TestDeletedOrganizationCutsNodeOff(t *testing.T) {
 	assert.Contains(t, n.Status().Stopped, "organization")
 }
 
+// Deleting the user who registered a node takes its device with them: the node says so.
+func TestDeletedUserCutsNodeOff(t *testing.T) {
+	kit := nexodustest.New(t, nexodustest.WithoutRelay())
+	carol := kit.NewUser("carol")
+	n := kit.Up("carols", nexodustest.WithAuthKey(kit.RegKey(carol, "")))
+	require.NoError(t, kit.Admin().DeleteUser(kit.Context(), carol.ID))
+	require.Eventually(t, func() bool { return closed(n.Done()) }, nexodustest.Timeout, 10*time.Millisecond, "carol's node to stop")
+	require.ErrorIs(t, n.Err(), nexodus.ErrUserDeleted)
+	require.ErrorIs(t, n.Err(), nexodus.ErrDeviceRemoved)
+}
+
 // A Node's Err after Close is net.ErrClosed, and Done is closed even for a node never started.
 func TestDoneAfterClose(t *testing.T) {
 	n := &nexodus.Node{ControlURL: "http://127.0.0.1:1", AuthKey: "x", Hostname: "never"}

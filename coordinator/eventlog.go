@@ -118,16 +118,17 @@ func checkMember(ctx context.Context, tx store.Tx, st *stream, now time.Time) (s
 	return subjectRevoked, err
 }
 
-// goneReason tells why a stream's device or membership is gone: with its organization, with
-// its user, or on its own (def).
+// goneReason tells why a stream's device or membership is gone: with its user, with its
+// organization, or on its own (def). The user comes first: deleting a user deletes their
+// personal organization too (with the device.removed events in its log), and the user is why.
 func goneReason(ctx context.Context, tx store.Tx, orgID, userID string, def api.Reason) (api.Reason, error) {
-	if _, err := tx.GetOrganization(ctx, orgID); errors.Is(err, store.ErrNotFound) {
-		return api.ReasonOrganizationDeleted, nil
+	if _, err := tx.GetUser(ctx, userID); errors.Is(err, store.ErrNotFound) {
+		return api.ReasonUserDeleted, nil
 	} else if err != nil {
 		return "", err
 	}
-	if _, err := tx.GetUser(ctx, userID); errors.Is(err, store.ErrNotFound) {
-		return api.ReasonUserDeleted, nil
+	if _, err := tx.GetOrganization(ctx, orgID); errors.Is(err, store.ErrNotFound) {
+		return api.ReasonOrganizationDeleted, nil
 	} else if err != nil {
 		return "", err
 	}
